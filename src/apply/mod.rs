@@ -1,0 +1,254 @@
+//! Executes a plan: walks its step graph with bounded concurrency, journals each call's intent
+//! and records each result in the state as soon as it lands. Never reads the stack file.
+
+mod progress;
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use thiserror::Error;
+use tokio::sync::watch;
+
+pub use progress::Progress;
+
+use crate::cloud::{Cloud, CloudError, Created, Ids};
+use crate::model::{Address, Spec, resources::sha256_hex};
+use crate::plan::graph::{self, CycleError, Step, StepKind};
+use crate::plan::{Action, Plan};
+use crate::state::{Intent, LocalBackend, State, StateError};
+use progress::elapsed;
+
+pub struct Options {
+    pub parallelism: usize,
+    /// Becomes true on Ctrl-C: no new step starts, the ones in flight finish and are recorded.
+    pub cancel: watch::Receiver<bool>,
+}
+
+#[derive(Debug, Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Graph(#[from] CycleError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("{} step(s) failed:\n{}", .0.len(), .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Failed(Vec<CloudError>),
+    #[error("interrupted: {done} of {total} steps finished and are recorded; run `infra apply` again to finish")]
+    Interrupted { done: usize, total: usize },
+}
+
+/// The state as apply changes it: every change is written to disk at once.
+pub struct Journal<'a> {
+    pub backend: &'a LocalBackend,
+    pub state: State,
+}
+
+impl Journal<'_> {
+    fn save(&mut self) -> Result<(), StateError> {
+        self.backend.save(&mut self.state)
+    }
+
+    fn intend(&mut self, addresses: &[&Address], action: &str) -> Result<(), StateError> {
+        let started = chrono::Utc::now();
+        for a in addresses {
+            self.state.pending.push(Intent { address: (*a).clone(), action: action.to_string(), started });
+        }
+        self.save()
+    }
+
+    fn settle(&mut self, address: &Address) {
+        self.state.pending.retain(|i| &i.address != address);
+    }
+}
+
+struct Outcome {
+    step: usize,
+    started: Instant,
+    result: Result<Vec<(Address, Option<Created>)>, CloudError>,
+}
+
+pub async fn apply(plan: &Plan, cloud: &Cloud, journal: &mut Journal<'_>, mut opts: Options) -> Result<usize, ApplyError> {
+    sync_unchanged(plan, journal)?;
+    let steps = graph::steps(&plan.changes)?;
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let progress = Progress::new(steps.len());
+    let mut waiting: Vec<usize> = steps.iter().map(|s| s.after.len()).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+    for (i, s) in steps.iter().enumerate() {
+        for &d in &s.after {
+            dependents[d].push(i);
+        }
+    }
+    let mut ready: VecDeque<usize> = (0..steps.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut in_flight = FuturesUnordered::new();
+    let (mut done, mut failures, mut cancelled) = (0, Vec::new(), *opts.cancel.borrow());
+    loop {
+        while in_flight.len() < opts.parallelism.max(1) && failures.is_empty() && !cancelled {
+            let Some(i) = ready.pop_front() else { break };
+            let step = &steps[i];
+            let addresses: Vec<&Address> = step.changes.iter().map(|&c| &plan.changes[c].address).collect();
+            let verb = match step.kind {
+                StepKind::Create => "Creating",
+                StepKind::Update => "Modifying",
+                StepKind::Delete => "Destroying",
+            };
+            journal.intend(&addresses, &verb.to_lowercase())?;
+            progress.line(format!("{}: {verb}...", join(&addresses)));
+            let mut ids: Ids = journal.state.resources.iter().map(|(a, r)| (a.clone(), r.id.clone())).collect();
+            for (a, r) in &plan.unchanged {
+                ids.entry(a.clone()).or_insert_with(|| r.id.clone());
+            }
+            let token = sha256_hex(&format!("{run_id}{}", join(&addresses)))[..64].to_string();
+            in_flight.push(async move {
+                let started = Instant::now();
+                let result = run_step(plan, step, cloud, &ids, &token).await;
+                Outcome { step: i, started, result }
+            });
+        }
+        if in_flight.is_empty() {
+            break;
+        }
+        let outcome = tokio::select! {
+            Some(o) = in_flight.next() => o,
+            _ = opts.cancel.changed(), if !cancelled => {
+                cancelled = true;
+                progress.line("Interrupt received: waiting for the calls in flight to finish, then stopping.");
+                continue;
+            }
+        };
+        let step = &steps[outcome.step];
+        let addresses: Vec<&Address> = step.changes.iter().map(|&c| &plan.changes[c].address).collect();
+        match outcome.result {
+            Ok(results) => {
+                for (address, created) in results {
+                    record(journal, plan, step, &address, created);
+                    journal.settle(&address);
+                }
+                journal.save()?;
+                let what = match step.kind {
+                    StepKind::Create => "Creation",
+                    StepKind::Update => "Modifications",
+                    StepKind::Delete => "Destruction",
+                };
+                let ids = addresses.iter().filter_map(|a| journal.state.id_of(a)).collect::<Vec<_>>().join(", ");
+                let ids = if ids.is_empty() || step.kind == StepKind::Delete { String::new() } else { format!(" [id={ids}]") };
+                progress.line(format!("{}: {what} complete after {}{ids}", join(&addresses), elapsed(outcome.started.elapsed())));
+                progress.step_done();
+                done += 1;
+                for &d in &dependents[outcome.step] {
+                    waiting[d] -= 1;
+                    if waiting[d] == 0 {
+                        ready.push_back(d);
+                    }
+                }
+            }
+            Err(e) => {
+                for a in &addresses {
+                    journal.settle(a);
+                }
+                journal.save()?;
+                progress.line(format!("{}: failed after {}", join(&addresses), elapsed(outcome.started.elapsed())));
+                failures.push(e);
+            }
+        }
+    }
+    progress.finish();
+    if !failures.is_empty() {
+        return Err(ApplyError::Failed(failures));
+    }
+    if done < steps.len() {
+        return Err(ApplyError::Interrupted { done, total: steps.len() });
+    }
+    Ok(done)
+}
+
+/// Brings the state in line with what the plan saw unchanged: adopts objects the state had lost
+/// and forgets ones that no longer exist.
+fn sync_unchanged(plan: &Plan, journal: &mut Journal<'_>) -> Result<(), StateError> {
+    let state = &mut journal.state;
+    let before = state.resources.clone();
+    let changing: Vec<&Address> = plan.changes.iter().filter(|c| c.action != Action::Create).map(|c| &c.address).collect();
+    state.resources.retain(|a, _| plan.unchanged.contains_key(a) || changing.contains(&a));
+    for (a, r) in &plan.unchanged {
+        state.resources.insert(a.clone(), r.clone());
+    }
+    for c in plan.changes.iter().filter(|c| c.action != Action::Create) {
+        if let (Some(id), Some(before)) = (&c.id, &c.before) {
+            let outputs = state.resources.get(&c.address).map(|r| r.outputs.clone()).unwrap_or_default();
+            state.record(c.address.clone(), id.clone(), before.clone(), outputs);
+        }
+    }
+    if state.resources != before || state.serial == 0 {
+        journal.save()?;
+    }
+    Ok(())
+}
+
+async fn run_step(
+    plan: &Plan,
+    step: &Step,
+    cloud: &Cloud,
+    ids: &Ids,
+    token: &str,
+) -> Result<Vec<(Address, Option<Created>)>, CloudError> {
+    let change = &plan.changes[step.changes[0]];
+    let a = &change.address;
+    match step.kind {
+        StepKind::Create => {
+            if let Some(Spec::Instance(_)) = &change.after {
+                let batch: Vec<_> = step
+                    .changes
+                    .iter()
+                    .map(|&c| {
+                        let Some(Spec::Instance(spec)) = &plan.changes[c].after else { unreachable!("batched instances") };
+                        (plan.changes[c].address.clone(), spec.clone())
+                    })
+                    .collect();
+                let launched = cloud.launch(&batch, ids, token).await?;
+                return Ok(launched.into_iter().map(|(a, c)| (a, Some(c))).collect());
+            }
+            let spec = change.after.as_ref().expect("a create has an after");
+            Ok(vec![(a.clone(), Some(cloud.create(a, spec, ids).await?))])
+        }
+        StepKind::Update => {
+            let (before, after) = (change.before.as_ref().expect("before"), change.after.as_ref().expect("after"));
+            let id = change.id.as_deref().unwrap_or_default();
+            cloud.update(a, id, before, after, ids).await?;
+            Ok(vec![(a.clone(), None)])
+        }
+        StepKind::Delete => {
+            let before = change.before.as_ref().expect("a delete has a before");
+            cloud.delete(a, change.id.as_deref().unwrap_or_default(), before).await?;
+            Ok(vec![(a.clone(), None)])
+        }
+    }
+}
+
+fn record(journal: &mut Journal<'_>, plan: &Plan, step: &Step, address: &Address, created: Option<Created>) {
+    let state = &mut journal.state;
+    match (step.kind, created) {
+        (StepKind::Create, Some(c)) => state.record(address.clone(), c.id, c.spec, c.outputs),
+        (StepKind::Update, _) => {
+            let change = plan.changes.iter().find(|c| &c.address == address).expect("step's change");
+            let current = state.resources.get(address);
+            let outputs = current.map(|r| r.outputs.clone()).unwrap_or_default();
+            let id = change.id.clone().unwrap_or_default();
+            state.record(address.clone(), id, change.after.clone().expect("after"), outputs);
+        }
+        (StepKind::Delete, _) => {
+            state.resources.remove(address);
+        }
+        (StepKind::Create, None) => {}
+    }
+}
+
+fn join(addresses: &[&Address]) -> String {
+    addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// Counts of what an apply changed, for its closing line.
+pub fn closing_line(plan: &Plan) -> String {
+    let s = plan.summary();
+    format!("Apply complete! Resources: {} added, {} changed, {} destroyed.", s.add, s.change, s.destroy)
+}

@@ -1,0 +1,110 @@
+//! Command-line interface: clap definitions; each command parses and calls one operation.
+
+mod apply;
+mod plan;
+mod simple;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::cloud::CallLog;
+use crate::ops::{self, Context, OpsError, Workspace};
+
+#[derive(Debug, Parser)]
+#[command(name = "infra", version, about = "Provision and run Docker Swarm clusters on AWS, as code")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The stack: NAME for stacks/NAME.toml (default: the only file in stacks/).
+    #[arg(short, long, global = true, env = "INFRA_STACK")]
+    pub stack: Option<String>,
+    /// A template variable, KEY=VALUE (repeatable); it must be declared in [vars].
+    #[arg(long = "var", global = true, value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// No colours (also when NO_COLOR is set or output is not a terminal).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Debug logs on stderr, including every AWS call (RUST_LOG works too).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Work in this directory instead of the current one.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub chdir: Option<std::path::PathBuf>,
+}
+
+impl Global {
+    pub fn color(&self) -> bool {
+        !self.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+    }
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.trim().to_string(), v.to_string())).ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the stack file; errors point at file:line:col.
+    Validate,
+    /// Compare the stack file with what exists and show what apply would change.
+    Plan(plan::PlanArgs),
+    /// Make it so: apply a fresh plan (asks first) or a plan saved with `plan --out`.
+    Apply(apply::ApplyArgs),
+    /// Remove every object the stack owns.
+    Destroy(apply::DestroyArgs),
+    /// Show the load balancer's DNS name and the nodes, from the state.
+    Output(simple::OutputArgs),
+    /// Release a lock left behind by a run that crashed.
+    ForceUnlock(simple::UnlockArgs),
+}
+
+pub async fn run(cli: Cli) -> Result<ExitCode, OpsError> {
+    let root = match &cli.global.chdir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().map_err(|source| OpsError::Io { what: "no working directory", path: ".".into(), source })?,
+    };
+    let ctx = Context {
+        workspace: Workspace::find(&root, cli.global.stack.as_deref())?,
+        vars: cli.global.vars.iter().cloned().collect(),
+        color: cli.global.color(),
+        calls: CallLog::default(),
+    };
+    let code = match cli.command {
+        Command::Validate => ops::validate(&ctx).map(|_| ExitCode::SUCCESS),
+        Command::Plan(args) => plan::run(&ctx, args).await,
+        Command::Apply(args) => apply::run(&ctx, args).await,
+        Command::Destroy(args) => apply::run_destroy(&ctx, args).await,
+        Command::Output(args) => simple::output(&ctx, args),
+        Command::ForceUnlock(args) => simple::unlock(&ctx, args),
+    };
+    tracing::debug!(target: "infra::aws", total = ctx.calls.total(), calls = ?ctx.calls.counts(), "AWS calls made");
+    code
+}
+
+/// Errors for people: config errors with the offending line and a caret, others as text.
+pub fn render_error(e: &OpsError, color: bool) -> String {
+    use miette::{GraphicalReportHandler, GraphicalTheme};
+    if let OpsError::Config(_) = e {
+        let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+        let mut out = String::new();
+        if GraphicalReportHandler::new_themed(theme).render_report(&mut out, e).is_ok() {
+            return out;
+        }
+    }
+    format!("Error: {e}\n")
+}
+
+pub fn init_logging(verbose: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if verbose { "warn,infra=debug" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

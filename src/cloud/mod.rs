@@ -1,0 +1,192 @@
+//! AWS: reading what the stack owns, and the calls that change it. Knows nothing of plans.
+
+mod calls;
+mod ec2;
+mod elb;
+mod read;
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use backon::{ExponentialBuilder, Retryable};
+use thiserror::Error;
+
+pub use calls::CallLog;
+
+use crate::model::{Address, Observed};
+
+/// Clients for the services a stack uses, and the stack's name for tags.
+#[derive(Clone, Debug)]
+pub struct Cloud {
+    pub(crate) ec2: aws_sdk_ec2::Client,
+    pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub(crate) ssm: aws_sdk_ssm::Client,
+    pub(crate) stack: String,
+}
+
+/// Ids of objects already created, by address: how references are turned into AWS ids.
+pub type Ids = BTreeMap<Address, String>;
+
+#[derive(Debug, Error)]
+pub enum CloudError {
+    #[error("{call} for {resource} failed: {detail}\n  {hint}")]
+    Call { resource: String, call: &'static str, code: Option<String>, detail: String, hint: &'static str },
+    #[error("{resource}: {message}")]
+    Invalid { resource: String, message: String },
+    #[error(
+        "no AWS region is set: put `region = \"…\"` in the stack file, or set AWS_REGION or a profile's region"
+    )]
+    NoRegion,
+}
+
+impl CloudError {
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            CloudError::Call { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Maps an SDK error to one that names the resource, the call and what to do next.
+pub(crate) fn fail<E>(resource: impl Display, call: &'static str) -> impl FnOnce(E) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    move |e| {
+        let code = e.code().map(str::to_string);
+        let detail = match (e.code(), e.message()) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            (Some(c), None) => c.to_string(),
+            _ => DisplayErrorContext(&e).to_string(),
+        };
+        CloudError::Call { resource: resource.to_string(), call, hint: hint(code.as_deref()), code, detail }
+    }
+}
+
+fn hint(code: Option<&str>) -> &'static str {
+    match code {
+        Some(c) if c.contains("Unauthorized") || c.contains("AccessDenied") || c.contains("AuthFailure") => {
+            "Check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and their IAM permissions."
+        }
+        Some(c) if c.contains("Throttl") || c.contains("LimitExceeded") => {
+            "AWS is throttling or a quota is reached: wait, lower --parallelism, or raise the quota, then apply again."
+        }
+        Some("DependencyViolation" | "ResourceInUse") => {
+            "Something outside this stack still uses it: remove that dependency, then run the command again."
+        }
+        Some(_) => "Fix the cause above, then run `infra apply` again: finished steps are kept in the state.",
+        None => "Check network access to AWS (and AWS_ENDPOINT_URL if set), then run the command again.",
+    }
+}
+
+/// Retries a call while AWS answers with one of `codes`: the eventual consistency right after a
+/// create (`…NotFound`), or a dependency still being released (`DependencyViolation`).
+pub(crate) async fn retry_on<T, F, Fut>(codes: &[&str], f: F) -> Result<T, CloudError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CloudError>>,
+{
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(250))
+        .with_max_delay(Duration::from_secs(15))
+        .with_max_times(12)
+        .with_jitter();
+    f.retry(backoff)
+        .when(|e: &CloudError| e.code().is_some_and(|c| codes.contains(&c)))
+        .notify(|e, wait| tracing::debug!("retrying in {wait:?} after: {e}"))
+        .await
+}
+
+pub(crate) const NOT_FOUND_YET: &[&str] = &[
+    "InvalidVpcID.NotFound",
+    "InvalidSubnetID.NotFound",
+    "InvalidGroup.NotFound",
+    "InvalidInstanceID.NotFound",
+    "InvalidInternetGatewayID.NotFound",
+    "InvalidRouteTableID.NotFound",
+    "InvalidKeyPair.NotFound",
+    "TargetGroupNotFound",
+    "LoadBalancerNotFound",
+];
+pub(crate) const IN_USE: &[&str] = &["DependencyViolation", "ResourceInUse", "InvalidGroup.InUse"];
+
+/// The AWS id behind an address. Live specs name objects outside the stack by their raw id
+/// (`sg-…`, `i-…`, an ARN); those pass through unchanged.
+pub(crate) fn id_of(ids: &Ids, address: &Address, needed_by: &Address) -> Result<String, CloudError> {
+    let raw = ["sg-", "subnet-", "vpc-", "igw-", "i-", "arn:"].iter().any(|p| address.as_str().starts_with(p));
+    if raw {
+        return Ok(address.to_string());
+    }
+    ids.get(address).cloned().ok_or_else(|| CloudError::Invalid {
+        resource: needed_by.to_string(),
+        message: format!("needs {address}, which has no id yet; run `infra apply` again"),
+    })
+}
+
+/// What a create returns: the new object's id and the facts AWS assigned to it.
+pub type Created = Observed;
+
+impl Cloud {
+    /// Clients from the standard AWS chain (profile, environment, `AWS_ENDPOINT_URL`, …); the
+    /// stack's region, when it names one, wins over the chain's.
+    pub async fn connect(stack: &str, region: Option<&str>, call_log: CallLog) -> Result<Cloud, CloudError> {
+        use aws_smithy_http_client::tls;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .retry_config(RetryConfig::standard().with_max_attempts(8).with_max_backoff(Duration::from_secs(20)));
+        if let Some(region) = region {
+            loader = loader.region(aws_config::Region::new(region.to_string()));
+        }
+        let conf = loader.load().await;
+        if conf.region().is_none() {
+            return Err(CloudError::NoRegion);
+        }
+        let ec2 = aws_sdk_ec2::config::Builder::from(&conf).interceptor(call_log.clone()).build();
+        let elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(&conf).interceptor(call_log.clone()).build();
+        let ssm = aws_sdk_ssm::config::Builder::from(&conf).interceptor(call_log).build();
+        Ok(Cloud {
+            ec2: aws_sdk_ec2::Client::from_conf(ec2),
+            elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(elb),
+            ssm: aws_sdk_ssm::Client::from_conf(ssm),
+            stack: stack.to_string(),
+        })
+    }
+
+    /// Resolves a public SSM parameter such as `/aws/service/canonical/…/ami-id` to its value.
+    pub async fn ssm_parameter(&self, name: &str) -> Result<String, CloudError> {
+        let out = self.ssm.get_parameter().name(name).send().await.map_err(fail(format!("AMI parameter {name}"), "ssm:GetParameter"))?;
+        out.parameter.and_then(|p| p.value).ok_or_else(|| CloudError::Invalid {
+            resource: format!("AMI parameter {name}"),
+            message: "has no value".into(),
+        })
+    }
+}
+
+impl Cloud {
+    pub async fn create(&self, address: &Address, spec: &crate::model::Spec, ids: &Ids) -> Result<Created, CloudError> {
+        if is_elb(spec) { self.create_elb(address, spec, ids).await } else { self.create_ec2(address, spec, ids).await }
+    }
+
+    pub async fn update(&self, address: &Address, id: &str, before: &crate::model::Spec, after: &crate::model::Spec, ids: &Ids) -> Result<(), CloudError> {
+        if is_elb(after) { self.update_elb(address, id, after, ids).await } else { self.update_ec2(address, id, before, after, ids).await }
+    }
+
+    /// Removes an object; one already gone counts as removed.
+    pub async fn delete(&self, address: &Address, id: &str, spec: &crate::model::Spec) -> Result<(), CloudError> {
+        if is_elb(spec) { self.delete_elb(address, id, spec).await } else { self.delete_ec2(address, id, spec).await }
+    }
+}
+
+fn is_elb(spec: &crate::model::Spec) -> bool {
+    use crate::model::Spec::*;
+    matches!(spec, LoadBalancer(_) | TargetGroup(_) | Listener(_) | Targets(_))
+}

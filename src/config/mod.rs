@@ -1,0 +1,41 @@
+//! Stack files: parse (serde + TOML, spans kept) and validate into the model. No I/O here:
+//! the caller hands in the text and a reader for files the stack refers to (the public key).
+
+mod error;
+mod schema;
+pub mod template;
+mod validate;
+
+use std::path::Path;
+
+pub use error::{ConfigError, ConfigErrors, Location};
+pub use schema::StackFile;
+
+use crate::model::{Stack, Vars};
+
+/// A validated stack plus the warnings worth showing (they never stop a run).
+#[derive(Debug)]
+pub struct Loaded {
+    pub stack: Stack,
+    pub warnings: Vec<ConfigError>,
+}
+
+/// Reads a file the stack file names (relative paths are relative to the stack file).
+pub type ReadFile<'a> = &'a dyn Fn(&Path) -> std::io::Result<String>;
+
+pub fn parse(file: &str, source: &str, overrides: &Vars, read_file: ReadFile) -> Result<Loaded, ConfigErrors> {
+    let parsed: StackFile = toml::from_str(source).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().trim_end().to_string();
+        let help = message
+            .starts_with("unknown field")
+            .then(|| "see stacks/aws-example.toml for every key, with comments".to_string());
+        ConfigErrors { file: file.into(), errors: vec![ConfigError::new(file, source, span, message, help)] }
+    })?;
+    validate::Validator::new(file, source).run(parsed, overrides, read_file)
+}
+
+/// `sandbox` for `stacks/sandbox.toml`.
+pub fn default_name(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}

@@ -1,0 +1,341 @@
+//! Checks the parsed file and builds the model; collects every error before giving up.
+
+use std::ops::Range;
+use std::path::Path;
+
+use ipnet::Ipv4Net;
+use toml::Spanned;
+
+use super::schema::*;
+use super::{ConfigError, ConfigErrors, Loaded, ReadFile, template};
+use crate::model::*;
+
+pub struct Validator<'a> {
+    file: &'a str,
+    source: &'a str,
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+    vars: Vars,
+}
+
+const MAX_NAME_LEN: usize = 20; // "infra-<name>-web" must fit the 32-character ELB limit.
+
+impl<'a> Validator<'a> {
+    pub fn new(file: &'a str, source: &'a str) -> Self {
+        Validator { file, source, errors: Vec::new(), warnings: Vec::new(), vars: Vars::new() }
+    }
+
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>, help: Option<&str>) {
+        let e = ConfigError::new(self.file, self.source, span, message.into(), help.map(str::to_string));
+        self.errors.push(e);
+    }
+
+    fn warn(&mut self, span: Range<usize>, message: impl Into<String>, help: &str) {
+        let w = ConfigError::new(self.file, self.source, span, message.into(), Some(help.to_string()));
+        self.warnings.push(w);
+    }
+
+    pub fn run(mut self, f: StackFile, overrides: &Vars, read_file: ReadFile) -> Result<Loaded, ConfigErrors> {
+        self.vars = f.vars.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())).collect();
+        for (key, value) in overrides {
+            if !self.vars.contains_key(key) {
+                let declared: Vec<_> = self.vars.keys().map(String::as_str).collect();
+                let msg = format!("--var {key}: no such variable is declared in [vars] (declared: {})", declared.join(", "));
+                self.error(0..0, msg, Some("declare it in the stack file's [vars] table, with a default"));
+            }
+            self.vars.insert(key.clone(), value.clone());
+        }
+
+        let name = self.stack_name(super::default_name(Path::new(self.file)));
+        let region = f.region.as_ref().map(|r| r.get_ref().clone());
+        let network = self.network(f.network.get_ref(), f.network.span(), region.as_deref());
+        let nodes = f.nodes.get_ref();
+        let public_key = self.public_key(&nodes.public_key_file, read_file);
+        let managers = self.pool(Role::Manager, Some(&nodes.managers), nodes, f.nodes.span());
+        let workers = self.pool(Role::Worker, nodes.workers.as_ref(), nodes, f.nodes.span());
+        let load_balancer = self.load_balancer(f.load_balancer.get_ref(), f.load_balancer.span());
+
+        if !self.errors.is_empty() {
+            return Err(ConfigErrors { file: self.file.into(), errors: self.errors });
+        }
+        let stack = Stack {
+            name,
+            region,
+            network: network.expect("no errors"),
+            managers: managers.expect("no errors"),
+            workers: workers.expect("no errors"),
+            public_key: public_key.expect("no errors"),
+            load_balancer: load_balancer.expect("no errors"),
+        };
+        Ok(Loaded { stack, warnings: self.warnings })
+    }
+
+    /// The stack's name is its file name: `stacks/prod.toml` is stack `prod`.
+    fn stack_name(&mut self, s: String) -> String {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_NAME_LEN
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !s.starts_with('-')
+            && !s.ends_with('-');
+        if !ok {
+            let msg = format!("stack name {s:?} (the file name) must be 1 to {MAX_NAME_LEN} lowercase letters, digits or inner hyphens");
+            self.error(0..0, msg, Some("rename the file: AWS load balancer and target group names are derived from it"));
+        }
+        s
+    }
+
+    fn cidr(&mut self, s: &Spanned<String>, what: &str) -> Option<Ipv4Net> {
+        match s.get_ref().parse::<Ipv4Net>() {
+            Ok(net) if net.trunc() == net => Some(net),
+            Ok(net) => {
+                let msg = format!("{what} {} has host bits set; did you mean {}?", net, net.trunc());
+                self.error(s.span(), msg, None);
+                None
+            }
+            Err(_) => {
+                let msg = format!("{what} {:?} is not an IPv4 CIDR block", s.get_ref());
+                self.error(s.span(), msg, Some("write it like 10.0.0.0/16"));
+                None
+            }
+        }
+    }
+
+    fn cidr_list(&mut self, list: &Option<Vec<Spanned<String>>>, what: &str, default: &[&str]) -> Vec<Ipv4Net> {
+        match list {
+            Some(list) => list.iter().filter_map(|c| self.cidr(c, what)).collect(),
+            None => default.iter().map(|c| c.parse().expect("valid default")).collect(),
+        }
+    }
+
+    fn network(&mut self, n: &NetworkFile, span: Range<usize>, region: Option<&str>) -> Option<Network> {
+        let cidr = self.cidr(&n.cidr, "network.cidr");
+        if let Some(c) = cidr
+            && !(16..=28).contains(&c.prefix_len())
+        {
+            self.error(n.cidr.span(), format!("VPC block {c} must have a prefix between /16 and /28"), None);
+        }
+        let mut subnets: Vec<Subnet> = Vec::new();
+        for s in n.subnets.get_ref() {
+            let sub = s.get_ref();
+            let zone = sub.zone.get_ref().clone();
+            if let Some(region) = region
+                && !zone.starts_with(region)
+            {
+                self.error(sub.zone.span(), format!("zone {zone:?} is not in region {region}"), None);
+            }
+            if subnets.iter().any(|o| o.zone == zone) {
+                let help = "one public subnet per zone; list each zone once";
+                self.error(sub.zone.span(), format!("zone {zone:?} has a subnet already"), Some(help));
+            }
+            let Some(net) = self.cidr(&sub.cidr, "subnet cidr") else { continue };
+            if let Some(vpc) = cidr
+                && !vpc.contains(&net)
+            {
+                self.error(sub.cidr.span(), format!("subnet {net} is outside the VPC block {vpc}"), None);
+                continue;
+            }
+            if let Some(o) = subnets.iter().find(|o| o.cidr.contains(&net.network()) || net.contains(&o.cidr.network())) {
+                let msg = format!("subnet {net} overlaps subnet {} ({})", o.cidr, o.zone);
+                self.error(sub.cidr.span(), msg, None);
+                continue;
+            }
+            subnets.push(Subnet { zone, cidr: net });
+        }
+        let zones = n.subnets.get_ref().len();
+        if zones < 2 {
+            let msg = format!("the network has {zones} subnet(s); at least two zones are required");
+            let help = "an Application Load Balancer needs subnets in two or more availability zones";
+            let at = if zones == 0 { span } else { n.subnets.span() };
+            self.error(at, msg, Some(help));
+        }
+        let ingress_cidrs = self.cidr_list(&n.ingress_cidrs, "ingress_cidrs entry", &["0.0.0.0/0"]);
+        let admin_cidrs = self.cidr_list(&n.admin_cidrs, "admin_cidrs entry", &[]);
+        Some(Network { cidr: cidr?, subnets, ingress_cidrs, admin_cidrs })
+    }
+
+    fn public_key(&mut self, path: &Spanned<String>, read_file: ReadFile) -> Option<String> {
+        let rendered = self.templated(path)?;
+        match read_file(Path::new(&rendered)) {
+            Ok(text) => {
+                let key = text.trim().to_string();
+                let known = ["ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-"];
+                if known.iter().any(|p| key.starts_with(p)) && !key.contains('\n') {
+                    Some(key)
+                } else {
+                    let msg = format!("{rendered} does not hold one OpenSSH public key");
+                    self.error(path.span(), msg, Some("point at the .pub file, never at the private key"));
+                    None
+                }
+            }
+            Err(e) => {
+                self.error(path.span(), format!("cannot read public key file {rendered}: {e}"), None);
+                None
+            }
+        }
+    }
+
+    /// A string that may hold `{{ var }}` references: every name must be declared.
+    fn templated(&mut self, s: &Spanned<String>) -> Option<String> {
+        let mut ok = true;
+        for (name, offset) in template::references(s.get_ref()) {
+            if !self.vars.contains_key(&name) {
+                // +1: the span includes the opening quote.
+                let at = s.span().start + 1 + offset;
+                let msg = format!("unknown template variable {name:?}");
+                self.error(at..at + name.len() + 4, msg, Some("declare it in [vars] or pass --var NAME=VALUE"));
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        match template::render(s.get_ref(), &self.vars) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.error(s.span(), format!("template error: {e}"), None);
+                None
+            }
+        }
+    }
+
+    fn int(&mut self, v: &Spanned<i64>, what: &str, range: std::ops::RangeInclusive<i64>) -> Option<i64> {
+        let n = *v.get_ref();
+        if range.contains(&n) {
+            Some(n)
+        } else {
+            let msg = format!("{what} {n} is out of range ({}..={})", range.start(), range.end());
+            self.error(v.span(), msg, None);
+            None
+        }
+    }
+
+    fn pool(
+        &mut self,
+        role: Role,
+        pool: Option<&Spanned<PoolFile>>,
+        defaults: &NodesFile,
+        nodes_span: Range<usize>,
+    ) -> Option<NodePool> {
+        // A pool's own setting wins over the one in [nodes].
+        let own = pool.map(|p| p.get_ref());
+        let instance_type = own.and_then(|p| p.instance_type.as_ref()).or(defaults.instance_type.as_ref());
+        let ami = own.and_then(|p| p.ami.as_ref()).or(defaults.ami.as_ref());
+        let volume = own.and_then(|p| p.root_volume_gb.as_ref()).or(defaults.root_volume_gb.as_ref());
+        let name = role.pool();
+        let count = match pool {
+            Some(p) => self.int(&p.get_ref().count, &format!("{name} count"), 0..=1000)? as usize,
+            None => 0,
+        };
+        if role == Role::Manager {
+            let span = pool.map_or(nodes_span.clone(), |p| p.get_ref().count.span());
+            if count == 0 {
+                let help = "a Swarm needs at least one manager; use 1 to start, 3 or 5 for high availability";
+                self.error(span, "there must be at least one manager", Some(help));
+            } else if count % 2 == 0 {
+                let msg = format!("{count} managers: an even count tolerates no more failures than {}", count - 1);
+                let help = "Raft needs a majority; 3 managers survive 1 failure, 5 survive 2";
+                self.warn(span, msg, help);
+            }
+        }
+        let instance_type = match instance_type {
+            Some(t) => self.templated(t)?,
+            None => "t3.small".to_string(),
+        };
+        let ami = match ami {
+            Some(a) => {
+                let text = self.templated(a)?;
+                if let Some(path) = text.strip_prefix("ssm:") {
+                    AmiSource::SsmParameter(path.to_string())
+                } else if text.starts_with("ami-") && text.len() > 4 {
+                    AmiSource::Id(text)
+                } else {
+                    let help = "use ssm:/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id";
+                    self.error(a.span(), format!("ami {text:?} is neither an ami-… id nor ssm:/parameter/path"), Some(help));
+                    return None;
+                }
+            }
+            None => AmiSource::SsmParameter(DEFAULT_AMI_PARAMETER.to_string()),
+        };
+        let root_volume_gb = match volume {
+            Some(v) => self.int(v, "root_volume_gb", 8..=16384)? as u32,
+            None => 20,
+        };
+        Some(NodePool { role, count, instance_type, ami, root_volume_gb })
+    }
+
+    fn load_balancer(&mut self, lb: &LoadBalancerFile, span: Range<usize>) -> Option<LoadBalancer> {
+        let certificate_arn = match &lb.certificate_arn {
+            Some(c) if c.get_ref().starts_with("arn:") && c.get_ref().contains(":certificate/") => Some(c.get_ref().clone()),
+            Some(c) => {
+                let msg = format!("certificate_arn {:?} is not an ACM certificate ARN", c.get_ref());
+                self.error(c.span(), msg, Some("it looks like arn:aws:acm:REGION:ACCOUNT:certificate/ID"));
+                None
+            }
+            None => {
+                let msg = "load_balancer.certificate_arn is missing: the HTTPS listener needs a certificate";
+                let help = "request or import one in ACM, then set certificate_arn = \"arn:aws:acm:…\"";
+                self.error(span.start..span.start + "[load_balancer]".len(), msg, Some(help));
+                None
+            }
+        };
+        let tls_policy = match &lb.tls_policy {
+            Some(p) if p.get_ref().starts_with("ELBSecurityPolicy-") => p.get_ref().clone(),
+            Some(p) => {
+                self.error(p.span(), format!("tls_policy {:?} is not an ELB security policy name", p.get_ref()), None);
+                String::new()
+            }
+            None => DEFAULT_TLS_POLICY.to_string(),
+        };
+        let target_port = self.int(&lb.target_port, "target_port", 1..=65535);
+        let deregistration_delay = match &lb.deregistration_delay {
+            Some(d) => self.int(d, "deregistration_delay", 0..=3600),
+            None => Some(30),
+        };
+        let hc = lb.health_check.as_ref().map(|h| h.get_ref());
+        let health_check = self.health_check(hc.unwrap_or(&HealthCheckFile::default()));
+        Some(LoadBalancer {
+            certificate_arn: certificate_arn?,
+            tls_policy,
+            target_port: target_port? as u16,
+            deregistration_delay: deregistration_delay? as u32,
+            health_check: health_check?,
+        })
+    }
+
+    fn health_check(&mut self, h: &HealthCheckFile) -> Option<HealthCheck> {
+        let path = h.path.as_ref().map_or("/".to_string(), |p| p.get_ref().clone());
+        if let Some(p) = &h.path
+            && !p.get_ref().starts_with('/')
+        {
+            self.error(p.span(), format!("health check path {:?} must start with /", p.get_ref()), None);
+        }
+        let matcher = h.matcher.as_ref().map_or("200-399".to_string(), |m| m.get_ref().clone());
+        if let Some(m) = &h.matcher
+            && !m.get_ref().split([',', '-']).all(|c| c.parse::<u16>().is_ok_and(|c| (200..=499).contains(&c)))
+        {
+            let help = "HTTP codes from 200 to 499: \"200\", \"200,204\" or \"200-399\"";
+            self.error(m.span(), format!("health check matcher {:?} is not valid", m.get_ref()), Some(help));
+        }
+        let mut num = |v: &Option<Spanned<i64>>, what: &str, range, default| match v {
+            Some(v) => self.int(v, what, range),
+            None => Some(default),
+        };
+        let interval = num(&h.interval, "health check interval", 5..=300, 15);
+        let timeout = num(&h.timeout, "health check timeout", 2..=120, 5);
+        let healthy = num(&h.healthy_threshold, "healthy_threshold", 2..=10, 3);
+        let unhealthy = num(&h.unhealthy_threshold, "unhealthy_threshold", 2..=10, 2);
+        if let (Some(i), Some(t), Some(span)) = (interval, timeout, h.timeout.as_ref().map(|t| t.span()))
+            && t >= i
+        {
+            self.error(span, format!("health check timeout {t}s must be shorter than the interval {i}s"), None);
+        }
+        Some(HealthCheck {
+            path,
+            matcher,
+            interval: interval? as u32,
+            timeout: timeout? as u32,
+            healthy_threshold: healthy? as u32,
+            unhealthy_threshold: unhealthy? as u32,
+        })
+    }
+}

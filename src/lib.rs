@@ -1,0 +1,11 @@
+//! infra: Docker Swarm clusters on AWS, as code. See DESIGN.md for the architecture.
+
+pub mod apply;
+pub mod cli;
+pub mod cloud;
+pub mod config;
+pub mod model;
+pub mod ops;
+pub mod plan;
+pub mod render;
+pub mod state;

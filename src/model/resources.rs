@@ -1,0 +1,196 @@
+//! Expands a stack into the list of AWS objects it needs.
+
+use sha2::{Digest, Sha256};
+
+use super::*;
+
+/// One object the stack should have.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resource {
+    pub address: Address,
+    pub spec: Spec,
+}
+
+/// What the stack file does not say but the expansion needs: inputs resolved or rendered outside
+/// this pure module (AMI ids from SSM, user-data from templates).
+pub struct Inputs {
+    pub manager_ami: String,
+    pub worker_ami: String,
+    pub manager_user_data: String,
+    pub worker_user_data: String,
+}
+
+/// Deterministic AWS names, so the load balancer and target group can be found by name
+/// (ELBv2 has no tag filter) and a retried create cannot make a second one.
+pub struct Names;
+
+impl Names {
+    pub fn load_balancer(stack: &str) -> String {
+        format!("infra-{stack}")
+    }
+    pub fn target_group(stack: &str) -> String {
+        format!("infra-{stack}-web")
+    }
+    pub fn key_pair(stack: &str) -> String {
+        format!("infra-{stack}")
+    }
+    pub fn security_group(stack: &str, role: &str) -> String {
+        format!("infra-{stack}-{role}")
+    }
+}
+
+pub fn sha256_hex(data: &str) -> String {
+    hex::encode(Sha256::digest(data.as_bytes()))
+}
+
+pub fn addr(s: &str) -> Address {
+    Address::new(s)
+}
+
+pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
+    let mut out = Vec::new();
+    let mut add = |address: Address, spec: Spec| out.push(Resource { address, spec });
+    let vpc = addr("vpc");
+    add(vpc.clone(), Spec::Vpc(VpcSpec { cidr: stack.network.cidr.to_string(), dns_hostnames: true }));
+
+    let subnets: Vec<Address> = (0..stack.network.subnets.len()).map(|i| Address::indexed("subnet", i)).collect();
+    for (address, subnet) in subnets.iter().zip(&stack.network.subnets) {
+        add(
+            address.clone(),
+            Spec::Subnet(SubnetSpec {
+                vpc: vpc.clone(),
+                cidr: subnet.cidr.to_string(),
+                zone: subnet.zone.clone(),
+                map_public_ip: true,
+            }),
+        );
+    }
+    add(addr("igw"), Spec::InternetGateway(InternetGatewaySpec { vpc: Some(vpc.clone()) }));
+    add(
+        addr("route_table"),
+        Spec::RouteTable(RouteTableSpec {
+            vpc: vpc.clone(),
+            default_route: Some(addr("igw")),
+            subnets: subnets.clone(),
+        }),
+    );
+
+    let (sg_lb, sg_node) = (addr("sg.lb"), addr("sg.node"));
+    let tcp = |port: u16, source: Source| Rule { protocol: "tcp".into(), from_port: port, to_port: port, source };
+    let cidrs = |list: &[ipnet::Ipv4Net]| list.iter().map(|c| Source::Cidr(c.to_string())).collect::<Vec<_>>();
+    let mut lb_rules: Vec<Rule> = cidrs(&stack.network.ingress_cidrs)
+        .into_iter()
+        .flat_map(|s| [tcp(80, s.clone()), tcp(443, s)])
+        .collect();
+    lb_rules.sort();
+    add(
+        sg_lb.clone(),
+        Spec::SecurityGroup(SecurityGroupSpec {
+            name: Names::security_group(&stack.name, "lb"),
+            description: format!("infra {}: load balancer", stack.name),
+            vpc: vpc.clone(),
+            ingress: lb_rules,
+        }),
+    );
+    let own = || Source::Group(sg_node.clone());
+    let mut node_rules = vec![
+        tcp(stack.load_balancer.target_port, Source::Group(sg_lb.clone())),
+        tcp(2377, own()),
+        tcp(7946, own()),
+        Rule { protocol: "udp".into(), from_port: 7946, to_port: 7946, source: own() },
+        Rule { protocol: "udp".into(), from_port: 4789, to_port: 4789, source: own() },
+    ];
+    node_rules.extend(cidrs(&stack.network.admin_cidrs).into_iter().map(|s| tcp(22, s)));
+    node_rules.sort();
+    add(
+        sg_node.clone(),
+        Spec::SecurityGroup(SecurityGroupSpec {
+            name: Names::security_group(&stack.name, "node"),
+            description: format!("infra {}: swarm nodes", stack.name),
+            vpc: vpc.clone(),
+            ingress: node_rules,
+        }),
+    );
+
+    let key = addr("key_pair");
+    add(
+        key.clone(),
+        Spec::KeyPair(KeyPairSpec {
+            name: Names::key_pair(&stack.name),
+            public_key_sha256: sha256_hex(&stack.public_key),
+            public_key: stack.public_key.clone(),
+        }),
+    );
+
+    let mut nodes = Vec::new();
+    for (pool, ami, user_data) in [
+        (&stack.managers, &inputs.manager_ami, &inputs.manager_user_data),
+        (&stack.workers, &inputs.worker_ami, &inputs.worker_user_data),
+    ] {
+        for i in 0..pool.count {
+            let address = Address::node(pool.role.pool(), i);
+            nodes.push(address.clone());
+            add(
+                address,
+                Spec::Instance(InstanceSpec {
+                    pool: pool.role.pool().into(),
+                    instance_type: pool.instance_type.clone(),
+                    ami: ami.clone(),
+                    // Spread each pool across the zones.
+                    subnet: subnets[i % subnets.len()].clone(),
+                    security_groups: vec![sg_node.clone()],
+                    key_pair: key.clone(),
+                    root_volume_gb: pool.root_volume_gb,
+                    imdsv2_required: true,
+                    user_data_sha256: sha256_hex(user_data),
+                    user_data: user_data.clone(),
+                }),
+            );
+        }
+    }
+
+    let (lb, tg) = (addr("lb"), addr("tg.web"));
+    add(
+        lb.clone(),
+        Spec::LoadBalancer(LoadBalancerSpec {
+            name: Names::load_balancer(&stack.name),
+            subnets: subnets.clone(),
+            security_groups: vec![sg_lb],
+        }),
+    );
+    let lbc = &stack.load_balancer;
+    add(
+        tg.clone(),
+        Spec::TargetGroup(TargetGroupSpec {
+            name: Names::target_group(&stack.name),
+            vpc,
+            port: lbc.target_port,
+            health_check: lbc.health_check.clone(),
+            deregistration_delay: lbc.deregistration_delay,
+        }),
+    );
+    add(
+        addr("listener.https"),
+        Spec::Listener(ListenerSpec {
+            load_balancer: lb.clone(),
+            port: 443,
+            protocol: "HTTPS".into(),
+            certificate_arn: Some(lbc.certificate_arn.clone()),
+            ssl_policy: Some(lbc.tls_policy.clone()),
+            action: ListenerAction::Forward { target_group: tg.clone() },
+        }),
+    );
+    add(
+        addr("listener.http"),
+        Spec::Listener(ListenerSpec {
+            load_balancer: lb,
+            port: 80,
+            protocol: "HTTP".into(),
+            certificate_arn: None,
+            ssl_policy: None,
+            action: ListenerAction::RedirectHttps { port: 443 },
+        }),
+    );
+    add(addr("targets.web"), Spec::Targets(TargetsSpec { target_group: tg, instances: nodes }));
+    out
+}

@@ -1,0 +1,274 @@
+//! What one AWS object should look like. References to other objects are addresses, never ids:
+//! desired and live specs are compared in address space, and ids are resolved only at apply time.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Address, HealthCheck};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Spec {
+    Vpc(VpcSpec),
+    Subnet(SubnetSpec),
+    InternetGateway(InternetGatewaySpec),
+    RouteTable(RouteTableSpec),
+    SecurityGroup(SecurityGroupSpec),
+    KeyPair(KeyPairSpec),
+    Instance(InstanceSpec),
+    LoadBalancer(LoadBalancerSpec),
+    TargetGroup(TargetGroupSpec),
+    Listener(ListenerSpec),
+    Targets(TargetsSpec),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VpcSpec {
+    pub cidr: String,
+    pub dns_hostnames: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubnetSpec {
+    pub vpc: Address,
+    pub cidr: String,
+    pub zone: String,
+    pub map_public_ip: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InternetGatewaySpec {
+    /// The VPC it is attached to (attach/detach is an in-place change).
+    pub vpc: Option<Address>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RouteTableSpec {
+    pub vpc: Address,
+    /// Target of the 0.0.0.0/0 route.
+    pub default_route: Option<Address>,
+    pub subnets: Vec<Address>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SecurityGroupSpec {
+    pub name: String,
+    pub description: String,
+    pub vpc: Address,
+    pub ingress: Vec<Rule>,
+}
+
+/// An ingress rule; serialized as its readable form, e.g. `tcp/443 from 0.0.0.0/0`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Rule {
+    /// `tcp`, `udp` or `-1` (all).
+    pub protocol: String,
+    pub from_port: u16,
+    pub to_port: u16,
+    pub source: Source,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    Cidr(String),
+    Group(Address),
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ports = if self.from_port == self.to_port {
+            self.from_port.to_string()
+        } else {
+            format!("{}-{}", self.from_port, self.to_port)
+        };
+        let source = match &self.source {
+            Source::Cidr(c) => c.clone(),
+            Source::Group(a) => a.to_string(),
+        };
+        write!(f, "{}/{} from {}", self.protocol, ports, source)
+    }
+}
+
+impl std::str::FromStr for Rule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("not a rule: {s:?} (expected like tcp/443 from 0.0.0.0/0)");
+        let (proto_ports, source) = s.split_once(" from ").ok_or_else(bad)?;
+        let (protocol, ports) = proto_ports.split_once('/').ok_or_else(bad)?;
+        let (from, to) = ports.split_once('-').unwrap_or((ports, ports));
+        let source = if source.parse::<ipnet::Ipv4Net>().is_ok() {
+            Source::Cidr(source.to_string())
+        } else {
+            Source::Group(Address::new(source))
+        };
+        Ok(Rule {
+            protocol: protocol.to_string(),
+            from_port: from.parse().map_err(|_| bad())?,
+            to_port: to.parse().map_err(|_| bad())?,
+            source,
+        })
+    }
+}
+
+impl Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyPairSpec {
+    pub name: String,
+    /// Compared instead of the key itself: AWS cannot give the key back.
+    pub public_key_sha256: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub public_key: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    pub pool: String,
+    pub instance_type: String,
+    pub ami: String,
+    pub subnet: Address,
+    pub security_groups: Vec<Address>,
+    pub key_pair: Address,
+    pub root_volume_gb: u32,
+    pub imdsv2_required: bool,
+    pub user_data_sha256: String,
+    /// The rendered script; kept in plans (apply needs it) but not compared or shown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user_data: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoadBalancerSpec {
+    pub name: String,
+    pub subnets: Vec<Address>,
+    pub security_groups: Vec<Address>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetGroupSpec {
+    pub name: String,
+    pub vpc: Address,
+    pub port: u16,
+    pub health_check: HealthCheck,
+    pub deregistration_delay: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListenerSpec {
+    pub load_balancer: Address,
+    pub port: u16,
+    pub protocol: String,
+    pub certificate_arn: Option<String>,
+    pub ssl_policy: Option<String>,
+    pub action: ListenerAction,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListenerAction {
+    Forward { target_group: Address },
+    RedirectHttps { port: u16 },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetsSpec {
+    pub target_group: Address,
+    pub instances: Vec<Address>,
+}
+
+impl Spec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Spec::Vpc(_) => "vpc",
+            Spec::Subnet(_) => "subnet",
+            Spec::InternetGateway(_) => "internet_gateway",
+            Spec::RouteTable(_) => "route_table",
+            Spec::SecurityGroup(_) => "security_group",
+            Spec::KeyPair(_) => "key_pair",
+            Spec::Instance(_) => "instance",
+            Spec::LoadBalancer(_) => "load_balancer",
+            Spec::TargetGroup(_) => "target_group",
+            Spec::Listener(_) => "listener",
+            Spec::Targets(_) => "targets",
+        }
+    }
+
+    /// Fields whose change cannot be made in place: the object is replaced.
+    pub fn replace_fields(&self) -> &'static [&'static str] {
+        match self {
+            Spec::Vpc(_) => &["cidr"],
+            Spec::Subnet(_) => &["vpc", "cidr", "zone"],
+            Spec::InternetGateway(_) => &[],
+            Spec::RouteTable(_) => &["vpc"],
+            Spec::SecurityGroup(_) => &["name", "description", "vpc"],
+            Spec::KeyPair(_) => &["name", "public_key_sha256"],
+            Spec::Instance(_) => &[
+                "pool",
+                "instance_type",
+                "ami",
+                "subnet",
+                "key_pair",
+                "root_volume_gb",
+                "imdsv2_required",
+                "user_data_sha256",
+            ],
+            Spec::LoadBalancer(_) => &["name"],
+            Spec::TargetGroup(_) => &["name", "vpc", "port"],
+            // A listener cannot forward to a target group that is being replaced: recreate it.
+            Spec::Listener(_) => &["load_balancer", "port", "action"],
+            Spec::Targets(_) => &["target_group"],
+        }
+    }
+
+    /// Every address this object refers to: it must exist first and be removed last.
+    pub fn references(&self) -> Vec<&Address> {
+        match self {
+            Spec::Vpc(_) => vec![],
+            Spec::Subnet(s) => vec![&s.vpc],
+            Spec::InternetGateway(g) => g.vpc.iter().collect(),
+            Spec::RouteTable(r) => [&r.vpc].into_iter().chain(&r.default_route).chain(&r.subnets).collect(),
+            Spec::SecurityGroup(g) => {
+                let groups = g.ingress.iter().filter_map(|r| match &r.source {
+                    Source::Group(a) => Some(a),
+                    Source::Cidr(_) => None,
+                });
+                [&g.vpc].into_iter().chain(groups).collect()
+            }
+            Spec::KeyPair(_) => vec![],
+            Spec::Instance(i) => [&i.subnet, &i.key_pair].into_iter().chain(&i.security_groups).collect(),
+            Spec::LoadBalancer(l) => l.subnets.iter().chain(&l.security_groups).collect(),
+            Spec::TargetGroup(t) => vec![&t.vpc],
+            Spec::Listener(l) => {
+                let mut refs = vec![&l.load_balancer];
+                if let ListenerAction::Forward { target_group } = &l.action {
+                    refs.push(target_group);
+                }
+                refs
+            }
+            Spec::Targets(t) => [&t.target_group].into_iter().chain(&t.instances).collect(),
+        }
+    }
+
+    /// The fields that are compared and shown, as JSON values in declaration order.
+    /// Bulky inputs that are represented by a hash (user-data, public key) are left out.
+    pub fn attributes(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut value = serde_json::to_value(self).expect("specs serialize");
+        let map = value.as_object_mut().expect("specs are objects");
+        map.shift_remove("type");
+        map.shift_remove("user_data");
+        map.shift_remove("public_key");
+        std::mem::take(map)
+    }
+}

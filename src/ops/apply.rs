@@ -1,0 +1,126 @@
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use tokio::sync::watch;
+
+use super::plan::prepare;
+use super::{Context, OpsError, Result};
+use crate::apply::{self, Journal, Options};
+use crate::cloud::Cloud;
+use crate::model::resources::sha256_hex;
+use crate::plan::{self, PLAN_FORMAT_VERSION, Plan};
+use crate::state::{LocalBackend, LockInfo, State};
+
+pub struct ApplyOptions {
+    /// A plan saved by `infra plan --out`: applied exactly, or refused if stale.
+    pub plan_file: Option<PathBuf>,
+    pub auto_approve: bool,
+    pub parallelism: usize,
+    pub destroy: bool,
+}
+
+pub async fn destroy(ctx: &Context, opts: ApplyOptions) -> Result<()> {
+    apply(ctx, ApplyOptions { destroy: true, ..opts }).await
+}
+
+pub async fn apply(ctx: &Context, opts: ApplyOptions) -> Result<()> {
+    let backend = LocalBackend::new(ctx.workspace.state_dir(), &ctx.workspace.stack_name);
+    let operation = if opts.destroy { "destroy" } else { "apply" };
+    let _lock = backend.lock(operation)?;
+    let (plan, cloud, state) = match &opts.plan_file {
+        Some(path) => {
+            let plan = read_saved_plan(ctx, path)?;
+            let state = backend.load()?;
+            check_fresh(&plan, state.as_ref(), path)?;
+            let cloud = Cloud::connect(&plan.stack, plan.region.as_deref(), ctx.calls.clone()).await?;
+            (plan, cloud, state)
+        }
+        None => {
+            let prepared = prepare(ctx, opts.destroy).await?;
+            print!("{}", plan::text::render(&prepared.plan, ctx.color));
+            if prepared.plan.has_changes() && !opts.auto_approve && !confirm(opts.destroy)? {
+                println!("\nApply cancelled.");
+                return Ok(());
+            }
+            (prepared.plan, prepared.cloud, prepared.state)
+        }
+    };
+    let state = state.unwrap_or_else(|| State::new(&plan.stack));
+    let mut journal = Journal { backend: &backend, state };
+    let (cancel_tx, cancel) = watch::channel(false);
+    let on_interrupt = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = cancel_tx.send(true);
+        }
+    });
+    if plan.has_changes() {
+        println!();
+    }
+    let result = apply::apply(&plan, &cloud, &mut journal, Options { parallelism: opts.parallelism, cancel }).await;
+    on_interrupt.abort();
+    result?;
+    if plan.has_changes() {
+        println!("\n{}", apply::closing_line(&plan));
+    }
+    Ok(())
+}
+
+fn read_saved_plan(ctx: &Context, path: &PathBuf) -> Result<Plan> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| OpsError::Io { what: "cannot read plan file", path: shown.clone(), source })?;
+    let plan: Plan = serde_json::from_slice(&bytes)
+        .map_err(|e| OpsError::Usage(format!("{shown} is not a plan saved by `infra plan --out`: {e}")))?;
+    if plan.format_version != PLAN_FORMAT_VERSION {
+        return Err(OpsError::StalePlan { path: shown, why: format!("it has format version {}", plan.format_version) });
+    }
+    if plan.stack != ctx.workspace.stack_name {
+        let why = format!("it is for stack {}, not {}", plan.stack, ctx.workspace.stack_name);
+        return Err(OpsError::StalePlan { path: shown, why });
+    }
+    let source = std::fs::read_to_string(&ctx.workspace.stack_file).map_err(|source| OpsError::Io {
+        what: "cannot read stack file",
+        path: ctx.workspace.shown_stack_file(),
+        source,
+    })?;
+    if sha256_hex(&source) != plan.stack_sha256 {
+        let why = format!("{} changed since the plan was made", ctx.workspace.shown_stack_file());
+        return Err(OpsError::StalePlan { path: shown, why });
+    }
+    Ok(plan)
+}
+
+/// A saved plan applies only to the state it was made against.
+fn check_fresh(plan: &Plan, state: Option<&State>, path: &std::path::Path) -> Result<()> {
+    let now = (state.map(|s| s.lineage), state.map_or(0, |s| s.serial));
+    let then = (plan.lineage, plan.serial);
+    if now == then {
+        return Ok(());
+    }
+    let why = match (then.0, now.0) {
+        (a, b) if a != b => "the state was replaced since (another lineage)".to_string(),
+        _ => format!("the state moved from serial {} to {} since the plan was made", then.1, now.1),
+    };
+    Err(OpsError::StalePlan { path: path.display().to_string(), why })
+}
+
+fn confirm(destroy: bool) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(OpsError::Usage(
+            "no terminal to confirm on: pass --auto-approve, or save a plan with `infra plan --out FILE` and apply it"
+                .into(),
+        ));
+    }
+    let what = if destroy { "destroy every object of this stack" } else { "perform these actions" };
+    print!("\nDo you want to {what}? Only 'yes' will be accepted: ");
+    std::io::stdout().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).ok();
+    Ok(answer.trim() == "yes")
+}
+
+pub fn force_unlock(ctx: &Context, id: &str) -> Result<LockInfo> {
+    let backend = LocalBackend::new(ctx.workspace.state_dir(), &ctx.workspace.stack_name);
+    let info = backend.force_unlock(id)?;
+    println!("Released the lock {} held by {}@{} (pid {}) for {}.", info.id, info.user, info.host, info.pid, info.operation);
+    Ok(info)
+}

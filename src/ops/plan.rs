@@ -1,0 +1,126 @@
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::validate::load;
+use super::{Context, OpsError, Result};
+use crate::cloud::Cloud;
+use crate::model::resources::{Inputs, Resource, expand, sha256_hex};
+use crate::model::{AmiSource, Role, Stack};
+use crate::plan::{self, Plan, PLAN_FORMAT_VERSION};
+use crate::state::{LocalBackend, ResourceState, State};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanFormat {
+    Text,
+    Json,
+}
+
+pub struct PlanOptions {
+    pub out: Option<PathBuf>,
+    pub format: PlanFormat,
+    pub destroy: bool,
+}
+
+/// Everything a fresh plan needs to be applied at once.
+pub(super) struct Prepared {
+    pub plan: Plan,
+    pub cloud: Cloud,
+    pub state: Option<State>,
+}
+
+/// Shows what apply would change; returns whether anything would.
+pub async fn plan(ctx: &Context, opts: PlanOptions) -> Result<bool> {
+    let backend = LocalBackend::new(ctx.workspace.state_dir(), &ctx.workspace.stack_name);
+    let _lock = backend.lock("plan")?;
+    let prepared = prepare(ctx, opts.destroy).await?;
+    let plan = &prepared.plan;
+    match opts.format {
+        PlanFormat::Text => print!("{}", plan::text::render(plan, ctx.color)),
+        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&plan::json::render(plan)).expect("serializes")),
+    }
+    if let Some(out) = &opts.out {
+        save_plan(plan, out)?;
+        if opts.format == PlanFormat::Text {
+            println!("\nSaved the plan to {}. Apply exactly it with: infra apply {}", out.display(), out.display());
+        }
+    }
+    Ok(plan.has_changes())
+}
+
+pub(super) async fn prepare(ctx: &Context, destroy: bool) -> Result<Prepared> {
+    let (loaded, source) = load(ctx)?;
+    let stack = loaded.stack;
+    let backend = LocalBackend::new(ctx.workspace.state_dir(), &stack.name);
+    let state = backend.load()?;
+    if let Some(s) = &state
+        && !s.pending.is_empty()
+    {
+        let what: Vec<String> = s.pending.iter().map(|i| format!("{} ({})", i.address, i.action)).collect();
+        eprintln!(
+            "note: the previous run stopped while {} was in flight; this plan starts from what exists in AWS.",
+            what.join(", ")
+        );
+    }
+    let cloud = Cloud::connect(&stack.name, stack.region.as_deref(), ctx.calls.clone()).await?;
+    let (desired, live) = tokio::try_join!(
+        async {
+            if destroy { Ok(Vec::new()) } else { desired(&cloud, &stack).await }
+        },
+        async { cloud.read_live().await.map_err(OpsError::from) },
+    )?;
+    let changes = plan::diff(&desired, state.as_ref(), &live);
+    plan::graph::steps(&changes)?;
+    let unchanged: BTreeMap<_, _> = live
+        .into_iter()
+        .filter(|(a, _)| !changes.iter().any(|c| &c.address == a))
+        .map(|(a, o)| (a, ResourceState { id: o.id, spec: o.spec, outputs: o.outputs }))
+        .collect();
+    let plan = Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        stack: stack.name.clone(),
+        region: stack.region.clone(),
+        lineage: state.as_ref().map(|s| s.lineage),
+        serial: state.as_ref().map_or(0, |s| s.serial),
+        stack_sha256: sha256_hex(&source),
+        created: chrono::Utc::now(),
+        destroy,
+        changes,
+        unchanged,
+    };
+    Ok(Prepared { plan, cloud, state })
+}
+
+/// The stack's objects as they should be: AMIs resolved (one SSM call per distinct parameter),
+/// user-data rendered, then the pure expansion.
+async fn desired(cloud: &Cloud, stack: &Stack) -> Result<Vec<Resource>> {
+    let resolve = |source: AmiSource| async move {
+        match source {
+            AmiSource::Id(id) => Ok::<_, OpsError>(id),
+            AmiSource::SsmParameter(p) => Ok(cloud.ssm_parameter(&p).await?),
+        }
+    };
+    let (manager_ami, worker_ami) = if stack.managers.ami == stack.workers.ami {
+        let ami = resolve(stack.managers.ami.clone()).await?;
+        (ami.clone(), ami)
+    } else {
+        tokio::try_join!(resolve(stack.managers.ami.clone()), resolve(stack.workers.ami.clone()))?
+    };
+    let render = |role| {
+        crate::render::user_data(stack, role).map_err(|source| OpsError::Template { what: "user-data", source })
+    };
+    let inputs = Inputs {
+        manager_ami,
+        worker_ami,
+        manager_user_data: render(Role::Manager)?,
+        worker_user_data: render(Role::Worker)?,
+    };
+    Ok(expand(stack, &inputs))
+}
+
+/// Writes the plan atomically, so a killed run never leaves half a plan file behind.
+fn save_plan(plan: &Plan, out: &std::path::Path) -> Result<()> {
+    let io = |source| OpsError::Io { what: "cannot write plan file", path: out.display().to_string(), source };
+    let tmp = out.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(plan).expect("serializes")).map_err(io)?;
+    std::fs::rename(&tmp, out).map_err(io)
+}

@@ -1,0 +1,44 @@
+use std::path::Path;
+
+use super::{Context, OpsError, Result};
+use crate::config::{self, Loaded};
+
+/// Reads and validates the stack file; warnings go to stderr.
+pub fn load(ctx: &Context) -> Result<(Loaded, String)> {
+    let ws = &ctx.workspace;
+    let source = std::fs::read_to_string(&ws.stack_file).map_err(|source| OpsError::Io {
+        what: "cannot read stack file",
+        path: ws.shown_stack_file(),
+        source,
+    })?;
+    let dir = ws.stack_file.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let read = move |p: &Path| std::fs::read_to_string(expand_home(&dir, p));
+    let loaded = config::parse(&ws.shown_stack_file(), &source, &ctx.vars, &read)?;
+    for w in &loaded.warnings {
+        let help = w.help.as_deref().map(|h| format!("\n  help: {h}")).unwrap_or_default();
+        eprintln!("warning: {w}{help}");
+    }
+    Ok((loaded, source))
+}
+
+/// `~/x` is in the home directory; a relative path is relative to the stack file.
+fn expand_home(dir: &Path, p: &Path) -> std::path::PathBuf {
+    match p.strip_prefix("~") {
+        Ok(rest) => std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default().join(rest),
+        Err(_) => dir.join(p),
+    }
+}
+
+pub fn validate(ctx: &Context) -> Result<()> {
+    let (loaded, _) = load(ctx)?;
+    let s = &loaded.stack;
+    println!(
+        "Success! {} is valid: stack {}, {} zones, {} manager(s), {} worker(s).",
+        ctx.workspace.shown_stack_file(),
+        s.name,
+        s.network.subnets.len(),
+        s.managers.count,
+        s.workers.count
+    );
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! The order of a plan's changes: a DAG of steps. Creates and updates wait for what they refer
+//! to; deletes wait for what refers to them; a replacement deletes before it creates. Instance
+//! creates with the same settings in the same subnet become one step (one RunInstances call).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use thiserror::Error;
+
+use super::{Action, Change};
+use crate::model::{Address, Spec};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StepKind {
+    Create,
+    Update,
+    Delete,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub kind: StepKind,
+    /// Indices into the plan's changes; more than one only for a batch of instance creates.
+    pub changes: Vec<usize>,
+    /// Indices of the steps that must finish first.
+    pub after: BTreeSet<usize>,
+}
+
+#[derive(Debug, Error)]
+#[error("the plan's changes depend on each other in a cycle through {0}; apply them in two runs")]
+pub struct CycleError(pub String);
+
+/// Most instances one RunInstances call launches (their slots must fit in one tag value).
+pub const MAX_BATCH: usize = 40;
+
+pub fn steps(changes: &[Change]) -> Result<Vec<Step>, CycleError> {
+    let mut steps: Vec<Step> = Vec::new();
+    let mut index: BTreeMap<(&Address, StepKind), usize> = BTreeMap::new();
+    for (i, c) in changes.iter().enumerate() {
+        let kinds: &[StepKind] = match c.action {
+            Action::Create => &[StepKind::Create],
+            Action::Update => &[StepKind::Update],
+            Action::Delete => &[StepKind::Delete],
+            Action::Replace => &[StepKind::Delete, StepKind::Create],
+        };
+        for &kind in kinds {
+            index.insert((&c.address, kind), steps.len());
+            steps.push(Step { kind, changes: vec![i], after: BTreeSet::new() });
+        }
+    }
+    let step_of = |a: &Address, k| index.get(&(a, k)).copied();
+    for (i, c) in changes.iter().enumerate() {
+        let me = &c.address;
+        if let Some(after) = &c.after {
+            let target = step_of(me, StepKind::Create).or(step_of(me, StepKind::Update)).expect("indexed");
+            for d in after.references().into_iter().filter(|d| *d != me) {
+                for k in [StepKind::Create, StepKind::Update] {
+                    if let Some(s) = step_of(d, k) {
+                        steps[target].after.insert(s);
+                    }
+                }
+            }
+            if let (Some(del), Some(create)) = (step_of(me, StepKind::Delete), step_of(me, StepKind::Create)) {
+                steps[create].after.insert(del);
+            }
+        }
+        // My delete step must wait for whatever stops referring to me or goes away itself.
+        let Some(my_delete) = step_of(me, StepKind::Delete) else { continue };
+        for (j, other) in changes.iter().enumerate() {
+            if i == j || !other.before.as_ref().is_some_and(|b| b.references().contains(&me)) {
+                continue;
+            }
+            if let Some(s) = step_of(&other.address, StepKind::Delete) {
+                steps[my_delete].after.insert(s);
+            } else if !other.after.as_ref().is_some_and(|a| a.references().contains(&me))
+                && let Some(s) = step_of(&other.address, StepKind::Update)
+            {
+                steps[my_delete].after.insert(s);
+            }
+        }
+    }
+    let steps = batch_instance_creates(changes, steps);
+    check_acyclic(changes, &steps)?;
+    Ok(steps)
+}
+
+/// Merges instance creates that share every setting but the address and wait for the same steps.
+fn batch_instance_creates(changes: &[Change], steps: Vec<Step>) -> Vec<Step> {
+    let key = |s: &Step| -> Option<String> {
+        let c = &changes[s.changes[0]];
+        match (&s.kind, &c.after) {
+            (StepKind::Create, Some(Spec::Instance(spec))) => {
+                Some(format!("{}|{:?}", serde_json::to_string(spec).expect("serializes"), s.after))
+            }
+            _ => None,
+        }
+    };
+    // Old step index → new step index.
+    let mut remap: Vec<usize> = Vec::with_capacity(steps.len());
+    let mut merged: Vec<Step> = Vec::new();
+    let mut open_batch: BTreeMap<String, usize> = BTreeMap::new();
+    for step in &steps {
+        match key(step) {
+            Some(k) if open_batch.get(&k).is_some_and(|&b| merged[b].changes.len() < MAX_BATCH) => {
+                let b = open_batch[&k];
+                merged[b].changes.extend(&step.changes);
+                remap.push(b);
+            }
+            k => {
+                if let Some(k) = k {
+                    open_batch.insert(k, merged.len());
+                }
+                remap.push(merged.len());
+                merged.push(step.clone());
+            }
+        }
+    }
+    for step in &mut merged {
+        step.after = step.after.iter().map(|&s| remap[s]).collect();
+    }
+    merged
+}
+
+fn check_acyclic(changes: &[Change], steps: &[Step]) -> Result<(), CycleError> {
+    let mut done = vec![false; steps.len()];
+    let mut remaining = steps.len();
+    loop {
+        let ready: Vec<usize> =
+            (0..steps.len()).filter(|&s| !done[s] && steps[s].after.iter().all(|&d| done[d])).collect();
+        if ready.is_empty() {
+            break;
+        }
+        for s in ready {
+            done[s] = true;
+            remaining -= 1;
+        }
+    }
+    if remaining == 0 {
+        return Ok(());
+    }
+    let stuck = (0..steps.len()).find(|&s| !done[s]).expect("some step is stuck");
+    Err(CycleError(changes[steps[stuck].changes[0]].address.to_string()))
+}

@@ -1,0 +1,148 @@
+//! Plan output: Terraform-like text for people, a versioned JSON document for machines.
+
+use std::fmt::Write;
+
+use console::Style;
+use serde_json::{Value, json};
+
+use super::{Action, Change, Plan, PLAN_FORMAT_VERSION};
+
+struct Palette {
+    add: Style,
+    change: Style,
+    destroy: Style,
+    dim: Style,
+    bold: Style,
+}
+
+impl Palette {
+    fn new(color: bool) -> Self {
+        let s = |st: Style| st.force_styling(color);
+        Palette {
+            add: s(Style::new().green()),
+            change: s(Style::new().yellow()),
+            destroy: s(Style::new().red()),
+            dim: s(Style::new().dim()),
+            bold: s(Style::new().bold()),
+        }
+    }
+}
+
+pub mod text {
+    use super::*;
+
+    pub fn render(plan: &Plan, color: bool) -> String {
+        let p = Palette::new(color);
+        let mut out = String::new();
+        if !plan.has_changes() {
+            let what = if plan.destroy { "Nothing to destroy" } else { "The stack matches the configuration" };
+            let _ = writeln!(out, "{} {}.", p.bold.apply_to("No changes."), what);
+            return out;
+        }
+        let _ = writeln!(out, "infra will perform the following actions:\n");
+        for c in &plan.changes {
+            change(&mut out, c, &p);
+        }
+        let s = plan.summary();
+        let _ = writeln!(
+            out,
+            "{} {} to add, {} to change, {} to destroy.",
+            p.bold.apply_to("Plan:"),
+            s.add,
+            s.change,
+            s.destroy
+        );
+        out
+    }
+
+    fn change(out: &mut String, c: &Change, p: &Palette) {
+        let (verb, symbol, style) = match c.action {
+            Action::Create => ("will be created", "  +", &p.add),
+            Action::Update => ("will be updated in place", "  ~", &p.change),
+            Action::Replace => ("must be replaced", "-/+", &p.destroy),
+            Action::Delete => ("will be destroyed", "  -", &p.destroy),
+        };
+        let _ = writeln!(out, "  {}", p.bold.apply_to(format!("# {} {}", c.address, verb)));
+        if let Some(reason) = &c.reason {
+            let _ = writeln!(out, "  {}", p.dim.apply_to(format!("# (because {reason})")));
+        }
+        let id = c.id.as_ref().map(|i| format!(" id={i}")).unwrap_or_default();
+        let _ = writeln!(out, "{} {} ({}){}", style.apply_to(symbol), c.address, c.spec().kind(), p.dim.apply_to(id));
+        match c.action {
+            Action::Create => {
+                let attrs = c.spec().attributes();
+                let width = attrs.keys().map(String::len).max().unwrap_or(0);
+                for (k, v) in &attrs {
+                    let _ = writeln!(out, "      {} {k:width$} = {}", p.add.apply_to("+"), value(v));
+                }
+            }
+            Action::Update | Action::Replace => {
+                let width = c.fields.iter().map(|f| f.name.len()).max().unwrap_or(0);
+                for f in &c.fields {
+                    let forces = if f.forces_replacement {
+                        format!(" {}", p.destroy.apply_to("# forces replacement"))
+                    } else {
+                        String::new()
+                    };
+                    if let (Value::Array(b), Value::Array(a)) = (&f.before, &f.after) {
+                        let _ = writeln!(out, "      {} {:width$} = [{forces}", p.change.apply_to("~"), f.name);
+                        for item in a.iter().filter(|i| !b.contains(i)) {
+                            let _ = writeln!(out, "          {} {},", p.add.apply_to("+"), value(item));
+                        }
+                        for item in b.iter().filter(|i| !a.contains(i)) {
+                            let _ = writeln!(out, "          {} {},", p.destroy.apply_to("-"), value(item));
+                        }
+                        let _ = writeln!(out, "        ]");
+                    } else {
+                        let (b, a) = (value(&f.before), value(&f.after));
+                        let _ = writeln!(out, "      {} {:width$} = {b} -> {a}{forces}", p.change.apply_to("~"), f.name);
+                    }
+                }
+            }
+            Action::Delete => {}
+        }
+        out.push('\n');
+    }
+
+    fn value(v: &Value) -> String {
+        match v {
+            Value::Null => "(none)".to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+pub mod json {
+    use super::*;
+
+    /// The `--json` document; its shape is documented in docs/plan-json.md.
+    pub fn render(plan: &Plan) -> Value {
+        let s = plan.summary();
+        let changes: Vec<Value> = plan
+            .changes
+            .iter()
+            .map(|c| {
+                json!({
+                    "address": c.address,
+                    "kind": c.spec().kind(),
+                    "action": c.action,
+                    "id": c.id,
+                    "reason": c.reason,
+                    "fields": c.fields,
+                    "before": c.before.as_ref().map(|b| b.attributes()),
+                    "after": c.after.as_ref().map(|a| a.attributes()),
+                })
+            })
+            .collect();
+        json!({
+            "format_version": PLAN_FORMAT_VERSION.to_string(),
+            "stack": plan.stack,
+            "lineage": plan.lineage,
+            "serial": plan.serial,
+            "destroy": plan.destroy,
+            "changed": plan.has_changes(),
+            "summary": s,
+            "changes": changes,
+        })
+    }
+}

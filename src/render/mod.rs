@@ -1,0 +1,15 @@
+//! Templates rendered with tera: the user-data that prepares a node.
+
+use crate::model::{Role, Stack};
+
+const USER_DATA: &str = include_str!("../../templates/user-data.sh.tera");
+
+/// The user-data script for every node of one pool (identical within a pool, so a pool's
+/// instances can be launched in one call).
+pub fn user_data(stack: &Stack, role: Role) -> Result<String, tera::Error> {
+    let mut ctx = tera::Context::new();
+    ctx.insert("stack", &stack.name);
+    ctx.insert("role", role.pool());
+    ctx.insert("ssh_users", &["ubuntu", "ec2-user", "admin"]);
+    tera::Tera::one_off(USER_DATA, &ctx, false)
+}

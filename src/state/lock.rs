@@ -1,0 +1,80 @@
+//! One run at a time: a lock file created with O_EXCL, naming its holder. Removed on drop.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::StateError;
+use super::local::shown;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LockInfo {
+    pub id: String,
+    pub operation: String,
+    pub user: String,
+    pub host: String,
+    pub pid: u32,
+    pub created: DateTime<Utc>,
+}
+
+#[derive(Debug)]
+pub struct LockGuard {
+    path: PathBuf,
+    info: LockInfo,
+}
+
+impl LockGuard {
+    pub(super) fn acquire(path: PathBuf, operation: &str) -> Result<Self, StateError> {
+        let info = LockInfo {
+            id: uuid::Uuid::new_v4().to_string(),
+            operation: operation.to_string(),
+            user: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            pid: std::process::id(),
+            created: Utc::now(),
+        };
+        let lock_err = |source| StateError::Lock { path: shown(&path), source };
+        match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => {
+                f.write_all(serde_json::to_string_pretty(&info).expect("serializes").as_bytes()).map_err(lock_err)?;
+                f.sync_all().map_err(lock_err)?;
+                Ok(LockGuard { path, info })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(StateError::Locked(Box::new(read(&path)?))),
+            Err(e) => Err(lock_err(e)),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.info.id
+    }
+
+    pub(super) fn force_release(path: &Path, id: &str) -> Result<LockInfo, StateError> {
+        let info = match read(path) {
+            Ok(info) if info.id == id => info,
+            _ => return Err(StateError::NoSuchLock(id.to_string())),
+        };
+        fs::remove_file(path).map_err(|source| StateError::Lock { path: shown(path), source })?;
+        Ok(info)
+    }
+}
+
+fn read(path: &Path) -> Result<LockInfo, StateError> {
+    let text = fs::read_to_string(path).map_err(|source| StateError::Lock { path: shown(path), source })?;
+    serde_json::from_str(&text).map_err(|e| StateError::Lock {
+        path: shown(path),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        // Only remove our own lock: someone may have force-unlocked and re-locked meanwhile.
+        if read(&self.path).is_ok_and(|i| i.id == self.info.id) {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The state file: what was applied, per address. Versioned, written atomically after every
+//! change, the previous version kept as a backup. It never holds a secret.
+
+mod local;
+mod lock;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use uuid::Uuid;
+
+pub use local::LocalBackend;
+pub use lock::{LockGuard, LockInfo};
+
+use crate::model::{Address, Spec};
+
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct State {
+    pub version: u32,
+    pub stack: String,
+    /// Identifies this state's history; a saved plan for another lineage is refused.
+    pub lineage: Uuid,
+    /// Bumped by every write; a saved plan made at another serial is stale.
+    pub serial: u64,
+    pub resources: BTreeMap<Address, ResourceState>,
+    /// Calls started but not known to have finished (an interrupted run leaves them here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<Intent>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ResourceState {
+    pub id: String,
+    pub spec: Spec,
+    /// Facts AWS assigned: addresses, DNS names, ARNs. Shown by `infra output`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Intent {
+    pub address: Address,
+    pub action: String,
+    pub started: DateTime<Utc>,
+}
+
+impl State {
+    pub fn new(stack: &str) -> Self {
+        State {
+            version: FORMAT_VERSION,
+            stack: stack.to_string(),
+            lineage: Uuid::new_v4(),
+            serial: 0,
+            resources: BTreeMap::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn id_of(&self, address: &Address) -> Option<&str> {
+        self.resources.get(address).map(|r| r.id.as_str())
+    }
+
+    /// Stores a resource without bulky inputs that the spec represents by hash.
+    pub fn record(&mut self, address: Address, id: String, mut spec: Spec, outputs: BTreeMap<String, String>) {
+        match &mut spec {
+            Spec::Instance(i) => i.user_data.clear(),
+            Spec::KeyPair(k) => k.public_key.clear(),
+            _ => {}
+        }
+        self.resources.insert(address, ResourceState { id, spec, outputs });
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum StateError {
+    #[error("cannot read state file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error(
+        "state file {path} is not valid: {reason}\n  It was not changed. The previous version is kept in {backup}; \
+         compare the two, then restore the good one by hand."
+    )]
+    Corrupt { path: String, backup: String, reason: String },
+    #[error("state file {path} has format version {found}; this infra understands version {FORMAT_VERSION}")]
+    Version { path: String, found: u32 },
+    #[error("state file {path} belongs to stack {found:?}, not {expected:?}")]
+    WrongStack { path: String, found: String, expected: String },
+    #[error("cannot write state file {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+    #[error(
+        "the state is locked by {}@{} (pid {}) for {} since {}\n  Lock ID: {}\n  If that run is gone, release it with: infra force-unlock {}",
+        .0.user, .0.host, .0.pid, .0.operation, .0.created.format("%Y-%m-%d %H:%M:%S UTC"), .0.id, .0.id
+    )]
+    Locked(Box<LockInfo>),
+    #[error("no lock with ID {0} is held on this state")]
+    NoSuchLock(String),
+    #[error("lock file {path}: {source}")]
+    Lock { path: String, source: std::io::Error },
+}
