@@ -250,5 +250,5 @@ fn join(addresses: &[&Address]) -> String {
 /// Counts of what an apply changed, for its closing line.
 pub fn closing_line(plan: &Plan) -> String {
     let s = plan.summary();
-    format!("Apply complete! Resources: {} added, {} changed, {} destroyed.", s.add, s.change, s.destroy)
+    format!("{} complete! Resources: {} added, {} changed, {} destroyed.", if plan.destroy { "Destroy" } else { "Apply" }, s.add, s.change, s.destroy)
 }

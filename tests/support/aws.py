@@ -1,0 +1,175 @@
+"""Independent reader and prankster for the integration tests: boto3 against moto.
+
+It never uses the tool's code, so what it reports is what AWS (moto) really holds.
+Usage: aws.py COMMAND [ARGS]; prints JSON. AWS_ENDPOINT_URL etc. come from the environment.
+"""
+import datetime
+import json
+import sys
+
+import boto3
+
+
+def clients():
+    return boto3.client("ec2"), boto3.client("elbv2"), boto3.client("acm"), boto3.client("ssm")
+
+
+def tags(obj):
+    return {t["Key"]: t["Value"] for t in obj.get("Tags", [])}
+
+
+def import_cert():
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example.test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256())
+    )
+    _, _, acm, _ = clients()
+    arn = acm.import_certificate(
+        Certificate=cert.public_bytes(serialization.Encoding.PEM),
+        PrivateKey=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                     serialization.NoEncryption()),
+    )["CertificateArn"]
+    return {"arn": arn}
+
+
+def dump(stack):
+    ec2, elb, _, _ = clients()
+    f = [{"Name": "tag:infra:stack", "Values": [stack]}]
+    out = {}
+    out["vpcs"] = [
+        {"id": v["VpcId"], "cidr": v["CidrBlock"], "tags": tags(v),
+         "dns_hostnames": ec2.describe_vpc_attribute(VpcId=v["VpcId"], Attribute="enableDnsHostnames")
+         ["EnableDnsHostnames"]["Value"]}
+        for v in ec2.describe_vpcs(Filters=f)["Vpcs"]]
+    out["subnets"] = [
+        {"id": s["SubnetId"], "cidr": s["CidrBlock"], "zone": s["AvailabilityZone"], "vpc": s["VpcId"],
+         "public_ip": s.get("MapPublicIpOnLaunch", False), "tags": tags(s)}
+        for s in ec2.describe_subnets(Filters=f)["Subnets"]]
+    out["igws"] = [
+        {"id": g["InternetGatewayId"], "vpcs": [a["VpcId"] for a in g.get("Attachments", [])], "tags": tags(g)}
+        for g in ec2.describe_internet_gateways(Filters=f)["InternetGateways"]]
+    out["route_tables"] = [
+        {"id": t["RouteTableId"], "routes": {r.get("DestinationCidrBlock"): r.get("GatewayId") for r in t["Routes"]},
+         "subnets": sorted(a["SubnetId"] for a in t.get("Associations", []) if a.get("SubnetId")), "tags": tags(t)}
+        for t in ec2.describe_route_tables(Filters=f)["RouteTables"]]
+    groups = ec2.describe_security_groups(Filters=f)["SecurityGroups"]
+    names = {g["GroupId"]: g["GroupName"] for g in groups}
+
+    def rules(g):
+        found = []
+        for p in g["IpPermissions"]:
+            port = f'{p["IpProtocol"]}/{p.get("FromPort")}-{p.get("ToPort")}'
+            found += [f'{port} from {r["CidrIp"]}' for r in p.get("IpRanges", [])]
+            found += [f'{port} from {names.get(u["GroupId"], u["GroupId"])}' for u in p.get("UserIdGroupPairs", [])]
+        return sorted(found)
+
+    out["security_groups"] = [{"id": g["GroupId"], "name": g["GroupName"], "rules": rules(g), "tags": tags(g)}
+                              for g in groups]
+    out["key_pairs"] = [{"name": k["KeyName"], "tags": tags(k)}
+                        for k in ec2.describe_key_pairs(Filters=f)["KeyPairs"]]
+    volumes = {v["VolumeId"]: v for v in ec2.describe_volumes()["Volumes"]}
+    instances = []
+    for r in ec2.describe_instances(Filters=f)["Reservations"]:
+        for i in r["Instances"]:
+            vols = [volumes.get(m["Ebs"]["VolumeId"], {}) for m in i.get("BlockDeviceMappings", [])]
+            instances.append({
+                "id": i["InstanceId"], "state": i["State"]["Name"], "type": i["InstanceType"],
+                "subnet": i.get("SubnetId"), "zone": i["Placement"]["AvailabilityZone"], "tags": tags(i),
+                "key": i.get("KeyName"), "imds_tokens": i.get("MetadataOptions", {}).get("HttpTokens"),
+                "volumes": [{"size": v.get("Size"), "encrypted": v.get("Encrypted")} for v in vols],
+                "groups": sorted(names.get(g["GroupId"], g["GroupId"]) for g in i.get("SecurityGroups", [])),
+            })
+    out["instances"] = instances
+    out["load_balancers"] = []
+    for lb in elb.describe_load_balancers()["LoadBalancers"]:
+        arn = lb["LoadBalancerArn"]
+        lb_tags = {t["Key"]: t["Value"] for d in elb.describe_tags(ResourceArns=[arn])["TagDescriptions"] for t in d["Tags"]}
+        if lb_tags.get("infra:stack") != stack:
+            continue
+        listeners = []
+        for l in elb.describe_listeners(LoadBalancerArn=arn)["Listeners"]:
+            a = l["DefaultActions"][0]
+            listeners.append({"port": l["Port"], "protocol": l["Protocol"], "policy": l.get("SslPolicy"),
+                              "certificates": [c["CertificateArn"] for c in l.get("Certificates", [])],
+                              "action": a["Type"], "redirect": a.get("RedirectConfig"),
+                              "target_group": a.get("TargetGroupArn")})
+        out["load_balancers"].append({"name": lb["LoadBalancerName"], "arn": arn, "dns": lb["DNSName"],
+                                      "subnets": sorted(z["SubnetId"] for z in lb["AvailabilityZones"]),
+                                      "groups": sorted(names.get(g, g) for g in lb.get("SecurityGroups", [])),
+                                      "listeners": listeners})
+    out["target_groups"] = []
+    for tg in elb.describe_target_groups()["TargetGroups"]:
+        arn = tg["TargetGroupArn"]
+        tg_tags = {t["Key"]: t["Value"] for d in elb.describe_tags(ResourceArns=[arn])["TagDescriptions"] for t in d["Tags"]}
+        if tg_tags.get("infra:stack") != stack:
+            continue
+        attrs = {a["Key"]: a["Value"] for a in elb.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]}
+        health = elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+        out["target_groups"].append({
+            "name": tg["TargetGroupName"], "arn": arn, "port": tg["Port"], "protocol": tg["Protocol"],
+            "health_path": tg.get("HealthCheckPath"), "matcher": tg.get("Matcher", {}).get("HttpCode"),
+            "interval": tg.get("HealthCheckIntervalSeconds"), "healthy": tg.get("HealthyThresholdCount"),
+            "delay": attrs.get("deregistration_delay.timeout_seconds"),
+            "targets": sorted(h["Target"]["Id"] for h in health)})
+    return out
+
+
+def instance_id(stack, address):
+    ec2 = boto3.client("ec2")
+    # Matched here, not by filter: moto reads [ ] in filter values as a glob.
+    f = [{"Name": "tag:infra:stack", "Values": [stack]}, {"Name": "instance-state-name", "Values": ["pending", "running"]}]
+    return [i["InstanceId"] for r in ec2.describe_instances(Filters=f)["Reservations"] for i in r["Instances"]
+            if tags(i).get("infra:address") == address][0]
+
+
+def main():
+    cmd, args = sys.argv[1], sys.argv[2:]
+    ec2, elb, _, _ = clients()
+    if cmd == "import-cert":
+        result = import_cert()
+    elif cmd == "dump":
+        result = dump(args[0])
+    elif cmd == "revoke":  # stack group-name protocol port cidr
+        stack, name, proto, port, cidr = args
+        f = [{"Name": "tag:infra:stack", "Values": [stack]}, {"Name": "group-name", "Values": [name]}]
+        gid = ec2.describe_security_groups(Filters=f)["SecurityGroups"][0]["GroupId"]
+        ec2.revoke_security_group_ingress(GroupId=gid, IpPermissions=[
+            {"IpProtocol": proto, "FromPort": int(port), "ToPort": int(port), "IpRanges": [{"CidrIp": cidr}]}])
+        result = {"revoked": gid}
+    elif cmd == "terminate":  # stack address
+        iid = instance_id(*args)
+        ec2.terminate_instances(InstanceIds=[iid])
+        result = {"terminated": iid}
+    elif cmd == "deregister":  # stack address target-group-name
+        stack, address, tg = args
+        iid = instance_id(stack, address)
+        arn = elb.describe_target_groups(Names=[tg])["TargetGroups"][0]["TargetGroupArn"]
+        elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": iid}])
+        result = {"deregistered": iid}
+    elif cmd == "launch-untagged":  # stack pool slots subnet-address: a batch killed before its address tags
+        stack, pool, slots, subnet_address = args
+        f = [{"Name": "tag:infra:stack", "Values": [stack]}]
+        subnet = [s["SubnetId"] for s in ec2.describe_subnets(Filters=f)["Subnets"]
+                  if tags(s).get("infra:address") == subnet_address][0]
+        n = len(slots.split(","))
+        r = ec2.run_instances(ImageId="ami-12c6146b", MinCount=n, MaxCount=n, InstanceType="t3.small", SubnetId=subnet,
+                              TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                                  {"Key": "infra:stack", "Value": stack}, {"Key": "infra:pool", "Value": pool},
+                                  {"Key": "infra:slots", "Value": slots}]}])
+        result = {"launched": [i["InstanceId"] for i in r["Instances"]]}
+    else:
+        sys.exit(f"unknown command {cmd}")
+    print(json.dumps(result, default=str))
+
+
+if __name__ == "__main__":
+    main()

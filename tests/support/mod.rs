@@ -1,0 +1,150 @@
+//! Test harness: a real moto server per test, a scratch project directory, the real `infra`
+//! binary, and an independent boto3 reader (tests/support/aws.py).
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn venv() -> PathBuf {
+    std::env::var_os("INFRA_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"))
+}
+
+/// A moto server on a free loopback port, stopped on drop.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let server = venv().join("bin/moto_server");
+        assert!(server.exists(), "{} is missing: run scripts/setup (scripts/test does)", server.display());
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto { child, endpoint: format!("http://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scratch working directory holding `stacks/<name>.toml`, with its own moto.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub moto: Moto,
+    pub stack: String,
+    pub cert_arn: String,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+impl Project {
+    /// The fixture stack `tests/fixtures/moto.toml` with `workers` workers.
+    pub fn new(stack: &str, workers: usize) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let moto = Moto::start();
+        let mut p = Project { dir, moto, stack: stack.to_string(), cert_arn: String::new() };
+        p.cert_arn = p.aws(&["import-cert"])["arn"].as_str().unwrap().to_string();
+        std::fs::create_dir_all(p.dir.path().join("stacks")).unwrap();
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        std::fs::copy(fixtures.join("id_test.pub"), p.dir.path().join("stacks/id_test.pub")).unwrap();
+        p.write_stack(workers);
+        p
+    }
+
+    pub fn write_stack(&self, workers: usize) {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let text = std::fs::read_to_string(fixtures.join("moto.toml"))
+            .unwrap()
+            .replace("CERT_ARN", &self.cert_arn)
+            .replace("WORKERS", &workers.to_string());
+        std::fs::write(self.stack_file(), text).unwrap();
+    }
+
+    pub fn stack_file(&self) -> PathBuf {
+        self.dir.path().join(format!("stacks/{}.toml", self.stack))
+    }
+
+    pub fn state_file(&self) -> PathBuf {
+        self.dir.path().join(format!("state/{}.json", self.stack))
+    }
+
+    fn aws_env(&self, cmd: &mut Command) {
+        cmd.env("AWS_ENDPOINT_URL", &self.moto.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("HOME", self.dir.path())
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN");
+    }
+
+    /// Runs the real binary in the project directory.
+    pub fn infra(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_infra"));
+        self.aws_env(&mut cmd);
+        cmd.current_dir(self.dir.path()).env("NO_COLOR", "1").env_remove("RUST_LOG").args(args).stdin(Stdio::null());
+        let out: Output = cmd.output().expect("run infra");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `infra ARGS`, which must succeed.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let run = self.infra(args);
+        assert_eq!(run.code, 0, "infra {args:?} failed:\n{}", run.all());
+        run
+    }
+
+    /// The independent reader: boto3 straight at moto.
+    pub fn aws(&self, args: &[&str]) -> serde_json::Value {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/aws.py");
+        let mut cmd = Command::new(venv().join("bin/python"));
+        self.aws_env(&mut cmd);
+        let out = cmd.arg(script).args(args).output().expect("run aws.py");
+        assert!(out.status.success(), "aws.py {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("aws.py prints JSON")
+    }
+
+    pub fn dump(&self) -> serde_json::Value {
+        self.aws(&["dump", &self.stack])
+    }
+}
+
+/// Instances that are not terminated.
+pub fn live_instances(dump: &serde_json::Value) -> Vec<&serde_json::Value> {
+    dump["instances"].as_array().unwrap().iter().filter(|i| i["state"] != "terminated").collect()
+}
