@@ -39,3 +39,6 @@ pub fn parse(file: &str, source: &str, overrides: &Vars, read_file: ReadFile) ->
 pub fn default_name(path: &Path) -> String {
     path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests;

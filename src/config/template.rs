@@ -32,7 +32,7 @@ mod tests {
 
     #[test]
     fn finds_references() {
-        assert_eq!(references("ami-{{ id }}x{{tag|upper}}"), vec![("id".into(), 4), ("tag".into(), 15)]);
+        assert_eq!(references("ami-{{ id }}x{{tag|upper}}"), vec![("id".into(), 4), ("tag".into(), 13)]);
         assert!(references("plain").is_empty());
     }
 

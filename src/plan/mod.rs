@@ -105,3 +105,6 @@ impl Plan {
         !self.changes.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests;

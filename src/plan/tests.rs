@@ -1,0 +1,197 @@
+use std::collections::BTreeMap;
+
+use super::graph::{StepKind, steps};
+use super::*;
+use crate::model::resources::{Inputs, Resource, expand};
+use crate::model::{Live, Observed, Rule, Source, Spec};
+
+const STACK: &str = r#"
+[network]
+cidr = "10.0.0.0/16"
+[[network.subnets]]
+zone = "us-east-1a"
+cidr = "10.0.1.0/24"
+[[network.subnets]]
+zone = "us-east-1b"
+cidr = "10.0.2.0/24"
+[nodes]
+public_key_file = "key.pub"
+[nodes.managers]
+count = 1
+[nodes.workers]
+count = 4
+[load_balancer]
+certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
+target_port = 8080
+"#;
+
+fn desired() -> Vec<Resource> {
+    let read = |_: &std::path::Path| Ok("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB test".to_string());
+    let stack = crate::config::parse("stacks/demo.toml", STACK, &BTreeMap::new(), &read).unwrap().stack;
+    let inputs = Inputs {
+        manager_ami: "ami-1".into(),
+        worker_ami: "ami-1".into(),
+        manager_user_data: "#!/bin/sh\necho manager\n".into(),
+        worker_user_data: "#!/bin/sh\necho worker\n".into(),
+    };
+    expand(&stack, &inputs)
+}
+
+/// What AWS would report once `desired` is applied: same specs, hashes in place of bodies.
+fn applied(desired: &[Resource]) -> Live {
+    desired
+        .iter()
+        .enumerate()
+        .map(|(n, r)| {
+            let mut spec = r.spec.clone();
+            match &mut spec {
+                Spec::Instance(i) => i.user_data.clear(),
+                Spec::KeyPair(k) => k.public_key.clear(),
+                _ => {}
+            }
+            (r.address.clone(), Observed { id: format!("id-{n}"), spec, outputs: BTreeMap::new() })
+        })
+        .collect()
+}
+
+fn plan_of(changes: Vec<Change>) -> Plan {
+    Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        stack: "demo".into(),
+        region: None,
+        lineage: None,
+        serial: 0,
+        stack_sha256: String::new(),
+        created: chrono::DateTime::UNIX_EPOCH,
+        destroy: false,
+        changes,
+        unchanged: BTreeMap::new(),
+    }
+}
+
+fn actions(changes: &[Change]) -> Vec<(String, Action)> {
+    changes.iter().map(|c| (c.address.to_string(), c.action)).collect()
+}
+
+#[test]
+fn everything_is_created_from_nothing() {
+    let plan = plan_of(diff(&desired(), None, &Live::new()));
+    assert_eq!(plan.summary(), Summary { add: 18, change: 0, destroy: 0 });
+    insta::assert_snapshot!("create_text", text::render(&plan, false));
+}
+
+#[test]
+fn nothing_changes_when_aws_matches() {
+    let d = desired();
+    assert!(diff(&d, None, &applied(&d)).is_empty());
+}
+
+#[test]
+fn drift_updates_replaces_and_deletes() {
+    let d = desired();
+    let mut live = applied(&d);
+    let a = |s: &str| crate::model::Address::new(s);
+    if let Spec::SecurityGroup(g) = &mut live.get_mut(&a("sg.node")).unwrap().spec {
+        g.ingress.retain(|r| r.from_port != 2377);
+        g.ingress.push(Rule { protocol: "tcp".into(), from_port: 22, to_port: 22, source: Source::Cidr("0.0.0.0/0".into()) });
+    }
+    if let Spec::Instance(i) = &mut live.get_mut(&a("node.worker[1]")).unwrap().spec {
+        i.ami = "ami-0".into();
+    }
+    let extra = live[&a("node.worker[3]")].clone();
+    live.insert(a("node.worker[7]"), extra);
+    live.remove(&a("node.worker[2]"));
+
+    let changes = diff(&d, None, &live);
+    assert_eq!(
+        actions(&changes),
+        [
+            ("node.worker[1]".to_string(), Action::Replace),
+            ("node.worker[2]".to_string(), Action::Create),
+            ("node.worker[7]".to_string(), Action::Delete),
+            ("sg.node".to_string(), Action::Update),
+            ("targets.web".to_string(), Action::Update),
+        ]
+    );
+    let targets = changes.iter().find(|c| c.address.as_str() == "targets.web").unwrap();
+    assert_eq!(targets.reason.as_deref(), Some("node.worker[1] gets a new id"), "re-registered after the replacement");
+    let plan = plan_of(changes);
+    assert_eq!(plan.summary(), Summary { add: 2, change: 2, destroy: 2 });
+    insta::assert_snapshot!("drift_text", text::render(&plan, false));
+    insta::assert_json_snapshot!("drift_json", json::render(&plan));
+}
+
+#[test]
+fn a_replaced_subnet_replaces_its_instances_and_updates_its_users() {
+    let d = desired();
+    let mut live = applied(&d);
+    if let Spec::Subnet(s) = &mut live.get_mut(&crate::model::Address::new("subnet[1]")).unwrap().spec {
+        s.cidr = "10.0.9.0/24".into();
+    }
+    let changes = diff(&d, None, &live);
+    assert_eq!(
+        actions(&changes),
+        [
+            ("lb".to_string(), Action::Update),
+            ("node.worker[1]".to_string(), Action::Replace),
+            ("node.worker[3]".to_string(), Action::Replace),
+            ("route_table".to_string(), Action::Update),
+            ("subnet[1]".to_string(), Action::Replace),
+            ("targets.web".to_string(), Action::Update),
+        ]
+    );
+}
+
+#[test]
+fn creates_follow_references_and_same_subnet_instances_launch_together() {
+    let changes = diff(&desired(), None, &Live::new());
+    let steps = steps(&changes).unwrap();
+    let index = |addr: &str| {
+        steps.iter().position(|s| s.changes.iter().any(|&c| changes[c].address.as_str() == addr)).unwrap()
+    };
+    let before = |a: &str, b: &str| assert!(steps[index(b)].after.contains(&index(a)), "{a} must come before {b}");
+    before("vpc", "subnet[0]");
+    before("sg.lb", "sg.node");
+    before("subnet[0]", "node.worker[0]");
+    before("key_pair", "node.manager[0]");
+    before("node.worker[3]", "targets.web");
+    before("tg.web", "listener.https");
+    // Workers 0 and 2 share subnet[0]; 1 and 3 share subnet[1]; the manager has other settings.
+    assert_eq!(index("node.worker[0]"), index("node.worker[2]"));
+    assert_eq!(index("node.worker[1]"), index("node.worker[3]"));
+    assert_ne!(index("node.worker[0]"), index("node.worker[1]"));
+    assert_ne!(index("node.manager[0]"), index("node.worker[0]"));
+    assert_eq!(steps.len(), 16, "18 creates, two batches of two instances");
+}
+
+#[test]
+fn destroy_removes_users_before_what_they_use() {
+    let d = desired();
+    let changes = diff(&[], None, &applied(&d));
+    assert!(changes.iter().all(|c| c.action == Action::Delete));
+    let steps = steps(&changes).unwrap();
+    let index = |addr: &str| {
+        steps.iter().position(|s| s.changes.iter().any(|&c| changes[c].address.as_str() == addr)).unwrap()
+    };
+    let before = |a: &str, b: &str| assert!(steps[index(b)].after.contains(&index(a)), "{a} must go before {b}");
+    before("targets.web", "node.worker[0]");
+    before("node.worker[0]", "subnet[0]");
+    before("listener.https", "tg.web");
+    before("lb", "sg.lb");
+    before("sg.node", "sg.lb");
+    before("subnet[1]", "vpc");
+    before("igw", "vpc");
+}
+
+#[test]
+fn a_replacement_deletes_then_creates() {
+    let d = desired();
+    let mut live = applied(&d);
+    if let Spec::Instance(i) = &mut live.get_mut(&crate::model::Address::new("node.manager[0]")).unwrap().spec {
+        i.instance_type = "t2.nano".into();
+    }
+    let changes = diff(&d, None, &live);
+    let steps = steps(&changes).unwrap();
+    let of = |kind: StepKind| steps.iter().position(|s| s.kind == kind && changes[s.changes[0]].address.as_str() == "node.manager[0]").unwrap();
+    assert!(steps[of(StepKind::Create)].after.contains(&of(StepKind::Delete)));
+}
