@@ -169,7 +169,7 @@ fn saved_plan_applies_exactly_and_a_stale_one_is_refused() {
 fn a_second_run_fails_at_once_naming_the_lock_holder_and_force_unlock_releases_it() {
     let p = Project::new("locked", 1);
     let backend = infra::state::LocalBackend::new(p.dir.path().join("state"), "locked");
-    let guard = backend.lock("apply").unwrap();
+    let guard = backend.lock(infra::state::LockInfo::new("apply")).unwrap();
     let run = p.infra(&["apply", "--auto-approve"]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("the state is locked by"), "{}", run.stderr);

@@ -17,7 +17,7 @@ use crate::cloud::{Cloud, CloudError, Created, Ids};
 use crate::model::{Address, Spec, resources::sha256_hex};
 use crate::plan::graph::{self, CycleError, Step, StepKind};
 use crate::plan::{Action, Plan};
-use crate::state::{Intent, LocalBackend, State, StateError};
+use crate::state::{Backend, Intent, State, StateError};
 use progress::elapsed;
 
 pub struct Options {
@@ -40,21 +40,21 @@ pub enum ApplyError {
 
 /// The state as apply changes it: every change is written to disk at once.
 pub struct Journal<'a> {
-    pub backend: &'a LocalBackend,
+    pub backend: &'a Backend,
     pub state: State,
 }
 
 impl Journal<'_> {
-    fn save(&mut self) -> Result<(), StateError> {
-        self.backend.save(&mut self.state)
+    async fn save(&mut self) -> Result<(), StateError> {
+        self.backend.save(&mut self.state).await
     }
 
-    fn intend(&mut self, addresses: &[&Address], action: &str) -> Result<(), StateError> {
+    async fn intend(&mut self, addresses: &[&Address], action: &str) -> Result<(), StateError> {
         let started = chrono::Utc::now();
         for a in addresses {
             self.state.pending.push(Intent { address: (*a).clone(), action: action.to_string(), started });
         }
-        self.save()
+        self.save().await
     }
 
     fn settle(&mut self, address: &Address) {
@@ -69,7 +69,7 @@ struct Outcome {
 }
 
 pub async fn apply(plan: &Plan, cloud: &Cloud, journal: &mut Journal<'_>, mut opts: Options) -> Result<usize, ApplyError> {
-    sync_unchanged(plan, journal)?;
+    sync_unchanged(plan, journal).await?;
     let steps = graph::steps(&plan.changes)?;
     let run_id = uuid::Uuid::new_v4().to_string();
     let progress = Progress::new(steps.len());
@@ -93,7 +93,7 @@ pub async fn apply(plan: &Plan, cloud: &Cloud, journal: &mut Journal<'_>, mut op
                 StepKind::Update => "Modifying",
                 StepKind::Delete => "Destroying",
             };
-            journal.intend(&addresses, &verb.to_lowercase())?;
+            journal.intend(&addresses, &verb.to_lowercase()).await?;
             progress.line(format!("{}: {verb}...", join(&addresses)));
             let mut ids: Ids = journal.state.resources.iter().map(|(a, r)| (a.clone(), r.id.clone())).collect();
             for (a, r) in &plan.unchanged {
@@ -125,7 +125,7 @@ pub async fn apply(plan: &Plan, cloud: &Cloud, journal: &mut Journal<'_>, mut op
                     record(journal, plan, step, &address, created);
                     journal.settle(&address);
                 }
-                journal.save()?;
+                journal.save().await?;
                 let what = match step.kind {
                     StepKind::Create => "Creation",
                     StepKind::Update => "Modifications",
@@ -147,7 +147,7 @@ pub async fn apply(plan: &Plan, cloud: &Cloud, journal: &mut Journal<'_>, mut op
                 for a in &addresses {
                     journal.settle(a);
                 }
-                journal.save()?;
+                journal.save().await?;
                 progress.line(format!("{}: failed after {}", join(&addresses), elapsed(outcome.started.elapsed())));
                 failures.push(e);
             }
@@ -165,7 +165,7 @@ pub async fn apply(plan: &Plan, cloud: &Cloud, journal: &mut Journal<'_>, mut op
 
 /// Brings the state in line with what the plan saw unchanged: adopts objects the state had lost
 /// and forgets ones that no longer exist.
-fn sync_unchanged(plan: &Plan, journal: &mut Journal<'_>) -> Result<(), StateError> {
+async fn sync_unchanged(plan: &Plan, journal: &mut Journal<'_>) -> Result<(), StateError> {
     let state = &mut journal.state;
     let before = state.resources.clone();
     let changing: Vec<&Address> = plan.changes.iter().filter(|c| c.action != Action::Create).map(|c| &c.address).collect();
@@ -180,7 +180,7 @@ fn sync_unchanged(plan: &Plan, journal: &mut Journal<'_>) -> Result<(), StateErr
         }
     }
     if state.resources != before || state.serial == 0 {
-        journal.save()?;
+        journal.save().await?;
     }
     Ok(())
 }

@@ -15,6 +15,9 @@ pub struct ApplyArgs {
     /// How many changes may run at once.
     #[arg(long, default_value_t = 10)]
     pub parallelism: usize,
+    /// Wait this long for a lock held by another run (e.g. 2m) instead of failing at once.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub lock_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -25,14 +28,29 @@ pub struct DestroyArgs {
     /// How many changes may run at once.
     #[arg(long, default_value_t = 10)]
     pub parallelism: usize,
+    /// Wait this long for a lock held by another run (e.g. 2m) instead of failing at once.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub lock_timeout: std::time::Duration,
 }
 
 pub async fn run(ctx: &Context, a: ApplyArgs) -> Result<ExitCode, OpsError> {
-    let opts = ApplyOptions { plan_file: a.plan_file, auto_approve: a.auto_approve, parallelism: a.parallelism, destroy: false };
+    let opts = ApplyOptions {
+        plan_file: a.plan_file,
+        auto_approve: a.auto_approve,
+        parallelism: a.parallelism,
+        destroy: false,
+        lock_timeout: a.lock_timeout,
+    };
     ops::apply(ctx, opts).await.map(|_| ExitCode::SUCCESS)
 }
 
 pub async fn run_destroy(ctx: &Context, a: DestroyArgs) -> Result<ExitCode, OpsError> {
-    let opts = ApplyOptions { plan_file: None, auto_approve: a.auto_approve, parallelism: a.parallelism, destroy: true };
+    let opts = ApplyOptions {
+        plan_file: None,
+        auto_approve: a.auto_approve,
+        parallelism: a.parallelism,
+        destroy: true,
+        lock_timeout: a.lock_timeout,
+    };
     ops::destroy(ctx, opts).await.map(|_| ExitCode::SUCCESS)
 }

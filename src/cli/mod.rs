@@ -64,9 +64,17 @@ pub enum Command {
     Output(simple::OutputArgs),
     /// Release a lock left behind by a run that crashed.
     ForceUnlock(simple::UnlockArgs),
+    /// Manage the state: move it between a local file and S3.
+    #[command(subcommand)]
+    State(simple::StateCommand),
+    /// Print the JSON Schema of stack files, for editors (e.g. taplo, VS Code Even Better TOML).
+    Schema,
 }
 
 pub async fn run(cli: Cli) -> Result<ExitCode, OpsError> {
+    if let Command::Schema = cli.command {
+        return ops::schema().map(|_| ExitCode::SUCCESS);
+    }
     let root = match &cli.global.chdir {
         Some(dir) => dir.clone(),
         None => std::env::current_dir().map_err(|source| OpsError::Io { what: "no working directory", path: ".".into(), source })?,
@@ -82,8 +90,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, OpsError> {
         Command::Plan(args) => plan::run(&ctx, args).await,
         Command::Apply(args) => apply::run(&ctx, args).await,
         Command::Destroy(args) => apply::run_destroy(&ctx, args).await,
-        Command::Output(args) => simple::output(&ctx, args),
-        Command::ForceUnlock(args) => simple::unlock(&ctx, args),
+        Command::Output(args) => simple::output(&ctx, args).await,
+        Command::ForceUnlock(args) => simple::unlock(&ctx, args).await,
+        Command::State(command) => simple::state(&ctx, command).await,
+        Command::Schema => unreachable!("handled before the workspace is needed"),
     };
     tracing::debug!(target: "infra::aws", total = ctx.calls.total(), calls = ?ctx.calls.counts(), "AWS calls made");
     code

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::ops::{self, Context, OpsError, OutputOptions};
+use crate::ops::{self, Context, MigrateOptions, OpsError, OutputOptions};
 
 #[derive(Debug, Args)]
 pub struct OutputArgs {
@@ -17,10 +17,34 @@ pub struct UnlockArgs {
     pub id: String,
 }
 
-pub fn output(ctx: &Context, a: OutputArgs) -> Result<ExitCode, OpsError> {
-    ops::output(ctx, OutputOptions { json: a.json }).map(|_| ExitCode::SUCCESS)
+#[derive(Debug, clap::Subcommand)]
+pub enum StateCommand {
+    /// Move the state to where the stack file's [state] table now says, from where it was.
+    Migrate(MigrateArgs),
 }
 
-pub fn unlock(ctx: &Context, a: UnlockArgs) -> Result<ExitCode, OpsError> {
-    ops::force_unlock(ctx, &a.id).map(|_| ExitCode::SUCCESS)
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Where the state is now: `local` (state/<stack>.json) or s3://BUCKET/KEY.
+    #[arg(long, value_name = "LOCATION")]
+    pub from: String,
+    /// Wait this long for locks held by other runs.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub lock_timeout: std::time::Duration,
+}
+
+pub async fn output(ctx: &Context, a: OutputArgs) -> Result<ExitCode, OpsError> {
+    ops::output(ctx, OutputOptions { json: a.json }).await.map(|_| ExitCode::SUCCESS)
+}
+
+pub async fn unlock(ctx: &Context, a: UnlockArgs) -> Result<ExitCode, OpsError> {
+    ops::force_unlock(ctx, &a.id).await.map(|_| ExitCode::SUCCESS)
+}
+
+pub async fn state(ctx: &Context, command: StateCommand) -> Result<ExitCode, OpsError> {
+    match command {
+        StateCommand::Migrate(a) => {
+            ops::migrate(ctx, MigrateOptions { from: a.from, lock_timeout: a.lock_timeout }).await.map(|_| ExitCode::SUCCESS)
+        }
+    }
 }

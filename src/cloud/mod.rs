@@ -136,20 +136,7 @@ impl Cloud {
     /// Clients from the standard AWS chain (profile, environment, `AWS_ENDPOINT_URL`, …); the
     /// stack's region, when it names one, wins over the chain's.
     pub async fn connect(stack: &str, region: Option<&str>, call_log: CallLog) -> Result<Cloud, CloudError> {
-        use aws_smithy_http_client::tls;
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
-            .build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http)
-            .retry_config(RetryConfig::standard().with_max_attempts(8).with_max_backoff(Duration::from_secs(20)));
-        if let Some(region) = region {
-            loader = loader.region(aws_config::Region::new(region.to_string()));
-        }
-        let conf = loader.load().await;
-        if conf.region().is_none() {
-            return Err(CloudError::NoRegion);
-        }
+        let conf = sdk_config(region).await?;
         let ec2 = aws_sdk_ec2::config::Builder::from(&conf).interceptor(call_log.clone()).build();
         let elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(&conf).interceptor(call_log.clone()).build();
         let ssm = aws_sdk_ssm::config::Builder::from(&conf).interceptor(call_log).build();
@@ -169,6 +156,31 @@ impl Cloud {
             message: "has no value".into(),
         })
     }
+}
+
+/// The standard AWS chain with this project's HTTP client (rustls) and retry policy.
+async fn sdk_config(region: Option<&str>) -> Result<aws_config::SdkConfig, CloudError> {
+    use aws_smithy_http_client::tls;
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .retry_config(RetryConfig::standard().with_max_attempts(8).with_max_backoff(Duration::from_secs(20)));
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_string()));
+    }
+    let conf = loader.load().await;
+    if conf.region().is_none() {
+        return Err(CloudError::NoRegion);
+    }
+    Ok(conf)
+}
+
+/// An S3 client for the state bucket (whose region may differ from the stack's).
+pub async fn s3_client(region: Option<&str>, call_log: CallLog) -> Result<aws_sdk_s3::Client, CloudError> {
+    let conf = sdk_config(region).await?;
+    Ok(aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&conf).interceptor(call_log).build()))
 }
 
 impl Cloud {

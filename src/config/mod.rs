@@ -35,6 +35,20 @@ pub fn parse(file: &str, source: &str, overrides: &Vars, read_file: ReadFile) ->
     validate::Validator::new(file, source).run(parsed, overrides, read_file)
 }
 
+/// Only where the state lives, for commands that do not need the whole stack (output,
+/// force-unlock, state migrate): the rest of the file is not checked.
+pub fn state_location(file: &str, source: &str) -> Result<crate::model::StateLocation, ConfigErrors> {
+    let one = |span: std::ops::Range<usize>, message: String| ConfigErrors {
+        file: file.into(),
+        errors: vec![ConfigError::new(file, source, span, message, None)],
+    };
+    let parsed: schema::StateOnly = toml::from_str(source).map_err(|e| one(e.span().unwrap_or(0..0), e.message().to_string()))?;
+    let mut v = validate::Validator::new(file, source);
+    let stack = default_name(Path::new(file));
+    let location = v.state(parsed.state.as_ref(), &stack, parsed.region.as_ref().map(|r| r.get_ref().as_str()));
+    v.finish().map(|_| location.expect("no errors"))
+}
+
 /// `sandbox` for `stacks/sandbox.toml`.
 pub fn default_name(path: &Path) -> String {
     path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()

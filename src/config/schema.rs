@@ -3,75 +3,138 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
-#[derive(Debug, Deserialize)]
+/// An infra stack file (stacks/<name>.toml): a Docker Swarm cluster on AWS.
+/// Reference with comments: stacks/aws-example.toml.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(title = "infra stack file")]
 #[serde(deny_unknown_fields)]
 pub struct StackFile {
     /// Defaults to the AWS chain (`AWS_REGION`, profile).
+    #[schemars(with = "Option<String>")]
     pub region: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
     pub vars: BTreeMap<String, Spanned<String>>,
+    #[schemars(with = "NetworkFile")]
     pub network: Spanned<NetworkFile>,
+    #[schemars(with = "NodesFile")]
     pub nodes: Spanned<NodesFile>,
+    #[schemars(with = "LoadBalancerFile")]
     pub load_balancer: Spanned<LoadBalancerFile>,
+    #[schemars(with = "Option<StateFile>")]
+    pub state: Option<Spanned<StateFile>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Only the `[state]` table: for commands that need to find the state, not the whole stack.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct StateOnly {
+    #[schemars(with = "Option<StateFile>")]
+    pub state: Option<Spanned<StateFile>>,
+    #[schemars(with = "Option<String>")]
+    pub region: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateFile {
+    /// `local` (default: state/<stack>.json) or `s3`.
+    #[schemars(with = "Option<String>")]
+    pub backend: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
+    pub bucket: Option<Spanned<String>>,
+    /// Default: `infra/<stack>.json`.
+    #[schemars(with = "Option<String>")]
+    pub key: Option<Spanned<String>>,
+    /// The bucket's region, when it is not the stack's.
+    #[schemars(with = "Option<String>")]
+    pub region: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkFile {
+    #[schemars(with = "String")]
     pub cidr: Spanned<String>,
+    #[schemars(with = "Vec<SubnetFile>")]
     pub subnets: Spanned<Vec<Spanned<SubnetFile>>>,
+    #[schemars(with = "Option<Vec<String>>")]
     pub ingress_cidrs: Option<Vec<Spanned<String>>>,
+    #[schemars(with = "Option<Vec<String>>")]
     pub admin_cidrs: Option<Vec<Spanned<String>>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubnetFile {
+    #[schemars(with = "String")]
     pub zone: Spanned<String>,
+    #[schemars(with = "String")]
     pub cidr: Spanned<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodesFile {
+    #[schemars(with = "String")]
     pub public_key_file: Spanned<String>,
+    #[schemars(with = "Option<String>")]
     pub instance_type: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub ami: Option<Spanned<String>>,
+    #[schemars(with = "Option<i64>")]
     pub root_volume_gb: Option<Spanned<i64>>,
+    #[schemars(with = "PoolFile")]
     pub managers: Spanned<PoolFile>,
+    #[schemars(with = "Option<PoolFile>")]
     pub workers: Option<Spanned<PoolFile>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoolFile {
+    #[schemars(with = "i64")]
     pub count: Spanned<i64>,
+    #[schemars(with = "Option<String>")]
     pub instance_type: Option<Spanned<String>>,
     /// `ami-…`, or `ssm:/path` to a public parameter holding the id.
+    #[schemars(with = "Option<String>")]
     pub ami: Option<Spanned<String>>,
+    #[schemars(with = "Option<i64>")]
     pub root_volume_gb: Option<Spanned<i64>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoadBalancerFile {
+    #[schemars(with = "Option<String>")]
     pub certificate_arn: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub tls_policy: Option<Spanned<String>>,
+    #[schemars(with = "i64")]
     pub target_port: Spanned<i64>,
+    #[schemars(with = "Option<i64>")]
     pub deregistration_delay: Option<Spanned<i64>>,
+    #[schemars(with = "Option<HealthCheckFile>")]
     pub health_check: Option<Spanned<HealthCheckFile>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheckFile {
+    #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub matcher: Option<Spanned<String>>,
+    #[schemars(with = "Option<i64>")]
     pub interval: Option<Spanned<i64>>,
+    #[schemars(with = "Option<i64>")]
     pub timeout: Option<Spanned<i64>>,
+    #[schemars(with = "Option<i64>")]
     pub healthy_threshold: Option<Spanned<i64>>,
+    #[schemars(with = "Option<i64>")]
     pub unhealthy_threshold: Option<Spanned<i64>>,
 }

@@ -54,6 +54,7 @@ impl<'a> Validator<'a> {
         let managers = self.pool(Role::Manager, Some(&nodes.managers), nodes, f.nodes.span());
         let workers = self.pool(Role::Worker, nodes.workers.as_ref(), nodes, f.nodes.span());
         let load_balancer = self.load_balancer(f.load_balancer.get_ref(), f.load_balancer.span());
+        let state = self.state(f.state.as_ref(), &name, region.as_deref());
 
         if !self.errors.is_empty() {
             return Err(ConfigErrors { file: self.file.into(), errors: self.errors });
@@ -66,11 +67,46 @@ impl<'a> Validator<'a> {
             workers: workers.expect("no errors"),
             public_key: public_key.expect("no errors"),
             load_balancer: load_balancer.expect("no errors"),
+            state: state.expect("no errors"),
         };
         Ok(Loaded { stack, warnings: self.warnings })
     }
 
     /// The stack's name is its file name: `stacks/prod.toml` is stack `prod`.
+    /// The errors and warnings so far, for callers that check only part of a file.
+    pub fn finish(self) -> Result<Vec<ConfigError>, ConfigErrors> {
+        if self.errors.is_empty() { Ok(self.warnings) } else { Err(ConfigErrors { file: self.file.into(), errors: self.errors }) }
+    }
+
+    pub fn state(&mut self, state: Option<&Spanned<StateFile>>, stack: &str, region: Option<&str>) -> Option<StateLocation> {
+        let Some(state) = state else { return Some(StateLocation::Local) };
+        let s = state.get_ref();
+        let text = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.get_ref().clone());
+        match s.backend.as_ref().map(|b| b.get_ref().as_str()) {
+            None | Some("local") => Some(StateLocation::Local),
+            Some("s3") => {
+                let Some(bucket) = text(&s.bucket) else {
+                    let at = state.span().start..state.span().start + "[state]".len();
+                    self.error(at, "backend = \"s3\" needs a bucket", Some("add bucket = \"my-infra-state\" to [state]"));
+                    return None;
+                };
+                let key = text(&s.key).unwrap_or_else(|| format!("infra/{stack}.json"));
+                if let Some(k) = &s.key
+                    && (k.get_ref().is_empty() || k.get_ref().starts_with('/'))
+                {
+                    self.error(k.span(), format!("state key {:?} must be a relative object key", k.get_ref()), None);
+                }
+                let region = text(&s.region).or(region.map(str::to_string));
+                Some(StateLocation::S3 { bucket, key, region })
+            }
+            Some(other) => {
+                let span = s.backend.as_ref().expect("matched").span();
+                self.error(span, format!("unknown state backend {other:?}"), Some("use \"local\" or \"s3\""));
+                None
+            }
+        }
+    }
+
     fn stack_name(&mut self, s: String) -> String {
         let ok = !s.is_empty()
             && s.len() <= MAX_NAME_LEN

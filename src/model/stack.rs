@@ -12,6 +12,16 @@ pub struct Stack {
     pub workers: NodePool,
     pub public_key: String,
     pub load_balancer: LoadBalancer,
+    pub state: StateLocation,
+}
+
+/// Where the stack's state lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateLocation {
+    /// `state/<stack>.json` beside the stack files.
+    Local,
+    /// An S3 object; the lock is `<key>.lock`, the previous version `<key>.backup`.
+    S3 { bucket: String, key: String, region: Option<String> },
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -1,15 +1,17 @@
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
 use super::plan::prepare;
+use super::validate::{load, read_stack_file};
 use super::{Context, OpsError, Result};
 use crate::apply::{self, Journal, Options};
 use crate::cloud::Cloud;
 use crate::model::resources::sha256_hex;
 use crate::plan::{self, PLAN_FORMAT_VERSION, Plan};
-use crate::state::{LocalBackend, LockInfo, State};
+use crate::state::{Backend, LockInfo, State};
 
 pub struct ApplyOptions {
     /// A plan saved by `infra plan --out`: applied exactly, or refused if stale.
@@ -17,6 +19,7 @@ pub struct ApplyOptions {
     pub auto_approve: bool,
     pub parallelism: usize,
     pub destroy: bool,
+    pub lock_timeout: Duration,
 }
 
 pub async fn destroy(ctx: &Context, opts: ApplyOptions) -> Result<()> {
@@ -24,29 +27,47 @@ pub async fn destroy(ctx: &Context, opts: ApplyOptions) -> Result<()> {
 }
 
 pub async fn apply(ctx: &Context, opts: ApplyOptions) -> Result<()> {
-    let backend = LocalBackend::new(ctx.workspace.state_dir(), &ctx.workspace.stack_name);
     let operation = if opts.destroy { "destroy" } else { "apply" };
-    let _lock = backend.lock(operation)?;
-    let (plan, cloud, state) = match &opts.plan_file {
+    match &opts.plan_file {
         Some(path) => {
+            // The plan is the contract: the stack file is only hashed, and asked where the state is.
             let plan = read_saved_plan(ctx, path)?;
-            let state = backend.load()?;
-            check_fresh(&plan, state.as_ref(), path)?;
-            let cloud = Cloud::connect(&plan.stack, plan.region.as_deref(), ctx.calls.clone()).await?;
-            (plan, cloud, state)
+            let backend = super::configured_backend(ctx, plan.region.as_deref()).await?;
+            let lock = backend.lock(operation, opts.lock_timeout).await?;
+            let result = async {
+                let state = backend.load().await?;
+                check_fresh(&plan, state.as_ref(), path)?;
+                let cloud = Cloud::connect(&plan.stack, plan.region.as_deref(), ctx.calls.clone()).await?;
+                execute(&plan, &cloud, &backend, state, opts.parallelism).await
+            }
+            .await;
+            lock.release().await;
+            result
         }
         None => {
-            let prepared = prepare(ctx, opts.destroy).await?;
-            print!("{}", plan::text::render(&prepared.plan, ctx.color));
-            if prepared.plan.has_changes() && !opts.auto_approve && !confirm(opts.destroy)? {
-                println!("\nApply cancelled.");
-                return Ok(());
+            let (loaded, source) = load(ctx)?;
+            let stack = loaded.stack;
+            let backend = super::backend(ctx, &stack.state, stack.region.as_deref()).await?;
+            let lock = backend.lock(operation, opts.lock_timeout).await?;
+            let result = async {
+                let prepared = prepare(ctx, &stack, &source, &backend, opts.destroy).await?;
+                print!("{}", plan::text::render(&prepared.plan, ctx.color));
+                if prepared.plan.has_changes() && !opts.auto_approve && !confirm(opts.destroy)? {
+                    println!("\nApply cancelled.");
+                    return Ok(());
+                }
+                execute(&prepared.plan, &prepared.cloud, &backend, prepared.state, opts.parallelism).await
             }
-            (prepared.plan, prepared.cloud, prepared.state)
+            .await;
+            lock.release().await;
+            result
         }
-    };
+    }
+}
+
+async fn execute(plan: &Plan, cloud: &Cloud, backend: &Backend, state: Option<State>, parallelism: usize) -> Result<()> {
     let state = state.unwrap_or_else(|| State::new(&plan.stack));
-    let mut journal = Journal { backend: &backend, state };
+    let mut journal = Journal { backend, state };
     let (cancel_tx, cancel) = watch::channel(false);
     let on_interrupt = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -56,16 +77,16 @@ pub async fn apply(ctx: &Context, opts: ApplyOptions) -> Result<()> {
     if plan.has_changes() {
         println!();
     }
-    let result = apply::apply(&plan, &cloud, &mut journal, Options { parallelism: opts.parallelism, cancel }).await;
+    let result = apply::apply(plan, cloud, &mut journal, Options { parallelism, cancel }).await;
     on_interrupt.abort();
     result?;
     if plan.has_changes() {
-        println!("\n{}", apply::closing_line(&plan));
+        println!("\n{}", apply::closing_line(plan));
     }
     Ok(())
 }
 
-fn read_saved_plan(ctx: &Context, path: &PathBuf) -> Result<Plan> {
+fn read_saved_plan(ctx: &Context, path: &Path) -> Result<Plan> {
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| OpsError::Io { what: "cannot read plan file", path: shown.clone(), source })?;
     let plan: Plan = serde_json::from_slice(&bytes)
@@ -77,12 +98,7 @@ fn read_saved_plan(ctx: &Context, path: &PathBuf) -> Result<Plan> {
         let why = format!("it is for stack {}, not {}", plan.stack, ctx.workspace.stack_name);
         return Err(OpsError::StalePlan { path: shown, why });
     }
-    let source = std::fs::read_to_string(&ctx.workspace.stack_file).map_err(|source| OpsError::Io {
-        what: "cannot read stack file",
-        path: ctx.workspace.shown_stack_file(),
-        source,
-    })?;
-    if sha256_hex(&source) != plan.stack_sha256 {
+    if sha256_hex(&read_stack_file(ctx)?) != plan.stack_sha256 {
         let why = format!("{} changed since the plan was made", ctx.workspace.shown_stack_file());
         return Err(OpsError::StalePlan { path: shown, why });
     }
@@ -90,7 +106,7 @@ fn read_saved_plan(ctx: &Context, path: &PathBuf) -> Result<Plan> {
 }
 
 /// A saved plan applies only to the state it was made against.
-fn check_fresh(plan: &Plan, state: Option<&State>, path: &std::path::Path) -> Result<()> {
+fn check_fresh(plan: &Plan, state: Option<&State>, path: &Path) -> Result<()> {
     let now = (state.map(|s| s.lineage), state.map_or(0, |s| s.serial));
     let then = (plan.lineage, plan.serial);
     if now == then {
@@ -118,9 +134,17 @@ fn confirm(destroy: bool) -> Result<bool> {
     Ok(answer.trim() == "yes")
 }
 
-pub fn force_unlock(ctx: &Context, id: &str) -> Result<LockInfo> {
-    let backend = LocalBackend::new(ctx.workspace.state_dir(), &ctx.workspace.stack_name);
-    let info = backend.force_unlock(id)?;
-    println!("Released the lock {} held by {}@{} (pid {}) for {}.", info.id, info.user, info.host, info.pid, info.operation);
+pub async fn force_unlock(ctx: &Context, id: &str) -> Result<LockInfo> {
+    let backend = super::configured_backend(ctx, None).await?;
+    let info = backend.force_unlock(id).await?;
+    println!(
+        "Released the lock {} on {} held by {}@{} (pid {}) for {}.",
+        info.id,
+        backend.describe(),
+        info.user,
+        info.host,
+        info.pid,
+        info.operation
+    );
     Ok(info)
 }

@@ -2,7 +2,6 @@ use serde_json::json;
 
 use super::{Context, Result};
 use crate::model::Spec;
-use crate::state::LocalBackend;
 
 pub struct OutputOptions {
     pub json: bool,
@@ -10,9 +9,9 @@ pub struct OutputOptions {
 
 /// What a user needs after an apply, read from the state: the load balancer's DNS name and
 /// every node's id and addresses.
-pub fn output(ctx: &Context, opts: OutputOptions) -> Result<()> {
-    let backend = LocalBackend::new(ctx.workspace.state_dir(), &ctx.workspace.stack_name);
-    let Some(state) = backend.load()? else {
+pub async fn output(ctx: &Context, opts: OutputOptions) -> Result<()> {
+    let backend = super::configured_backend(ctx, None).await?;
+    let Some(state) = backend.load().await? else {
         return Err(super::OpsError::Usage(format!(
             "stack {} has no state yet: run `infra apply` first",
             ctx.workspace.stack_name

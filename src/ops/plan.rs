@@ -1,27 +1,30 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::validate::load;
 use super::{Context, OpsError, Result};
 use crate::cloud::Cloud;
 use crate::model::resources::{Inputs, Resource, expand, sha256_hex};
 use crate::model::{AmiSource, Role, Stack};
-use crate::plan::{self, Plan, PLAN_FORMAT_VERSION};
-use crate::state::{LocalBackend, ResourceState, State};
+use crate::plan::{self, PLAN_FORMAT_VERSION, Plan};
+use crate::state::{Backend, ResourceState, State};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlanFormat {
     Text,
     Json,
+    Markdown,
 }
 
 pub struct PlanOptions {
     pub out: Option<PathBuf>,
     pub format: PlanFormat,
     pub destroy: bool,
+    pub lock_timeout: Duration,
 }
 
-/// Everything a fresh plan needs to be applied at once.
+/// A fresh plan, and what applying it needs.
 pub(super) struct Prepared {
     pub plan: Plan,
     pub cloud: Cloud,
@@ -30,16 +33,20 @@ pub(super) struct Prepared {
 
 /// Shows what apply would change; returns whether anything would.
 pub async fn plan(ctx: &Context, opts: PlanOptions) -> Result<bool> {
-    let backend = LocalBackend::new(ctx.workspace.state_dir(), &ctx.workspace.stack_name);
-    let _lock = backend.lock("plan")?;
-    let prepared = prepare(ctx, opts.destroy).await?;
-    let plan = &prepared.plan;
+    let (loaded, source) = load(ctx)?;
+    let stack = loaded.stack;
+    let backend = super::backend(ctx, &stack.state, stack.region.as_deref()).await?;
+    let lock = backend.lock("plan", opts.lock_timeout).await?;
+    let result = prepare(ctx, &stack, &source, &backend, opts.destroy).await;
+    lock.release().await;
+    let plan = result?.plan;
     match opts.format {
-        PlanFormat::Text => print!("{}", plan::text::render(plan, ctx.color)),
-        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&plan::json::render(plan)).expect("serializes")),
+        PlanFormat::Text => print!("{}", plan::text::render(&plan, ctx.color)),
+        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&plan::json::render(&plan)).expect("serializes")),
+        PlanFormat::Markdown => print!("{}", plan::markdown::render(&plan)),
     }
     if let Some(out) = &opts.out {
-        save_plan(plan, out)?;
+        save_plan(&plan, out)?;
         if opts.format == PlanFormat::Text {
             println!("\nSaved the plan to {}. Apply exactly it with: infra apply {}", out.display(), out.display());
         }
@@ -47,11 +54,8 @@ pub async fn plan(ctx: &Context, opts: PlanOptions) -> Result<bool> {
     Ok(plan.has_changes())
 }
 
-pub(super) async fn prepare(ctx: &Context, destroy: bool) -> Result<Prepared> {
-    let (loaded, source) = load(ctx)?;
-    let stack = loaded.stack;
-    let backend = LocalBackend::new(ctx.workspace.state_dir(), &stack.name);
-    let state = backend.load()?;
+pub(super) async fn prepare(ctx: &Context, stack: &Stack, source: &str, backend: &Backend, destroy: bool) -> Result<Prepared> {
+    let state = backend.load().await?;
     if let Some(s) = &state
         && !s.pending.is_empty()
     {
@@ -64,7 +68,7 @@ pub(super) async fn prepare(ctx: &Context, destroy: bool) -> Result<Prepared> {
     let cloud = Cloud::connect(&stack.name, stack.region.as_deref(), ctx.calls.clone()).await?;
     let (desired, live) = tokio::try_join!(
         async {
-            if destroy { Ok(Vec::new()) } else { desired(&cloud, &stack).await }
+            if destroy { Ok(Vec::new()) } else { desired(&cloud, stack).await }
         },
         async { cloud.read_live().await.map_err(OpsError::from) },
     )?;
@@ -81,7 +85,7 @@ pub(super) async fn prepare(ctx: &Context, destroy: bool) -> Result<Prepared> {
         region: stack.region.clone(),
         lineage: state.as_ref().map(|s| s.lineage),
         serial: state.as_ref().map_or(0, |s| s.serial),
-        stack_sha256: sha256_hex(&source),
+        stack_sha256: sha256_hex(source),
         created: chrono::Utc::now(),
         destroy,
         changes,

@@ -6,11 +6,7 @@ use crate::config::{self, Loaded};
 /// Reads and validates the stack file; warnings go to stderr.
 pub fn load(ctx: &Context) -> Result<(Loaded, String)> {
     let ws = &ctx.workspace;
-    let source = std::fs::read_to_string(&ws.stack_file).map_err(|source| OpsError::Io {
-        what: "cannot read stack file",
-        path: ws.shown_stack_file(),
-        source,
-    })?;
+    let source = read_stack_file(ctx)?;
     let dir = ws.stack_file.parent().unwrap_or(Path::new(".")).to_path_buf();
     let read = move |p: &Path| std::fs::read_to_string(expand_home(&dir, p));
     let loaded = config::parse(&ws.shown_stack_file(), &source, &ctx.vars, &read)?;
@@ -19,6 +15,21 @@ pub fn load(ctx: &Context) -> Result<(Loaded, String)> {
         eprintln!("warning: {w}{help}");
     }
     Ok((loaded, source))
+}
+
+pub fn read_stack_file(ctx: &Context) -> Result<String> {
+    std::fs::read_to_string(&ctx.workspace.stack_file).map_err(|source| OpsError::Io {
+        what: "cannot read stack file",
+        path: ctx.workspace.shown_stack_file(),
+        source,
+    })
+}
+
+/// The JSON Schema of stack files, for editors.
+pub fn schema() -> Result<()> {
+    let schema = schemars::schema_for!(crate::config::StackFile);
+    println!("{}", serde_json::to_string_pretty(&schema).expect("serializes"));
+    Ok(())
 }
 
 /// `~/x` is in the home directory; a relative path is relative to the stack file.

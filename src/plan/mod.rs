@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use diff::diff;
-pub use render::{json, text};
+pub use render::{json, markdown, text};
 
 use std::collections::BTreeMap;
 

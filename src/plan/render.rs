@@ -146,3 +146,66 @@ pub mod json {
         })
     }
 }
+
+pub mod markdown {
+    use super::*;
+
+    /// A pull-request comment: the counts, a table of changes, the full plan folded away. Only
+    /// attributes are shown, which never hold a secret (bodies are represented by hashes).
+    pub fn render(plan: &Plan) -> String {
+        let s = plan.summary();
+        let mut out = String::new();
+        let verb = if plan.destroy { "destroy" } else { "plan" };
+        if !plan.has_changes() {
+            let _ = writeln!(out, "### infra {verb} `{}`: no changes\n\nThe stack matches the configuration.", plan.stack);
+            return out;
+        }
+        let _ = writeln!(
+            out,
+            "### infra {verb} `{}`: {} to add, {} to change, {} to destroy\n",
+            plan.stack, s.add, s.change, s.destroy
+        );
+        let _ = writeln!(out, "| | address | kind | what changes |\n|---|---|---|---|");
+        for c in &plan.changes {
+            let symbol = match c.action {
+                Action::Create => "➕ create",
+                Action::Update => "✏️ update",
+                Action::Replace => "♻️ replace",
+                Action::Delete => "❌ delete",
+            };
+            let what = match c.action {
+                Action::Create | Action::Delete => String::new(),
+                _ if c.fields.is_empty() => c.reason.clone().unwrap_or_default(),
+                _ => c
+                    .fields
+                    .iter()
+                    .map(|f| {
+                        if f.forces_replacement { format!("`{}` (forces replacement)", f.name) } else { format!("`{}`", f.name) }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            let _ = writeln!(out, "| {symbol} | `{}` | {} | {} |", c.address, c.spec().kind(), what.replace('|', "\\|"));
+        }
+        let _ = writeln!(out, "\n<details><summary>Full plan</summary>\n\n```diff");
+        for line in text::render(plan, false).replace("```", "'''").lines() {
+            let _ = writeln!(out, "{}", diff_line(line));
+        }
+        let _ = writeln!(out, "```\n\n</details>");
+        out
+    }
+
+    /// GitHub colours a diff line by its first character: move the plan's marker there.
+    fn diff_line(line: &str) -> String {
+        let body = line.trim_start();
+        let indent = line.len() - body.len();
+        let marker = [("-/+ ", '!'), ("+ ", '+'), ("- ", '-'), ("~ ", '!')]
+            .iter()
+            .find(|(prefix, _)| body.starts_with(prefix))
+            .map(|(_, m)| *m);
+        match marker {
+            Some(m) => format!("{m}{}{body}", " ".repeat(indent.max(1) - 1)),
+            None => line.to_string(),
+        }
+    }
+}

@@ -119,6 +119,7 @@ fn drift_updates_replaces_and_deletes() {
     assert_eq!(plan.summary(), Summary { add: 2, change: 2, destroy: 2 });
     insta::assert_snapshot!("drift_text", text::render(&plan, false));
     insta::assert_json_snapshot!("drift_json", json::render(&plan));
+    insta::assert_snapshot!("drift_markdown", markdown::render(&plan));
 }
 
 #[test]

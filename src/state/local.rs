@@ -5,7 +5,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{FORMAT_VERSION, LockGuard, LockInfo, State, StateError};
+use super::{LockGuard, LockInfo, State, StateError, parse};
 
 #[derive(Clone, Debug)]
 pub struct LocalBackend {
@@ -39,21 +39,7 @@ impl LocalBackend {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(StateError::Read { path: shown(&path), source }),
         };
-        let corrupt = |reason: String| StateError::Corrupt {
-            path: shown(&path),
-            backup: shown(&self.backup_path()),
-            reason,
-        };
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-        let found = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
-        if found != FORMAT_VERSION {
-            return Err(StateError::Version { path: shown(&path), found });
-        }
-        let state: State = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
-        if state.stack != self.stack {
-            return Err(StateError::WrongStack { path: shown(&path), found: state.stack, expected: self.stack.clone() });
-        }
-        Ok(Some(state))
+        parse(&text, &shown(&path), &shown(&self.backup_path()), &self.stack).map(Some)
     }
 
     /// Bumps the serial and replaces the file atomically: write a temp file, fsync, keep the
@@ -82,9 +68,9 @@ impl LocalBackend {
         Ok(())
     }
 
-    pub fn lock(&self, operation: &str) -> Result<LockGuard, StateError> {
+    pub fn lock(&self, info: LockInfo) -> Result<LockGuard, StateError> {
         fs::create_dir_all(&self.dir).map_err(|source| StateError::Lock { path: shown(&self.dir), source })?;
-        LockGuard::acquire(self.lock_path(), operation)
+        LockGuard::acquire(self.lock_path(), info)
     }
 
     pub fn force_unlock(&self, id: &str) -> Result<LockInfo, StateError> {
@@ -128,8 +114,8 @@ mod tests {
     fn second_lock_names_holder_and_force_unlock_releases() {
         let dir = tempfile::tempdir().unwrap();
         let backend = LocalBackend::new(dir.path(), "s");
-        let guard = backend.lock("apply").unwrap();
-        let err = backend.lock("plan").unwrap_err();
+        let guard = backend.lock(LockInfo::new("apply")).unwrap();
+        let err = backend.lock(LockInfo::new("plan")).unwrap_err();
         let StateError::Locked(info) = &err else { panic!("{err}") };
         assert_eq!(info.operation, "apply");
         assert!(err.to_string().contains("infra force-unlock"));
@@ -137,6 +123,6 @@ mod tests {
         std::mem::forget(guard); // as if the process had died
         assert!(backend.force_unlock("nope").is_err());
         backend.force_unlock(&id).unwrap();
-        backend.lock("apply").unwrap();
+        backend.lock(LockInfo::new("apply")).unwrap();
     }
 }

@@ -26,16 +26,22 @@ pub struct LockGuard {
     info: LockInfo,
 }
 
-impl LockGuard {
-    pub(super) fn acquire(path: PathBuf, operation: &str) -> Result<Self, StateError> {
-        let info = LockInfo {
+impl LockInfo {
+    /// A new lock for this process.
+    pub fn new(operation: &str) -> Self {
+        LockInfo {
             id: uuid::Uuid::new_v4().to_string(),
             operation: operation.to_string(),
             user: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
             host: gethostname::gethostname().to_string_lossy().into_owned(),
             pid: std::process::id(),
             created: Utc::now(),
-        };
+        }
+    }
+}
+
+impl LockGuard {
+    pub(super) fn acquire(path: PathBuf, info: LockInfo) -> Result<Self, StateError> {
         let lock_err = |source| StateError::Lock { path: shown(&path), source };
         match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut f) => {

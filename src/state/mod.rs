@@ -1,8 +1,10 @@
 //! The state file: what was applied, per address. Versioned, written atomically after every
 //! change, the previous version kept as a backup. It never holds a secret.
 
+mod backend;
 mod local;
 mod lock;
+mod s3;
 
 use std::collections::BTreeMap;
 
@@ -11,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use uuid::Uuid;
 
+pub use backend::{Backend, Lock};
 pub use local::LocalBackend;
 pub use lock::{LockGuard, LockInfo};
+pub use s3::S3Backend;
 
 use crate::model::{Address, Spec};
 
@@ -99,4 +103,26 @@ pub enum StateError {
     NoSuchLock(String),
     #[error("lock file {path}: {source}")]
     Lock { path: String, source: std::io::Error },
+    #[error("{what} failed: {detail}\n  Check the bucket name, its region and your access to it, then run the command again.")]
+    Remote { what: String, detail: String },
+    #[error(
+        "the state at {location} was changed by another run while this one held it (was the lock force-released?)\n  \
+         Nothing was overwritten. Run `infra plan` again to see where things stand."
+    )]
+    Conflict { location: String },
+}
+
+/// Reads a state document, refusing anything damaged, of another format or of another stack.
+pub(crate) fn parse(text: &str, path: &str, backup: &str, stack: &str) -> Result<State, StateError> {
+    let corrupt = |reason: String| StateError::Corrupt { path: path.to_string(), backup: backup.to_string(), reason };
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+    let found = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+    if found != FORMAT_VERSION {
+        return Err(StateError::Version { path: path.to_string(), found });
+    }
+    let state: State = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+    if state.stack != stack {
+        return Err(StateError::WrongStack { path: path.to_string(), found: state.stack, expected: stack.to_string() });
+    }
+    Ok(state)
 }
