@@ -23,14 +23,15 @@ def free_port():
 
 
 def run(binary, args, cwd, env):
-    """Runs infra; returns (exit code, seconds, peak RSS in MiB, stderr)."""
+    """Runs infra; returns (exit code, seconds, peak RSS in MiB, stdout and stderr)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen([binary, *args], cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
+        out.seek(0)
         err.seek(0)
-        return os.waitstatus_to_exitcode(status), seconds, usage.ru_maxrss / 1024, err.read().decode()
+        return os.waitstatus_to_exitcode(status), seconds, usage.ru_maxrss / 1024, out.read().decode() + err.read().decode()
 
 
 def main():
@@ -69,7 +70,7 @@ def main():
             plans = []
             for _ in range(RUNS):
                 code, secs, mb, err = run(binary, ["plan", "--detailed-exitcode", "-v"], project, env)
-                assert code == 0, f"plan after apply must show no changes (exit {code}):\n{err[-2000:]}"
+                assert code == 0, f"plan after apply must show no changes (exit {code}):\n{err[:3000]}"
                 plans.append((secs, mb, err.count(" call ")))
             calls = {c for _, _, c in plans}
             rows.append((n, plans[0][2], statistics.median(s for s, _, _ in plans), max(m for _, m, _ in plans),

@@ -166,6 +166,30 @@ def main():
                                   {"Key": "infra:stack", "Value": stack}, {"Key": "infra:pool", "Value": pool},
                                   {"Key": "infra:slots", "Value": slots}]}])
         result = {"launched": [i["InstanceId"] for i in r["Instances"]]}
+    elif cmd == "make-bucket":
+        boto3.client("s3").create_bucket(Bucket=args[0])
+        result = {"bucket": args[0]}
+    elif cmd == "s3-get":  # bucket key → {"body": text or null}
+        try:
+            body = boto3.client("s3").get_object(Bucket=args[0], Key=args[1])["Body"].read().decode()
+        except boto3.client("s3").exceptions.NoSuchKey:
+            body = None
+        result = {"body": body}
+    elif cmd == "s3-put":  # bucket key text
+        boto3.client("s3").put_object(Bucket=args[0], Key=args[1], Body=args[2].encode())
+        result = {"put": args[1]}
+    elif cmd == "s3-delete":
+        boto3.client("s3").delete_object(Bucket=args[0], Key=args[1])
+        result = {"deleted": args[1]}
+    elif cmd == "s3-keys":
+        result = {"keys": sorted(o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=args[0]).get("Contents", []))}
+    elif cmd == "yaml":  # file → the document as JSON
+        import yaml
+        with open(args[0]) as f:
+            result = yaml.safe_load(f)
+        # PyYAML reads the bare key `on` as True.
+        if True in result:
+            result["on"] = result.pop(True)
     else:
         sys.exit(f"unknown command {cmd}")
     print(json.dumps(result, default=str))

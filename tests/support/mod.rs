@@ -52,6 +52,8 @@ pub struct Project {
     pub moto: Moto,
     pub stack: String,
     pub cert_arn: String,
+    /// Appended to the fixture stack file, e.g. a [state] table.
+    pub extra: String,
 }
 
 pub struct Run {
@@ -71,7 +73,7 @@ impl Project {
     pub fn new(stack: &str, workers: usize) -> Project {
         let dir = tempfile::tempdir().unwrap();
         let moto = Moto::start();
-        let mut p = Project { dir, moto, stack: stack.to_string(), cert_arn: String::new() };
+        let mut p = Project { dir, moto, stack: stack.to_string(), cert_arn: String::new(), extra: String::new() };
         p.cert_arn = p.aws(&["import-cert"])["arn"].as_str().unwrap().to_string();
         std::fs::create_dir_all(p.dir.path().join("stacks")).unwrap();
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -86,7 +88,48 @@ impl Project {
             .unwrap()
             .replace("CERT_ARN", &self.cert_arn)
             .replace("WORKERS", &workers.to_string());
-        std::fs::write(self.stack_file(), text).unwrap();
+        std::fs::write(self.stack_file(), text + &self.extra).unwrap();
+    }
+
+    /// The same stack, keeping its state in the moto S3 bucket `bucket`.
+    pub fn new_with_s3_state(stack: &str, workers: usize, bucket: &str) -> Project {
+        let mut p = Project::new(stack, workers);
+        p.aws(&["make-bucket", bucket]);
+        p.extra = format!("\n[state]\nbackend = \"s3\"\nbucket = \"{bucket}\"\nkey = \"stacks/{stack}.json\"\n");
+        p.write_stack(workers);
+        p
+    }
+
+    /// Another working directory (a fresh CI runner's checkout) with the same stack file and
+    /// key, the same moto, but nothing else.
+    pub fn fresh_checkout(&self) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("stacks")).unwrap();
+        for f in [format!("{}.toml", self.stack), "id_test.pub".to_string()] {
+            std::fs::copy(self.dir.path().join("stacks").join(&f), dir.path().join("stacks").join(&f)).unwrap();
+        }
+        dir
+    }
+
+    /// `infra ARGS` in another directory, against this project's moto.
+    pub fn infra_in(&self, dir: &Path, args: &[&str]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_infra"));
+        self.aws_env(&mut cmd);
+        cmd.current_dir(dir).env("NO_COLOR", "1").env_remove("RUST_LOG").args(args).stdin(Stdio::null());
+        let out: Output = cmd.output().expect("run infra");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// A command with this project's AWS environment, for running infra the way a shell would.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        self.aws_env(&mut cmd);
+        cmd.current_dir(self.dir.path()).env("NO_COLOR", "1").env_remove("RUST_LOG");
+        cmd
     }
 
     pub fn stack_file(&self) -> PathBuf {
@@ -111,15 +154,7 @@ impl Project {
 
     /// Runs the real binary in the project directory.
     pub fn infra(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_infra"));
-        self.aws_env(&mut cmd);
-        cmd.current_dir(self.dir.path()).env("NO_COLOR", "1").env_remove("RUST_LOG").args(args).stdin(Stdio::null());
-        let out: Output = cmd.output().expect("run infra");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        self.infra_in(self.dir.path(), args)
     }
 
     /// `infra ARGS`, which must succeed.
