@@ -7,14 +7,24 @@ use serde_json::Value;
 use support::{Project, live_instances};
 
 fn by_tag<'a>(items: &'a Value, address: &str) -> &'a Value {
-    items.as_array().unwrap().iter().find(|i| i["tags"]["infra:address"] == address).unwrap_or_else(|| panic!("no {address}"))
+    items
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["tags"]["infra:address"] == address)
+        .unwrap_or_else(|| panic!("no {address}"))
 }
 
 #[test]
 fn apply_creates_the_whole_stack_then_plans_no_changes() {
     let p = Project::new("core", 3);
     let run = p.ok(&["apply", "--auto-approve"]);
-    assert!(run.stdout.contains("Apply complete! Resources: 17 added, 0 changed, 0 destroyed."), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("Apply complete! Resources: 17 added, 0 changed, 0 destroyed."),
+        "{}",
+        run.stdout
+    );
 
     let d = p.dump();
     let vpc = &d["vpcs"][0];
@@ -23,17 +33,37 @@ fn apply_creates_the_whole_stack_then_plans_no_changes() {
     assert_eq!(vpc["dns_hostnames"], true);
     let subnets = d["subnets"].as_array().unwrap();
     assert_eq!(subnets.len(), 2);
-    let zones: Vec<&str> = subnets.iter().map(|s| s["zone"].as_str().unwrap()).collect();
+    let zones: Vec<&str> = subnets
+        .iter()
+        .map(|s| s["zone"].as_str().unwrap())
+        .collect();
     assert!(zones.contains(&"us-east-1a") && zones.contains(&"us-east-1b"));
-    assert!(subnets.iter().all(|s| s["public_ip"] == true && s["vpc"] == vpc["id"]));
+    assert!(
+        subnets
+            .iter()
+            .all(|s| s["public_ip"] == true && s["vpc"] == vpc["id"])
+    );
     assert_eq!(d["igws"][0]["vpcs"][0], vpc["id"]);
     let rt = &d["route_tables"][0];
     assert_eq!(rt["routes"]["0.0.0.0/0"], d["igws"][0]["id"]);
     assert_eq!(rt["subnets"].as_array().unwrap().len(), 2);
 
-    let lb_sg = d["security_groups"].as_array().unwrap().iter().find(|g| g["name"] == "infra-core-lb").unwrap();
-    assert_eq!(lb_sg["rules"], serde_json::json!(["tcp/443-443 from 0.0.0.0/0", "tcp/80-80 from 0.0.0.0/0"]));
-    let node_sg = d["security_groups"].as_array().unwrap().iter().find(|g| g["name"] == "infra-core-node").unwrap();
+    let lb_sg = d["security_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "infra-core-lb")
+        .unwrap();
+    assert_eq!(
+        lb_sg["rules"],
+        serde_json::json!(["tcp/443-443 from 0.0.0.0/0", "tcp/80-80 from 0.0.0.0/0"])
+    );
+    let node_sg = d["security_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "infra-core-node")
+        .unwrap();
     let mut expected = vec![
         "tcp/22-22 from 198.51.100.0/24",
         "tcp/2377-2377 from infra-core-node",
@@ -50,35 +80,75 @@ fn apply_creates_the_whole_stack_then_plans_no_changes() {
     assert_eq!(instances.len(), 4, "1 manager + 3 workers");
     let manager = by_tag(&d["instances"], "node.manager[0]");
     assert_eq!(manager["tags"]["infra:pool"], "manager");
-    assert!(manager["tags"]["Name"].as_str().unwrap().starts_with("core-"));
+    assert!(
+        manager["tags"]["Name"]
+            .as_str()
+            .unwrap()
+            .starts_with("core-")
+    );
     for i in &instances {
         assert_eq!(i["imds_tokens"], "required", "IMDSv2 required");
         assert_eq!(i["key"], "infra-core");
         assert_eq!(i["groups"], serde_json::json!(["infra-core-node"]));
-        assert_eq!(i["volumes"][0], serde_json::json!({"size": 30, "encrypted": true}));
+        assert_eq!(
+            i["volumes"][0],
+            serde_json::json!({"size": 30, "encrypted": true})
+        );
     }
-    assert_eq!(by_tag(&d["instances"], "node.worker[0]")["type"], "t3.small", "from the {{ worker_type }} variable");
+    assert_eq!(
+        by_tag(&d["instances"], "node.worker[0]")["type"],
+        "t3.small",
+        "from the {{ worker_type }} variable"
+    );
     let worker_zones: Vec<&str> = ["node.worker[0]", "node.worker[1]", "node.worker[2]"]
         .iter()
         .map(|a| by_tag(&d["instances"], a)["zone"].as_str().unwrap())
         .collect();
-    assert_eq!(worker_zones, ["us-east-1a", "us-east-1b", "us-east-1a"], "spread across zones");
+    assert_eq!(
+        worker_zones,
+        ["us-east-1a", "us-east-1b", "us-east-1a"],
+        "spread across zones"
+    );
 
     let lb = &d["load_balancers"][0];
     assert_eq!(lb["name"], "infra-core");
     assert_eq!(lb["groups"], serde_json::json!(["infra-core-lb"]));
     let tg = &d["target_groups"][0];
-    assert_eq!((tg["port"].as_i64(), tg["health_path"].as_str(), tg["delay"].as_str()), (Some(8080), Some("/health"), Some("20")));
+    assert_eq!(
+        (
+            tg["port"].as_i64(),
+            tg["health_path"].as_str(),
+            tg["delay"].as_str()
+        ),
+        (Some(8080), Some("/health"), Some("20"))
+    );
     assert_eq!(tg["matcher"], "200-399");
-    let mut ids: Vec<&str> = instances.iter().map(|i| i["id"].as_str().unwrap()).collect();
+    let mut ids: Vec<&str> = instances
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
     ids.sort();
-    assert_eq!(tg["targets"], serde_json::json!(ids), "every node is a target");
-    let https = lb["listeners"].as_array().unwrap().iter().find(|l| l["port"] == 443).unwrap();
+    assert_eq!(
+        tg["targets"],
+        serde_json::json!(ids),
+        "every node is a target"
+    );
+    let https = lb["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["port"] == 443)
+        .unwrap();
     assert_eq!(https["protocol"], "HTTPS");
     assert_eq!(https["policy"], "ELBSecurityPolicy-TLS13-1-2-2021-06");
     assert_eq!(https["certificates"][0], p.cert_arn.as_str());
     assert_eq!(https["target_group"], tg["arn"]);
-    let http = lb["listeners"].as_array().unwrap().iter().find(|l| l["port"] == 80).unwrap();
+    let http = lb["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["port"] == 80)
+        .unwrap();
     assert_eq!(http["action"], "redirect");
     assert_eq!(http["redirect"]["StatusCode"], "HTTP_301");
     assert_eq!(http["redirect"]["Protocol"], "HTTPS");
@@ -91,14 +161,26 @@ fn apply_creates_the_whole_stack_then_plans_no_changes() {
     let out: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(out["load_balancer_dns_name"], lb["dns"]);
     assert_eq!(out["nodes"].as_array().unwrap().len(), 4);
-    assert!(out["nodes"][0]["private_ip"].as_str().unwrap().starts_with("10.30."));
+    assert!(
+        out["nodes"][0]["private_ip"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.30.")
+    );
 }
 
 #[test]
 fn drift_behind_the_tools_back_is_planned_and_repaired() {
     let p = Project::new("drift", 2);
     p.ok(&["apply", "--auto-approve"]);
-    p.aws(&["revoke", "drift", "infra-drift-node", "tcp", "22", "198.51.100.0/24"]);
+    p.aws(&[
+        "revoke",
+        "drift",
+        "infra-drift-node",
+        "tcp",
+        "22",
+        "198.51.100.0/24",
+    ]);
     let gone = p.aws(&["terminate", "drift", "node.worker[1]"]);
     p.aws(&["deregister", "drift", "node.manager[0]", "infra-drift-web"]);
 
@@ -107,18 +189,43 @@ fn drift_behind_the_tools_back_is_planned_and_repaired() {
     let text = &plan.stdout;
     assert!(text.contains("# node.worker[1] will be created"), "{text}");
     assert!(text.contains("removed outside infra"), "{text}");
-    assert!(text.contains("# sg.node will be updated in place") && text.contains("+ \"tcp/22 from 198.51.100.0/24\""), "{text}");
-    assert!(text.contains("# targets.web will be updated in place") && text.contains("+ \"node.manager[0]\""), "{text}");
-    assert!(text.contains("Plan: 1 to add, 2 to change, 0 to destroy."), "{text}");
+    assert!(
+        text.contains("# sg.node will be updated in place")
+            && text.contains("+ \"tcp/22 from 198.51.100.0/24\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("# targets.web will be updated in place")
+            && text.contains("+ \"node.manager[0]\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("Plan: 1 to add, 2 to change, 0 to destroy."),
+        "{text}"
+    );
 
     p.ok(&["apply", "--auto-approve"]);
     let d = p.dump();
-    let node_sg = d["security_groups"].as_array().unwrap().iter().find(|g| g["name"] == "infra-drift-node").unwrap();
-    assert!(node_sg["rules"].as_array().unwrap().iter().any(|r| r == "tcp/22-22 from 198.51.100.0/24"));
+    let node_sg = d["security_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "infra-drift-node")
+        .unwrap();
+    assert!(
+        node_sg["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "tcp/22-22 from 198.51.100.0/24")
+    );
     let instances = live_instances(&d);
     assert_eq!(instances.len(), 3);
     assert!(instances.iter().all(|i| i["id"] != gone["terminated"]));
-    assert_eq!(d["target_groups"][0]["targets"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        d["target_groups"][0]["targets"].as_array().unwrap().len(),
+        3
+    );
     let again = p.infra(&["plan", "--detailed-exitcode"]);
     assert_eq!(again.code, 0, "{}", again.all());
 }
@@ -129,14 +236,37 @@ fn destroy_removes_everything_even_what_the_state_lost() {
     p.ok(&["apply", "--auto-approve"]);
     std::fs::remove_file(p.state_file()).unwrap();
     let run = p.ok(&["destroy", "--auto-approve"]);
-    assert!(run.stdout.contains("Destroy complete! Resources: 0 added, 0 changed, 16 destroyed."), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("Destroy complete! Resources: 0 added, 0 changed, 16 destroyed."),
+        "{}",
+        run.stdout
+    );
     let d = p.dump();
-    for kind in ["vpcs", "subnets", "igws", "route_tables", "security_groups", "key_pairs", "load_balancers", "target_groups"] {
-        assert_eq!(d[kind].as_array().unwrap().len(), 0, "{kind} left: {}", d[kind]);
+    for kind in [
+        "vpcs",
+        "subnets",
+        "igws",
+        "route_tables",
+        "security_groups",
+        "key_pairs",
+        "load_balancers",
+        "target_groups",
+    ] {
+        assert_eq!(
+            d[kind].as_array().unwrap().len(),
+            0,
+            "{kind} left: {}",
+            d[kind]
+        );
     }
     assert!(live_instances(&d).is_empty());
     let again = p.ok(&["destroy", "--auto-approve"]);
-    assert!(again.stdout.contains("No changes."), "a second destroy is a no-op: {}", again.stdout);
+    assert!(
+        again.stdout.contains("No changes."),
+        "a second destroy is a no-op: {}",
+        again.stdout
+    );
 }
 
 #[test]
@@ -148,11 +278,21 @@ fn saved_plan_applies_exactly_and_a_stale_one_is_refused() {
     p.write_stack(3);
     let refused = p.infra(&["apply", "first.plan"]);
     assert_eq!(refused.code, 1);
-    assert!(refused.stderr.contains("is stale") && refused.stderr.contains("changed since the plan"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("is stale") && refused.stderr.contains("changed since the plan"),
+        "{}",
+        refused.stderr
+    );
     // ...and with the file as it was, the plan applies exactly what it showed.
     p.write_stack(1);
     let applied = p.ok(&["apply", "first.plan"]);
-    assert!(applied.stdout.contains("Apply complete! Resources: 15 added"), "{}", applied.stdout);
+    assert!(
+        applied
+            .stdout
+            .contains("Apply complete! Resources: 15 added"),
+        "{}",
+        applied.stdout
+    );
     assert_eq!(live_instances(&p.dump()).len(), 2);
 
     // A plan made before another apply moved the state is refused.
@@ -161,7 +301,11 @@ fn saved_plan_applies_exactly_and_a_stale_one_is_refused() {
     p.ok(&["apply", "--auto-approve"]);
     let stale = p.infra(&["apply", "second.plan"]);
     assert_eq!(stale.code, 1);
-    assert!(stale.stderr.contains("the state moved from serial"), "{}", stale.stderr);
+    assert!(
+        stale.stderr.contains("the state moved from serial"),
+        "{}",
+        stale.stderr
+    );
     assert_eq!(live_instances(&p.dump()).len(), 3, "nothing applied twice");
 }
 
@@ -172,9 +316,22 @@ fn a_second_run_fails_at_once_naming_the_lock_holder_and_force_unlock_releases_i
     let guard = backend.lock(infra::state::LockInfo::new("apply")).unwrap();
     let run = p.infra(&["apply", "--auto-approve"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("the state is locked by"), "{}", run.stderr);
-    assert!(run.stderr.contains(&format!("pid {}", std::process::id())), "{}", run.stderr);
-    assert!(run.stderr.contains(&format!("infra force-unlock {}", guard.id())), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the state is locked by"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("pid {}", std::process::id())),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("infra force-unlock {}", guard.id())),
+        "{}",
+        run.stderr
+    );
     let id = guard.id().to_string();
     std::mem::forget(guard); // as if its process had crashed
     p.ok(&["force-unlock", &id]);
@@ -191,10 +348,22 @@ fn instances_of_an_interrupted_launch_are_adopted_not_duplicated() {
     p.write_stack(2);
     p.aws(&["launch-untagged", "resume", "worker", "1", "subnet[1]"]);
     let plan = p.ok(&["plan"]);
-    assert!(plan.stdout.contains("# node.worker[0] will be created"), "{}", plan.stdout);
-    assert!(!plan.stdout.contains("# node.worker[1] will be created"), "adopted by its slot tag: {}", plan.stdout);
+    assert!(
+        plan.stdout.contains("# node.worker[0] will be created"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        !plan.stdout.contains("# node.worker[1] will be created"),
+        "adopted by its slot tag: {}",
+        plan.stdout
+    );
     p.ok(&["apply", "--auto-approve"]);
-    assert_eq!(live_instances(&p.dump()).len(), 3, "1 manager + 2 workers, no duplicate");
+    assert_eq!(
+        live_instances(&p.dump()).len(),
+        3,
+        "1 manager + 2 workers, no duplicate"
+    );
 }
 
 #[test]
@@ -205,20 +374,39 @@ fn plan_json_is_versioned_and_machine_readable() {
     let doc: Value = serde_json::from_str(&run.stdout).expect("stdout is only JSON");
     assert_eq!(doc["format_version"], "1");
     assert_eq!(doc["changed"], true);
-    assert_eq!(doc["summary"], serde_json::json!({"add": 15, "change": 0, "destroy": 0}));
-    let vpc = doc["changes"].as_array().unwrap().iter().find(|c| c["address"] == "vpc").unwrap();
+    assert_eq!(
+        doc["summary"],
+        serde_json::json!({"add": 15, "change": 0, "destroy": 0})
+    );
+    let vpc = doc["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == "vpc")
+        .unwrap();
     assert_eq!(vpc["action"], "create");
     assert_eq!(vpc["after"]["cidr"], "10.30.0.0/16");
-    assert!(!run.stdout.contains("#!/bin/sh"), "user-data bodies are not in the JSON");
+    assert!(
+        !run.stdout.contains("#!/bin/sh"),
+        "user-data bodies are not in the JSON"
+    );
 }
 
 #[test]
 fn a_bad_stack_file_names_file_line_and_column_and_touches_nothing() {
     let p = Project::new("bad", 1);
-    let text = std::fs::read_to_string(p.stack_file()).unwrap().replace("10.30.2.0/24", "10.99.2.0/24");
+    let text = std::fs::read_to_string(p.stack_file())
+        .unwrap()
+        .replace("10.30.2.0/24", "10.99.2.0/24");
     std::fs::write(p.stack_file(), text).unwrap();
     let run = p.infra(&["plan"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("stacks/bad.toml:17:8: subnet 10.99.2.0/24 is outside the VPC block 10.30.0.0/16"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "stacks/bad.toml:17:8: subnet 10.99.2.0/24 is outside the VPC block 10.30.0.0/16"
+        ),
+        "{}",
+        run.stderr
+    );
     assert!(!p.state_file().exists());
 }

@@ -12,7 +12,11 @@ fn infra(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
         .output()
         .unwrap();
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
 }
 
 fn project(stack: &str) -> tempfile::TempDir {
@@ -25,7 +29,10 @@ fn project(stack: &str) -> tempfile::TempDir {
 }
 
 fn example_with(edit: impl Fn(String) -> String) -> String {
-    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/aws-example.toml")).unwrap();
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/aws-example.toml"),
+    )
+    .unwrap();
     edit(text.replace("~/.ssh/id_ed25519.pub", "id_test.pub"))
 }
 
@@ -41,13 +48,17 @@ fn the_reference_stack_is_valid() {
     let dir = project(&example_with(|t| t));
     let (code, out, err) = infra(dir.path(), &["validate"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, "Success! stacks/web.toml is valid: stack web, 3 zones, 1 manager(s), 2 worker(s).\n");
+    assert_eq!(
+        out,
+        "Success! stacks/web.toml is valid: stack web, 3 zones, 1 manager(s), 2 worker(s).\n"
+    );
 }
 
 #[test]
 fn validation_errors_show_every_problem_with_its_line() {
     let dir = project(&example_with(|t| {
-        t.replace("cidr = \"10.20.3.0/24\"", "cidr = \"10.21.3.0/24\"").replace("count = 1", "count = 0")
+        t.replace("cidr = \"10.20.3.0/24\"", "cidr = \"10.21.3.0/24\"")
+            .replace("count = 1", "count = 0")
     }));
     let (code, out, err) = infra(dir.path(), &["validate"]);
     assert_eq!(code, 1);
@@ -61,16 +72,26 @@ fn an_even_manager_count_warns_but_validates() {
     let (code, _, err) = infra(dir.path(), &["validate"]);
     assert_eq!(code, 0);
     assert!(err.starts_with("warning: stacks/web.toml:"), "{err}");
-    assert!(err.contains("2 managers: an even count tolerates no more failures than 1"), "{err}");
+    assert!(
+        err.contains("2 managers: an even count tolerates no more failures than 1"),
+        "{err}"
+    );
 }
 
 #[test]
 fn several_stacks_need_a_choice() {
     let dir = project(&example_with(|t| t));
-    std::fs::copy(dir.path().join("stacks/web.toml"), dir.path().join("stacks/api.toml")).unwrap();
+    std::fs::copy(
+        dir.path().join("stacks/web.toml"),
+        dir.path().join("stacks/api.toml"),
+    )
+    .unwrap();
     let (code, _, err) = infra(dir.path(), &["validate"]);
     assert_eq!(code, 1);
-    assert!(err.contains("several stacks in") && err.contains("choose one with --stack (api, web)"), "{err}");
+    assert!(
+        err.contains("several stacks in") && err.contains("choose one with --stack (api, web)"),
+        "{err}"
+    );
     let (code, _, _) = infra(dir.path(), &["validate", "--stack", "api"]);
     assert_eq!(code, 0);
 }

@@ -34,7 +34,9 @@ pub enum ApplyError {
     State(#[from] StateError),
     #[error("{} step(s) failed:\n{}", .0.len(), .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
     Failed(Vec<CloudError>),
-    #[error("interrupted: {done} of {total} steps finished and are recorded; run `infra apply` again to finish")]
+    #[error(
+        "interrupted: {done} of {total} steps finished and are recorded; run `infra apply` again to finish"
+    )]
     Interrupted { done: usize, total: usize },
 }
 
@@ -52,7 +54,11 @@ impl Journal<'_> {
     async fn intend(&mut self, addresses: &[&Address], action: &str) -> Result<(), StateError> {
         let started = chrono::Utc::now();
         for a in addresses {
-            self.state.pending.push(Intent { address: (*a).clone(), action: action.to_string(), started });
+            self.state.pending.push(Intent {
+                address: (*a).clone(),
+                action: action.to_string(),
+                started,
+            });
         }
         self.save().await
     }
@@ -68,7 +74,12 @@ struct Outcome {
     result: Result<Vec<(Address, Option<Created>)>, CloudError>,
 }
 
-pub async fn apply(plan: &Plan, cloud: &Cloud, journal: &mut Journal<'_>, mut opts: Options) -> Result<usize, ApplyError> {
+pub async fn apply(
+    plan: &Plan,
+    cloud: &Cloud,
+    journal: &mut Journal<'_>,
+    mut opts: Options,
+) -> Result<usize, ApplyError> {
     sync_unchanged(plan, journal).await?;
     let steps = graph::steps(&plan.changes)?;
     let run_id = uuid::Uuid::new_v4().to_string();
@@ -87,7 +98,11 @@ pub async fn apply(plan: &Plan, cloud: &Cloud, journal: &mut Journal<'_>, mut op
         while in_flight.len() < opts.parallelism.max(1) && failures.is_empty() && !cancelled {
             let Some(i) = ready.pop_front() else { break };
             let step = &steps[i];
-            let addresses: Vec<&Address> = step.changes.iter().map(|&c| &plan.changes[c].address).collect();
+            let addresses: Vec<&Address> = step
+                .changes
+                .iter()
+                .map(|&c| &plan.changes[c].address)
+                .collect();
             let verb = match step.kind {
                 StepKind::Create => "Creating",
                 StepKind::Update => "Modifying",
@@ -95,7 +110,12 @@ pub async fn apply(plan: &Plan, cloud: &Cloud, journal: &mut Journal<'_>, mut op
             };
             journal.intend(&addresses, &verb.to_lowercase()).await?;
             progress.line(format!("{}: {verb}...", join(&addresses)));
-            let mut ids: Ids = journal.state.resources.iter().map(|(a, r)| (a.clone(), r.id.clone())).collect();
+            let mut ids: Ids = journal
+                .state
+                .resources
+                .iter()
+                .map(|(a, r)| (a.clone(), r.id.clone()))
+                .collect();
             for (a, r) in &plan.unchanged {
                 ids.entry(a.clone()).or_insert_with(|| r.id.clone());
             }
@@ -103,7 +123,11 @@ pub async fn apply(plan: &Plan, cloud: &Cloud, journal: &mut Journal<'_>, mut op
             in_flight.push(async move {
                 let started = Instant::now();
                 let result = run_step(plan, step, cloud, &ids, &token).await;
-                Outcome { step: i, started, result }
+                Outcome {
+                    step: i,
+                    started,
+                    result,
+                }
             });
         }
         if in_flight.is_empty() {
@@ -118,7 +142,11 @@ pub async fn apply(plan: &Plan, cloud: &Cloud, journal: &mut Journal<'_>, mut op
             }
         };
         let step = &steps[outcome.step];
-        let addresses: Vec<&Address> = step.changes.iter().map(|&c| &plan.changes[c].address).collect();
+        let addresses: Vec<&Address> = step
+            .changes
+            .iter()
+            .map(|&c| &plan.changes[c].address)
+            .collect();
         match outcome.result {
             Ok(results) => {
                 for (address, created) in results {
@@ -131,9 +159,21 @@ pub async fn apply(plan: &Plan, cloud: &Cloud, journal: &mut Journal<'_>, mut op
                     StepKind::Update => "Modifications",
                     StepKind::Delete => "Destruction",
                 };
-                let ids = addresses.iter().filter_map(|a| journal.state.id_of(a)).collect::<Vec<_>>().join(", ");
-                let ids = if ids.is_empty() || step.kind == StepKind::Delete { String::new() } else { format!(" [id={ids}]") };
-                progress.line(format!("{}: {what} complete after {}{ids}", join(&addresses), elapsed(outcome.started.elapsed())));
+                let ids = addresses
+                    .iter()
+                    .filter_map(|a| journal.state.id_of(a))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let ids = if ids.is_empty() || step.kind == StepKind::Delete {
+                    String::new()
+                } else {
+                    format!(" [id={ids}]")
+                };
+                progress.line(format!(
+                    "{}: {what} complete after {}{ids}",
+                    join(&addresses),
+                    elapsed(outcome.started.elapsed())
+                ));
                 progress.step_done();
                 done += 1;
                 for &d in &dependents[outcome.step] {
@@ -148,7 +188,11 @@ pub async fn apply(plan: &Plan, cloud: &Cloud, journal: &mut Journal<'_>, mut op
                     journal.settle(a);
                 }
                 journal.save().await?;
-                progress.line(format!("{}: failed after {}", join(&addresses), elapsed(outcome.started.elapsed())));
+                progress.line(format!(
+                    "{}: failed after {}",
+                    join(&addresses),
+                    elapsed(outcome.started.elapsed())
+                ));
                 failures.push(e);
             }
         }
@@ -158,7 +202,10 @@ pub async fn apply(plan: &Plan, cloud: &Cloud, journal: &mut Journal<'_>, mut op
         return Err(ApplyError::Failed(failures));
     }
     if done < steps.len() {
-        return Err(ApplyError::Interrupted { done, total: steps.len() });
+        return Err(ApplyError::Interrupted {
+            done,
+            total: steps.len(),
+        });
     }
     Ok(done)
 }
@@ -168,14 +215,25 @@ pub async fn apply(plan: &Plan, cloud: &Cloud, journal: &mut Journal<'_>, mut op
 async fn sync_unchanged(plan: &Plan, journal: &mut Journal<'_>) -> Result<(), StateError> {
     let state = &mut journal.state;
     let before = state.resources.clone();
-    let changing: Vec<&Address> = plan.changes.iter().filter(|c| c.action != Action::Create).map(|c| &c.address).collect();
-    state.resources.retain(|a, _| plan.unchanged.contains_key(a) || changing.contains(&a));
+    let changing: Vec<&Address> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::Create)
+        .map(|c| &c.address)
+        .collect();
+    state
+        .resources
+        .retain(|a, _| plan.unchanged.contains_key(a) || changing.contains(&a));
     for (a, r) in &plan.unchanged {
         state.resources.insert(a.clone(), r.clone());
     }
     for c in plan.changes.iter().filter(|c| c.action != Action::Create) {
         if let (Some(id), Some(before)) = (&c.id, &c.before) {
-            let outputs = state.resources.get(&c.address).map(|r| r.outputs.clone()).unwrap_or_default();
+            let outputs = state
+                .resources
+                .get(&c.address)
+                .map(|r| r.outputs.clone())
+                .unwrap_or_default();
             state.record(c.address.clone(), id.clone(), before.clone(), outputs);
         }
     }
@@ -201,7 +259,9 @@ async fn run_step(
                     .changes
                     .iter()
                     .map(|&c| {
-                        let Some(Spec::Instance(spec)) = &plan.changes[c].after else { unreachable!("batched instances") };
+                        let Some(Spec::Instance(spec)) = &plan.changes[c].after else {
+                            unreachable!("batched instances")
+                        };
                         (plan.changes[c].address.clone(), spec.clone())
                     })
                     .collect();
@@ -212,29 +272,49 @@ async fn run_step(
             Ok(vec![(a.clone(), Some(cloud.create(a, spec, ids).await?))])
         }
         StepKind::Update => {
-            let (before, after) = (change.before.as_ref().expect("before"), change.after.as_ref().expect("after"));
+            let (before, after) = (
+                change.before.as_ref().expect("before"),
+                change.after.as_ref().expect("after"),
+            );
             let id = change.id.as_deref().unwrap_or_default();
             cloud.update(a, id, before, after, ids).await?;
             Ok(vec![(a.clone(), None)])
         }
         StepKind::Delete => {
             let before = change.before.as_ref().expect("a delete has a before");
-            cloud.delete(a, change.id.as_deref().unwrap_or_default(), before).await?;
+            cloud
+                .delete(a, change.id.as_deref().unwrap_or_default(), before)
+                .await?;
             Ok(vec![(a.clone(), None)])
         }
     }
 }
 
-fn record(journal: &mut Journal<'_>, plan: &Plan, step: &Step, address: &Address, created: Option<Created>) {
+fn record(
+    journal: &mut Journal<'_>,
+    plan: &Plan,
+    step: &Step,
+    address: &Address,
+    created: Option<Created>,
+) {
     let state = &mut journal.state;
     match (step.kind, created) {
         (StepKind::Create, Some(c)) => state.record(address.clone(), c.id, c.spec, c.outputs),
         (StepKind::Update, _) => {
-            let change = plan.changes.iter().find(|c| &c.address == address).expect("step's change");
+            let change = plan
+                .changes
+                .iter()
+                .find(|c| &c.address == address)
+                .expect("step's change");
             let current = state.resources.get(address);
             let outputs = current.map(|r| r.outputs.clone()).unwrap_or_default();
             let id = change.id.clone().unwrap_or_default();
-            state.record(address.clone(), id, change.after.clone().expect("after"), outputs);
+            state.record(
+                address.clone(),
+                id,
+                change.after.clone().expect("after"),
+                outputs,
+            );
         }
         (StepKind::Delete, _) => {
             state.resources.remove(address);
@@ -244,11 +324,21 @@ fn record(journal: &mut Journal<'_>, plan: &Plan, step: &Step, address: &Address
 }
 
 fn join(addresses: &[&Address]) -> String {
-    addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+    addresses
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Counts of what an apply changed, for its closing line.
 pub fn closing_line(plan: &Plan) -> String {
     let s = plan.summary();
-    format!("{} complete! Resources: {} added, {} changed, {} destroyed.", if plan.destroy { "Destroy" } else { "Apply" }, s.add, s.change, s.destroy)
+    format!(
+        "{} complete! Resources: {} added, {} changed, {} destroyed.",
+        if plan.destroy { "Destroy" } else { "Apply" },
+        s.add,
+        s.change,
+        s.destroy
+    )
 }

@@ -15,8 +15,10 @@ impl Progress {
         let bar = std::io::stdout().is_terminal().then(|| {
             let bar = ProgressBar::new(steps as u64);
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos}/{len} steps {wide_msg}")
-                    .expect("valid template"),
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {pos}/{len} steps {wide_msg}",
+                )
+                .expect("valid template"),
             );
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
@@ -46,5 +48,9 @@ impl Progress {
 
 pub fn elapsed(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 60 { format!("{}m{}s", s / 60, s % 60) } else { format!("{s}s") }
+    if s >= 60 {
+        format!("{}m{}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
 }

@@ -13,7 +13,11 @@ use crate::cloud::CallLog;
 use crate::ops::{self, Context, OpsError, Workspace};
 
 #[derive(Debug, Parser)]
-#[command(name = "infra", version, about = "Provision and run Docker Swarm clusters on AWS, as code")]
+#[command(
+    name = "infra",
+    version,
+    about = "Provision and run Docker Swarm clusters on AWS, as code"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -42,12 +46,16 @@ pub struct Global {
 
 impl Global {
     pub fn color(&self) -> bool {
-        !self.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+        !self.no_color
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && std::io::stdout().is_terminal()
     }
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.trim().to_string(), v.to_string())).ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,7 +85,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode, OpsError> {
     }
     let root = match &cli.global.chdir {
         Some(dir) => dir.clone(),
-        None => std::env::current_dir().map_err(|source| OpsError::Io { what: "no working directory", path: ".".into(), source })?,
+        None => std::env::current_dir().map_err(|source| OpsError::Io {
+            what: "no working directory",
+            path: ".".into(),
+            source,
+        })?,
     };
     let ctx = Context {
         workspace: Workspace::find(&root, cli.global.stack.as_deref())?,
@@ -103,9 +115,16 @@ pub async fn run(cli: Cli) -> Result<ExitCode, OpsError> {
 pub fn render_error(e: &OpsError, color: bool) -> String {
     use miette::{GraphicalReportHandler, GraphicalTheme};
     if let OpsError::Config(_) = e {
-        let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
         let mut out = String::new();
-        if GraphicalReportHandler::new_themed(theme).render_report(&mut out, e).is_ok() {
+        if GraphicalReportHandler::new_themed(theme)
+            .render_report(&mut out, e)
+            .is_ok()
+        {
             return out;
         }
     }
@@ -116,5 +135,9 @@ pub fn init_logging(verbose: bool) {
     use tracing_subscriber::EnvFilter;
     let default = if verbose { "warn,infra=debug" } else { "warn" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }

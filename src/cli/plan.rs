@@ -40,7 +40,16 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> Result<ExitCode, OpsError> {
         (_, Format::Markdown) => PlanFormat::Markdown,
         (_, Format::Text) => PlanFormat::Text,
     };
-    let opts = PlanOptions { out: args.out, format, destroy: args.destroy, lock_timeout: args.lock_timeout };
+    let opts = PlanOptions {
+        out: args.out,
+        format,
+        destroy: args.destroy,
+        lock_timeout: args.lock_timeout,
+    };
     let changed = ops::plan(ctx, opts).await?;
-    Ok(if changed && args.detailed_exitcode { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(if changed && args.detailed_exitcode {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -34,17 +34,27 @@ pub struct MigrateArgs {
 }
 
 pub async fn output(ctx: &Context, a: OutputArgs) -> Result<ExitCode, OpsError> {
-    ops::output(ctx, OutputOptions { json: a.json }).await.map(|_| ExitCode::SUCCESS)
+    ops::output(ctx, OutputOptions { json: a.json })
+        .await
+        .map(|_| ExitCode::SUCCESS)
 }
 
 pub async fn unlock(ctx: &Context, a: UnlockArgs) -> Result<ExitCode, OpsError> {
-    ops::force_unlock(ctx, &a.id).await.map(|_| ExitCode::SUCCESS)
+    ops::force_unlock(ctx, &a.id)
+        .await
+        .map(|_| ExitCode::SUCCESS)
 }
 
 pub async fn state(ctx: &Context, command: StateCommand) -> Result<ExitCode, OpsError> {
     match command {
-        StateCommand::Migrate(a) => {
-            ops::migrate(ctx, MigrateOptions { from: a.from, lock_timeout: a.lock_timeout }).await.map(|_| ExitCode::SUCCESS)
-        }
+        StateCommand::Migrate(a) => ops::migrate(
+            ctx,
+            MigrateOptions {
+                from: a.from,
+                lock_timeout: a.lock_timeout,
+            },
+        )
+        .await
+        .map(|_| ExitCode::SUCCESS),
     }
 }

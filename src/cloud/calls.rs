@@ -41,7 +41,12 @@ impl Intercept for CallLog {
         if let Some(m) = cfg.load::<Metadata>() {
             let call = format!("{}:{}", m.service(), m.name());
             tracing::debug!(target: "infra::aws", "call {call}");
-            *self.counts.lock().expect("not poisoned").entry(call).or_default() += 1;
+            *self
+                .counts
+                .lock()
+                .expect("not poisoned")
+                .entry(call)
+                .or_default() += 1;
         }
         Ok(())
     }

@@ -9,13 +9,19 @@ use base64::Engine;
 
 use super::read::*;
 use super::{Cloud, CloudError, Created, IN_USE, Ids, NOT_FOUND_YET, fail, id_of, retry_on};
-use crate::model::{Address, InstanceSpec, Rule, RouteTableSpec, Source, Spec};
+use crate::model::{Address, InstanceSpec, RouteTableSpec, Rule, Source, Spec};
 
 const WAIT_RUNNING: Duration = Duration::from_secs(600);
 
 fn tag_spec(kind: ResourceType, tags: &[(&str, &str)]) -> TagSpecification {
-    let tags = tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect();
-    TagSpecification::builder().resource_type(kind).set_tags(Some(tags)).build()
+    let tags = tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+        .collect();
+    TagSpecification::builder()
+        .resource_type(kind)
+        .set_tags(Some(tags))
+        .build()
 }
 
 fn bool_value(v: bool) -> AttributeBooleanValue {
@@ -29,13 +35,21 @@ fn permission(rule: &Rule, ids: &Ids, owner: &Address) -> Result<IpPermission, C
         .to_port(rule.to_port as i32);
     Ok(match &rule.source {
         Source::Cidr(c) => p.ip_ranges(IpRange::builder().cidr_ip(c).build()),
-        Source::Group(g) => p.user_id_group_pairs(UserIdGroupPair::builder().group_id(id_of(ids, g, owner)?).build()),
+        Source::Group(g) => p.user_id_group_pairs(
+            UserIdGroupPair::builder()
+                .group_id(id_of(ids, g, owner)?)
+                .build(),
+        ),
     }
     .build())
 }
 
 fn created(id: impl Into<String>, spec: &Spec) -> Created {
-    Created { id: id.into(), spec: spec.clone(), outputs: BTreeMap::new() }
+    Created {
+        id: id.into(),
+        spec: spec.clone(),
+        outputs: BTreeMap::new(),
+    }
 }
 
 impl Cloud {
@@ -43,7 +57,12 @@ impl Cloud {
         vec![(TAG_STACK, &self.stack), (TAG_ADDRESS, address.as_str())]
     }
 
-    pub(super) async fn create_ec2(&self, address: &Address, spec: &Spec, ids: &Ids) -> Result<Created, CloudError> {
+    pub(super) async fn create_ec2(
+        &self,
+        address: &Address,
+        spec: &Spec,
+        ids: &Ids,
+    ) -> Result<Created, CloudError> {
         let a = address;
         let ec2 = &self.ec2;
         let name = format!("{}-{}", self.stack, a);
@@ -85,7 +104,10 @@ impl Cloud {
                     .send()
                     .await
                     .map_err(fail(a, "ec2:CreateInternetGateway"))?;
-                let id = out.internet_gateway.and_then(|g| g.internet_gateway_id).unwrap_or_default();
+                let id = out
+                    .internet_gateway
+                    .and_then(|g| g.internet_gateway_id)
+                    .unwrap_or_default();
                 if let Some(vpc) = &g.vpc {
                     self.attach_gateway(a, &id, &id_of(ids, vpc, a)?).await?;
                 }
@@ -101,8 +123,15 @@ impl Cloud {
                         .map_err(fail(a, "ec2:CreateRouteTable"))
                 })
                 .await?;
-                let id = out.route_table.and_then(|t| t.route_table_id).unwrap_or_default();
-                let empty = RouteTableSpec { vpc: r.vpc.clone(), default_route: None, subnets: vec![] };
+                let id = out
+                    .route_table
+                    .and_then(|t| t.route_table_id)
+                    .unwrap_or_default();
+                let empty = RouteTableSpec {
+                    vpc: r.vpc.clone(),
+                    default_route: None,
+                    subnets: vec![],
+                };
                 self.update_route_table(a, &id, &empty, r, ids).await?;
                 Ok(created(id, spec))
             }
@@ -136,14 +165,26 @@ impl Cloud {
                 // The key's name is its id: RunInstances and DeleteKeyPair take the name.
                 Ok(created(k.name.clone(), spec))
             }
-            other => Err(CloudError::Invalid { resource: a.to_string(), message: format!("{} is not an EC2 object", other.kind()) }),
+            other => Err(CloudError::Invalid {
+                resource: a.to_string(),
+                message: format!("{} is not an EC2 object", other.kind()),
+            }),
         }
     }
 
-    pub(super) async fn update_ec2(&self, a: &Address, id: &str, before: &Spec, after: &Spec, ids: &Ids) -> Result<(), CloudError> {
+    pub(super) async fn update_ec2(
+        &self,
+        a: &Address,
+        id: &str,
+        before: &Spec,
+        after: &Spec,
+        ids: &Ids,
+    ) -> Result<(), CloudError> {
         match (before, after) {
             (Spec::Vpc(_), Spec::Vpc(v)) => self.set_dns_hostnames(a, id, v.dns_hostnames).await,
-            (Spec::Subnet(_), Spec::Subnet(s)) => self.set_map_public_ip(a, id, s.map_public_ip).await,
+            (Spec::Subnet(_), Spec::Subnet(s)) => {
+                self.set_map_public_ip(a, id, s.map_public_ip).await
+            }
             (Spec::InternetGateway(_), Spec::InternetGateway(g)) => {
                 self.detach_gateway(a, id).await?;
                 match &g.vpc {
@@ -151,15 +192,31 @@ impl Cloud {
                     None => Ok(()),
                 }
             }
-            (Spec::RouteTable(b), Spec::RouteTable(r)) => self.update_route_table(a, id, b, r, ids).await,
+            (Spec::RouteTable(b), Spec::RouteTable(r)) => {
+                self.update_route_table(a, id, b, r, ids).await
+            }
             (Spec::SecurityGroup(b), Spec::SecurityGroup(g)) => {
-                let added: Vec<Rule> = g.ingress.iter().filter(|r| !b.ingress.contains(r)).cloned().collect();
-                let removed: Vec<Rule> = b.ingress.iter().filter(|r| !g.ingress.contains(r)).cloned().collect();
+                let added: Vec<Rule> = g
+                    .ingress
+                    .iter()
+                    .filter(|r| !b.ingress.contains(r))
+                    .cloned()
+                    .collect();
+                let removed: Vec<Rule> = b
+                    .ingress
+                    .iter()
+                    .filter(|r| !g.ingress.contains(r))
+                    .cloned()
+                    .collect();
                 self.revoke(a, id, &removed, ids).await?;
                 self.authorize(a, id, &added, ids).await
             }
             (Spec::Instance(_), Spec::Instance(i)) => {
-                let groups = i.security_groups.iter().map(|g| id_of(ids, g, a)).collect::<Result<Vec<_>, _>>()?;
+                let groups = i
+                    .security_groups
+                    .iter()
+                    .map(|g| id_of(ids, g, a))
+                    .collect::<Result<Vec<_>, _>>()?;
                 self.ec2
                     .modify_instance_attribute()
                     .instance_id(id)
@@ -169,50 +226,110 @@ impl Cloud {
                     .map_err(fail(a, "ec2:ModifyInstanceAttribute"))?;
                 Ok(())
             }
-            _ => Err(CloudError::Invalid { resource: a.to_string(), message: "cannot be updated in place".into() }),
+            _ => Err(CloudError::Invalid {
+                resource: a.to_string(),
+                message: "cannot be updated in place".into(),
+            }),
         }
     }
 
-    pub(super) async fn delete_ec2(&self, a: &Address, id: &str, spec: &Spec) -> Result<(), CloudError> {
+    pub(super) async fn delete_ec2(
+        &self,
+        a: &Address,
+        id: &str,
+        spec: &Spec,
+    ) -> Result<(), CloudError> {
         let ec2 = &self.ec2;
         let gone = |r: Result<(), CloudError>| match r {
             Err(e) if e.code().is_some_and(|c| c.ends_with(".NotFound")) => Ok(()),
             other => other,
         };
         gone(match spec {
-            Spec::Vpc(_) => retry_on(IN_USE, || async {
-                ec2.delete_vpc().vpc_id(id).send().await.map(drop).map_err(fail(a, "ec2:DeleteVpc"))
-            })
-            .await,
-            Spec::Subnet(_) => retry_on(IN_USE, || async {
-                ec2.delete_subnet().subnet_id(id).send().await.map(drop).map_err(fail(a, "ec2:DeleteSubnet"))
-            })
-            .await,
+            Spec::Vpc(_) => {
+                retry_on(IN_USE, || async {
+                    ec2.delete_vpc()
+                        .vpc_id(id)
+                        .send()
+                        .await
+                        .map(drop)
+                        .map_err(fail(a, "ec2:DeleteVpc"))
+                })
+                .await
+            }
+            Spec::Subnet(_) => {
+                retry_on(IN_USE, || async {
+                    ec2.delete_subnet()
+                        .subnet_id(id)
+                        .send()
+                        .await
+                        .map(drop)
+                        .map_err(fail(a, "ec2:DeleteSubnet"))
+                })
+                .await
+            }
             Spec::InternetGateway(_) => {
                 self.detach_gateway(a, id).await?;
-                ec2.delete_internet_gateway().internet_gateway_id(id).send().await.map(drop).map_err(fail(a, "ec2:DeleteInternetGateway"))
+                ec2.delete_internet_gateway()
+                    .internet_gateway_id(id)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(fail(a, "ec2:DeleteInternetGateway"))
             }
             Spec::RouteTable(r) => {
-                let none = RouteTableSpec { vpc: r.vpc.clone(), default_route: None, subnets: vec![] };
-                self.update_route_table(a, id, r, &none, &Ids::new()).await?;
-                ec2.delete_route_table().route_table_id(id).send().await.map(drop).map_err(fail(a, "ec2:DeleteRouteTable"))
+                let none = RouteTableSpec {
+                    vpc: r.vpc.clone(),
+                    default_route: None,
+                    subnets: vec![],
+                };
+                self.update_route_table(a, id, r, &none, &Ids::new())
+                    .await?;
+                ec2.delete_route_table()
+                    .route_table_id(id)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(fail(a, "ec2:DeleteRouteTable"))
             }
-            Spec::SecurityGroup(_) => retry_on(IN_USE, || async {
-                ec2.delete_security_group().group_id(id).send().await.map(drop).map_err(fail(a, "ec2:DeleteSecurityGroup"))
-            })
-            .await,
-            Spec::KeyPair(_) => ec2.delete_key_pair().key_name(id).send().await.map(drop).map_err(fail(a, "ec2:DeleteKeyPair")),
+            Spec::SecurityGroup(_) => {
+                retry_on(IN_USE, || async {
+                    ec2.delete_security_group()
+                        .group_id(id)
+                        .send()
+                        .await
+                        .map(drop)
+                        .map_err(fail(a, "ec2:DeleteSecurityGroup"))
+                })
+                .await
+            }
+            Spec::KeyPair(_) => ec2
+                .delete_key_pair()
+                .key_name(id)
+                .send()
+                .await
+                .map(drop)
+                .map_err(fail(a, "ec2:DeleteKeyPair")),
             Spec::Instance(_) => {
-                ec2.terminate_instances().instance_ids(id).send().await.map_err(fail(a, "ec2:TerminateInstances"))?;
+                ec2.terminate_instances()
+                    .instance_ids(id)
+                    .send()
+                    .await
+                    .map_err(fail(a, "ec2:TerminateInstances"))?;
                 // Wait, so that the subnet and security groups can go next.
                 ec2.wait_until_instance_terminated()
                     .instance_ids(id)
                     .wait(WAIT_RUNNING)
                     .await
                     .map(drop)
-                    .map_err(|e| CloudError::Invalid { resource: a.to_string(), message: format!("did not terminate: {e}") })
+                    .map_err(|e| CloudError::Invalid {
+                        resource: a.to_string(),
+                        message: format!("did not terminate: {e}"),
+                    })
             }
-            other => Err(CloudError::Invalid { resource: a.to_string(), message: format!("{} is not an EC2 object", other.kind()) }),
+            other => Err(CloudError::Invalid {
+                resource: a.to_string(),
+                message: format!("{} is not an EC2 object", other.kind()),
+            }),
         })
     }
 
@@ -226,9 +343,21 @@ impl Cloud {
         client_token: &str,
     ) -> Result<Vec<(Address, Created)>, CloudError> {
         let (first, spec) = &batch[0];
-        let shown = batch.iter().map(|(a, _)| a.to_string()).collect::<Vec<_>>().join(", ");
-        let slots = batch.iter().map(|(a, _)| a.split_index().1.unwrap_or(0).to_string()).collect::<Vec<_>>().join(",");
-        let groups = spec.security_groups.iter().map(|g| id_of(ids, g, first)).collect::<Result<Vec<_>, _>>()?;
+        let shown = batch
+            .iter()
+            .map(|(a, _)| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let slots = batch
+            .iter()
+            .map(|(a, _)| a.split_index().1.unwrap_or(0).to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let groups = spec
+            .security_groups
+            .iter()
+            .map(|g| id_of(ids, g, first))
+            .collect::<Result<Vec<_>, _>>()?;
         let subnet = id_of(ids, &spec.subnet, first)?;
         let key = id_of(ids, &spec.key_pair, first)?;
         let instance_tags = [
@@ -250,7 +379,11 @@ impl Cloud {
             )
             .build();
         let metadata = InstanceMetadataOptionsRequest::builder()
-            .http_tokens(if spec.imdsv2_required { HttpTokensState::Required } else { HttpTokensState::Optional })
+            .http_tokens(if spec.imdsv2_required {
+                HttpTokensState::Required
+            } else {
+                HttpTokensState::Optional
+            })
             .http_endpoint(InstanceMetadataEndpointState::Enabled)
             .build();
         let n = batch.len() as i32;
@@ -280,25 +413,39 @@ impl Cloud {
         if launched.len() != batch.len() {
             return Err(CloudError::Invalid {
                 resource: shown,
-                message: format!("RunInstances launched {} instances, {} were asked for", launched.len(), batch.len()),
+                message: format!(
+                    "RunInstances launched {} instances, {} were asked for",
+                    launched.len(),
+                    batch.len()
+                ),
             });
         }
-        let instance_ids: Vec<String> = launched.iter().filter_map(|i| i.instance_id.clone()).collect();
+        let instance_ids: Vec<String> = launched
+            .iter()
+            .filter_map(|i| i.instance_id.clone())
+            .collect();
         // The per-instance tags: the address, and a Name for the console.
-        futures::future::try_join_all(batch.iter().zip(&instance_ids).map(|((address, _), id)| async move {
-            let name = format!("{}-{}", self.stack, address);
-            retry_on(NOT_FOUND_YET, || async {
-                self.ec2
-                    .create_tags()
-                    .resources(id)
-                    .tags(Tag::builder().key(TAG_ADDRESS).value(address.as_str()).build())
-                    .tags(Tag::builder().key("Name").value(&name).build())
-                    .send()
-                    .await
-                    .map_err(fail(address, "ec2:CreateTags"))
-            })
-            .await
-        }))
+        futures::future::try_join_all(batch.iter().zip(&instance_ids).map(
+            |((address, _), id)| async move {
+                let name = format!("{}-{}", self.stack, address);
+                retry_on(NOT_FOUND_YET, || async {
+                    self.ec2
+                        .create_tags()
+                        .resources(id)
+                        .tags(
+                            Tag::builder()
+                                .key(TAG_ADDRESS)
+                                .value(address.as_str())
+                                .build(),
+                        )
+                        .tags(Tag::builder().key("Name").value(&name).build())
+                        .send()
+                        .await
+                        .map_err(fail(address, "ec2:CreateTags"))
+                })
+                .await
+            },
+        ))
         .await?;
         let running = self
             .ec2
@@ -306,7 +453,10 @@ impl Cloud {
             .set_instance_ids(Some(instance_ids.clone()))
             .wait(WAIT_RUNNING)
             .await
-            .map_err(|e| CloudError::Invalid { resource: shown.clone(), message: format!("did not reach running: {e}") })?;
+            .map_err(|e| CloudError::Invalid {
+                resource: shown.clone(),
+                message: format!("did not reach running: {e}"),
+            })?;
         let described: BTreeMap<String, Instance> = running
             .as_result()
             .ok()
@@ -320,7 +470,14 @@ impl Cloud {
             .zip(instance_ids)
             .map(|((address, spec), id)| {
                 let outputs = described.get(&id).map(instance_outputs).unwrap_or_default();
-                (address.clone(), Created { id, spec: Spec::Instance(spec.clone()), outputs })
+                (
+                    address.clone(),
+                    Created {
+                        id,
+                        spec: Spec::Instance(spec.clone()),
+                        outputs,
+                    },
+                )
             })
             .collect())
     }
@@ -421,35 +578,78 @@ impl Cloud {
                     let gw = id_of(ids, gw, a)?;
                     retry_on(NOT_FOUND_YET, || async {
                         if existing {
-                            ec2.replace_route().route_table_id(id).destination_cidr_block("0.0.0.0/0").gateway_id(&gw).send().await.map(drop).map_err(fail(a, "ec2:ReplaceRoute"))
+                            ec2.replace_route()
+                                .route_table_id(id)
+                                .destination_cidr_block("0.0.0.0/0")
+                                .gateway_id(&gw)
+                                .send()
+                                .await
+                                .map(drop)
+                                .map_err(fail(a, "ec2:ReplaceRoute"))
                         } else {
-                            ec2.create_route().route_table_id(id).destination_cidr_block("0.0.0.0/0").gateway_id(&gw).send().await.map(drop).map_err(fail(a, "ec2:CreateRoute"))
+                            ec2.create_route()
+                                .route_table_id(id)
+                                .destination_cidr_block("0.0.0.0/0")
+                                .gateway_id(&gw)
+                                .send()
+                                .await
+                                .map(drop)
+                                .map_err(fail(a, "ec2:CreateRoute"))
                         }
                     })
                     .await?;
                 }
                 None => {
-                    ec2.delete_route().route_table_id(id).destination_cidr_block("0.0.0.0/0").send().await.map_err(fail(a, "ec2:DeleteRoute"))?;
+                    ec2.delete_route()
+                        .route_table_id(id)
+                        .destination_cidr_block("0.0.0.0/0")
+                        .send()
+                        .await
+                        .map_err(fail(a, "ec2:DeleteRoute"))?;
                 }
             }
         }
         if before.subnets == after.subnets {
             return Ok(());
         }
-        let table = ec2.describe_route_tables().route_table_ids(id).send().await.map_err(fail(a, "ec2:DescribeRouteTables"))?;
-        let associations: Vec<RouteTableAssociation> =
-            table.route_tables().iter().flat_map(|t| t.associations()).filter(|x| x.subnet_id().is_some()).cloned().collect();
-        let wanted = after.subnets.iter().map(|s| id_of(ids, s, a)).collect::<Result<Vec<_>, _>>()?;
+        let table = ec2
+            .describe_route_tables()
+            .route_table_ids(id)
+            .send()
+            .await
+            .map_err(fail(a, "ec2:DescribeRouteTables"))?;
+        let associations: Vec<RouteTableAssociation> = table
+            .route_tables()
+            .iter()
+            .flat_map(|t| t.associations())
+            .filter(|x| x.subnet_id().is_some())
+            .cloned()
+            .collect();
+        let wanted = after
+            .subnets
+            .iter()
+            .map(|s| id_of(ids, s, a))
+            .collect::<Result<Vec<_>, _>>()?;
         for assoc in &associations {
             if !wanted.iter().any(|w| Some(w.as_str()) == assoc.subnet_id()) {
                 let assoc_id = assoc.route_table_association_id().unwrap_or_default();
-                ec2.disassociate_route_table().association_id(assoc_id).send().await.map_err(fail(a, "ec2:DisassociateRouteTable"))?;
+                ec2.disassociate_route_table()
+                    .association_id(assoc_id)
+                    .send()
+                    .await
+                    .map_err(fail(a, "ec2:DisassociateRouteTable"))?;
             }
         }
         for subnet in &wanted {
             if !associations.iter().any(|x| x.subnet_id() == Some(subnet)) {
                 retry_on(NOT_FOUND_YET, || async {
-                    ec2.associate_route_table().route_table_id(id).subnet_id(subnet).send().await.map(drop).map_err(fail(a, "ec2:AssociateRouteTable"))
+                    ec2.associate_route_table()
+                        .route_table_id(id)
+                        .subnet_id(subnet)
+                        .send()
+                        .await
+                        .map(drop)
+                        .map_err(fail(a, "ec2:AssociateRouteTable"))
                 })
                 .await?;
             }
@@ -457,13 +657,28 @@ impl Cloud {
         Ok(())
     }
 
-    async fn authorize(&self, a: &Address, id: &str, rules: &[Rule], ids: &Ids) -> Result<(), CloudError> {
+    async fn authorize(
+        &self,
+        a: &Address,
+        id: &str,
+        rules: &[Rule],
+        ids: &Ids,
+    ) -> Result<(), CloudError> {
         if rules.is_empty() {
             return Ok(());
         }
-        let perms = rules.iter().map(|r| permission(r, ids, a)).collect::<Result<Vec<_>, _>>()?;
+        let perms = rules
+            .iter()
+            .map(|r| permission(r, ids, a))
+            .collect::<Result<Vec<_>, _>>()?;
         retry_on(NOT_FOUND_YET, || async {
-            let r = self.ec2.authorize_security_group_ingress().group_id(id).set_ip_permissions(Some(perms.clone())).send().await;
+            let r = self
+                .ec2
+                .authorize_security_group_ingress()
+                .group_id(id)
+                .set_ip_permissions(Some(perms.clone()))
+                .send()
+                .await;
             match r.map_err(fail(a, "ec2:AuthorizeSecurityGroupIngress")) {
                 Err(e) if e.code() == Some("InvalidPermission.Duplicate") => Ok(()),
                 other => other.map(drop),
@@ -472,12 +687,27 @@ impl Cloud {
         .await
     }
 
-    async fn revoke(&self, a: &Address, id: &str, rules: &[Rule], ids: &Ids) -> Result<(), CloudError> {
+    async fn revoke(
+        &self,
+        a: &Address,
+        id: &str,
+        rules: &[Rule],
+        ids: &Ids,
+    ) -> Result<(), CloudError> {
         if rules.is_empty() {
             return Ok(());
         }
-        let perms = rules.iter().map(|r| permission(r, ids, a)).collect::<Result<Vec<_>, _>>()?;
-        let r = self.ec2.revoke_security_group_ingress().group_id(id).set_ip_permissions(Some(perms)).send().await;
+        let perms = rules
+            .iter()
+            .map(|r| permission(r, ids, a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let r = self
+            .ec2
+            .revoke_security_group_ingress()
+            .group_id(id)
+            .set_ip_permissions(Some(perms))
+            .send()
+            .await;
         match r.map_err(fail(a, "ec2:RevokeSecurityGroupIngress")) {
             Err(e) if e.code() == Some("InvalidPermission.NotFound") => Ok(()),
             other => other.map(drop),

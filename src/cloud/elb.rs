@@ -14,9 +14,10 @@ const WAIT_ACTIVE: Duration = Duration::from_secs(600);
 
 fn action(a: &ListenerAction, ids: &Ids, owner: &Address) -> Result<Action, CloudError> {
     Ok(match a {
-        ListenerAction::Forward { target_group } => {
-            Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(id_of(ids, target_group, owner)?).build()
-        }
+        ListenerAction::Forward { target_group } => Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .target_group_arn(id_of(ids, target_group, owner)?)
+            .build(),
         ListenerAction::RedirectHttps { port } => Action::builder()
             .r#type(ActionTypeEnum::Redirect)
             .redirect_config(
@@ -31,7 +32,9 @@ fn action(a: &ListenerAction, ids: &Ids, owner: &Address) -> Result<Action, Clou
 }
 
 fn certificates(l: &ListenerSpec) -> Option<Vec<Certificate>> {
-    l.certificate_arn.as_ref().map(|arn| vec![Certificate::builder().certificate_arn(arn).build()])
+    l.certificate_arn
+        .as_ref()
+        .map(|arn| vec![Certificate::builder().certificate_arn(arn).build()])
 }
 
 fn ids_of(list: &[Address], ids: &Ids, owner: &Address) -> Result<Vec<String>, CloudError> {
@@ -50,9 +53,20 @@ impl Cloud {
             .collect()
     }
 
-    pub(super) async fn create_elb(&self, a: &Address, spec: &Spec, ids: &Ids) -> Result<Created, CloudError> {
+    pub(super) async fn create_elb(
+        &self,
+        a: &Address,
+        spec: &Spec,
+        ids: &Ids,
+    ) -> Result<Created, CloudError> {
         let elb = &self.elb;
-        let created = |id: String, outputs| Ok(Created { id, spec: spec.clone(), outputs });
+        let created = |id: String, outputs| {
+            Ok(Created {
+                id,
+                spec: spec.clone(),
+                outputs,
+            })
+        };
         match spec {
             Spec::LoadBalancer(l) => {
                 let out = retry_on(NOT_FOUND_YET, || async {
@@ -68,15 +82,25 @@ impl Cloud {
                         .map_err(fail(a, "elbv2:CreateLoadBalancer"))
                 })
                 .await?;
-                let lb = out.load_balancers().first().cloned().unwrap_or_else(|| LoadBalancer::builder().build());
+                let lb = out
+                    .load_balancers()
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| LoadBalancer::builder().build());
                 let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
                 elb.wait_until_load_balancer_available()
                     .load_balancer_arns(&arn)
                     .wait(WAIT_ACTIVE)
                     .await
-                    .map_err(|e| CloudError::Invalid { resource: a.to_string(), message: format!("did not become active: {e}") })?;
+                    .map_err(|e| CloudError::Invalid {
+                        resource: a.to_string(),
+                        message: format!("did not become active: {e}"),
+                    })?;
                 let outputs = BTreeMap::from([
-                    ("dns_name".to_string(), lb.dns_name().unwrap_or_default().to_string()),
+                    (
+                        "dns_name".to_string(),
+                        lb.dns_name().unwrap_or_default().to_string(),
+                    ),
                     ("arn".to_string(), arn.clone()),
                 ]);
                 created(arn, outputs)
@@ -103,8 +127,14 @@ impl Cloud {
                         .map_err(fail(a, "elbv2:CreateTargetGroup"))
                 })
                 .await?;
-                let arn = out.target_groups().first().and_then(|t| t.target_group_arn()).unwrap_or_default().to_string();
-                self.set_deregistration_delay(a, &arn, t.deregistration_delay).await?;
+                let arn = out
+                    .target_groups()
+                    .first()
+                    .and_then(|t| t.target_group_arn())
+                    .unwrap_or_default()
+                    .to_string();
+                self.set_deregistration_delay(a, &arn, t.deregistration_delay)
+                    .await?;
                 created(arn, BTreeMap::new())
             }
             Spec::Listener(l) => {
@@ -120,19 +150,34 @@ impl Cloud {
                     .send()
                     .await
                     .map_err(fail(a, "elbv2:CreateListener"))?;
-                let arn = out.listeners().first().and_then(|l| l.listener_arn()).unwrap_or_default().to_string();
+                let arn = out
+                    .listeners()
+                    .first()
+                    .and_then(|l| l.listener_arn())
+                    .unwrap_or_default()
+                    .to_string();
                 created(arn, BTreeMap::new())
             }
             Spec::Targets(t) => {
                 let arn = id_of(ids, &t.target_group, a)?;
-                self.sync_targets(a, &arn, &ids_of(&t.instances, ids, a)?).await?;
+                self.sync_targets(a, &arn, &ids_of(&t.instances, ids, a)?)
+                    .await?;
                 created(arn, BTreeMap::new())
             }
-            other => Err(CloudError::Invalid { resource: a.to_string(), message: format!("{} is not a load balancer object", other.kind()) }),
+            other => Err(CloudError::Invalid {
+                resource: a.to_string(),
+                message: format!("{} is not a load balancer object", other.kind()),
+            }),
         }
     }
 
-    pub(super) async fn update_elb(&self, a: &Address, id: &str, after: &Spec, ids: &Ids) -> Result<(), CloudError> {
+    pub(super) async fn update_elb(
+        &self,
+        a: &Address,
+        id: &str,
+        after: &Spec,
+        ids: &Ids,
+    ) -> Result<(), CloudError> {
         let elb = &self.elb;
         match after {
             Spec::LoadBalancer(l) => {
@@ -163,7 +208,8 @@ impl Cloud {
                     .send()
                     .await
                     .map_err(fail(a, "elbv2:ModifyTargetGroup"))?;
-                self.set_deregistration_delay(a, id, t.deregistration_delay).await
+                self.set_deregistration_delay(a, id, t.deregistration_delay)
+                    .await
             }
             Spec::Listener(l) => {
                 elb.modify_listener()
@@ -177,30 +223,64 @@ impl Cloud {
                     .map_err(fail(a, "elbv2:ModifyListener"))?;
                 Ok(())
             }
-            Spec::Targets(t) => self.sync_targets(a, id, &ids_of(&t.instances, ids, a)?).await,
-            _ => Err(CloudError::Invalid { resource: a.to_string(), message: "cannot be updated in place".into() }),
+            Spec::Targets(t) => {
+                self.sync_targets(a, id, &ids_of(&t.instances, ids, a)?)
+                    .await
+            }
+            _ => Err(CloudError::Invalid {
+                resource: a.to_string(),
+                message: "cannot be updated in place".into(),
+            }),
         }
     }
 
-    pub(super) async fn delete_elb(&self, a: &Address, id: &str, spec: &Spec) -> Result<(), CloudError> {
+    pub(super) async fn delete_elb(
+        &self,
+        a: &Address,
+        id: &str,
+        spec: &Spec,
+    ) -> Result<(), CloudError> {
         let elb = &self.elb;
         let r = match spec {
             Spec::LoadBalancer(_) => {
-                elb.delete_load_balancer().load_balancer_arn(id).send().await.map_err(fail(a, "elbv2:DeleteLoadBalancer"))?;
+                elb.delete_load_balancer()
+                    .load_balancer_arn(id)
+                    .send()
+                    .await
+                    .map_err(fail(a, "elbv2:DeleteLoadBalancer"))?;
                 elb.wait_until_load_balancers_deleted()
                     .load_balancer_arns(id)
                     .wait(WAIT_ACTIVE)
                     .await
                     .map(drop)
-                    .map_err(|e| CloudError::Invalid { resource: a.to_string(), message: format!("was not deleted: {e}") })
+                    .map_err(|e| CloudError::Invalid {
+                        resource: a.to_string(),
+                        message: format!("was not deleted: {e}"),
+                    })
             }
-            Spec::TargetGroup(_) => retry_on(IN_USE, || async {
-                elb.delete_target_group().target_group_arn(id).send().await.map(drop).map_err(fail(a, "elbv2:DeleteTargetGroup"))
-            })
-            .await,
-            Spec::Listener(_) => elb.delete_listener().listener_arn(id).send().await.map(drop).map_err(fail(a, "elbv2:DeleteListener")),
+            Spec::TargetGroup(_) => {
+                retry_on(IN_USE, || async {
+                    elb.delete_target_group()
+                        .target_group_arn(id)
+                        .send()
+                        .await
+                        .map(drop)
+                        .map_err(fail(a, "elbv2:DeleteTargetGroup"))
+                })
+                .await
+            }
+            Spec::Listener(_) => elb
+                .delete_listener()
+                .listener_arn(id)
+                .send()
+                .await
+                .map(drop)
+                .map_err(fail(a, "elbv2:DeleteListener")),
             Spec::Targets(_) => self.sync_targets(a, id, &[]).await,
-            other => Err(CloudError::Invalid { resource: a.to_string(), message: format!("{} is not a load balancer object", other.kind()) }),
+            other => Err(CloudError::Invalid {
+                resource: a.to_string(),
+                message: format!("{} is not a load balancer object", other.kind()),
+            }),
         };
         match r {
             Err(e) if e.code().is_some_and(|c| c.ends_with("NotFound")) => Ok(()),
@@ -209,20 +289,46 @@ impl Cloud {
     }
 
     /// Registers and deregisters so that exactly `wanted` are targets: one call each way.
-    async fn sync_targets(&self, a: &Address, arn: &str, wanted: &[String]) -> Result<(), CloudError> {
+    async fn sync_targets(
+        &self,
+        a: &Address,
+        arn: &str,
+        wanted: &[String],
+    ) -> Result<(), CloudError> {
         let elb = &self.elb;
-        let out = elb.describe_target_health().target_group_arn(arn).send().await.map_err(fail(a, "elbv2:DescribeTargetHealth"))?;
+        let out = elb
+            .describe_target_health()
+            .target_group_arn(arn)
+            .send()
+            .await
+            .map_err(fail(a, "elbv2:DescribeTargetHealth"))?;
         let current: Vec<String> = out
             .target_health_descriptions()
             .iter()
-            .filter(|h| h.target_health().and_then(|t| t.state()) != Some(&TargetHealthStateEnum::Draining))
+            .filter(|h| {
+                h.target_health().and_then(|t| t.state()) != Some(&TargetHealthStateEnum::Draining)
+            })
             .filter_map(|h| h.target()?.id().map(str::to_string))
             .collect();
-        let add: Vec<TargetDescription> = wanted.iter().filter(|w| !current.contains(w)).map(|w| target(w)).collect();
-        let remove: Vec<TargetDescription> = current.iter().filter(|c| !wanted.contains(c)).map(|c| target(c)).collect();
+        let add: Vec<TargetDescription> = wanted
+            .iter()
+            .filter(|w| !current.contains(w))
+            .map(|w| target(w))
+            .collect();
+        let remove: Vec<TargetDescription> = current
+            .iter()
+            .filter(|c| !wanted.contains(c))
+            .map(|c| target(c))
+            .collect();
         if !add.is_empty() {
             retry_on(&["InvalidTarget"], || async {
-                elb.register_targets().target_group_arn(arn).set_targets(Some(add.clone())).send().await.map(drop).map_err(fail(a, "elbv2:RegisterTargets"))
+                elb.register_targets()
+                    .target_group_arn(arn)
+                    .set_targets(Some(add.clone()))
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(fail(a, "elbv2:RegisterTargets"))
             })
             .await?;
         }
@@ -237,8 +343,16 @@ impl Cloud {
         Ok(())
     }
 
-    async fn set_deregistration_delay(&self, a: &Address, arn: &str, seconds: u32) -> Result<(), CloudError> {
-        let attr = TargetGroupAttribute::builder().key(DEREGISTRATION_DELAY).value(seconds.to_string()).build();
+    async fn set_deregistration_delay(
+        &self,
+        a: &Address,
+        arn: &str,
+        seconds: u32,
+    ) -> Result<(), CloudError> {
+        let attr = TargetGroupAttribute::builder()
+            .key(DEREGISTRATION_DELAY)
+            .value(seconds.to_string())
+            .build();
         self.elb
             .modify_target_group_attributes()
             .target_group_arn(arn)

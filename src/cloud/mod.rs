@@ -35,7 +35,13 @@ pub type Ids = BTreeMap<Address, String>;
 #[derive(Debug, Error)]
 pub enum CloudError {
     #[error("{call} for {resource} failed: {detail}\n  {hint}")]
-    Call { resource: String, call: &'static str, code: Option<String>, detail: String, hint: &'static str },
+    Call {
+        resource: String,
+        call: &'static str,
+        code: Option<String>,
+        detail: String,
+        hint: &'static str,
+    },
     #[error("{resource}: {message}")]
     Invalid { resource: String, message: String },
     #[error(
@@ -65,13 +71,23 @@ where
             (Some(c), None) => c.to_string(),
             _ => DisplayErrorContext(&e).to_string(),
         };
-        CloudError::Call { resource: resource.to_string(), call, hint: hint(code.as_deref()), code, detail }
+        CloudError::Call {
+            resource: resource.to_string(),
+            call,
+            hint: hint(code.as_deref()),
+            code,
+            detail,
+        }
     }
 }
 
 fn hint(code: Option<&str>) -> &'static str {
     match code {
-        Some(c) if c.contains("Unauthorized") || c.contains("AccessDenied") || c.contains("AuthFailure") => {
+        Some(c)
+            if c.contains("Unauthorized")
+                || c.contains("AccessDenied")
+                || c.contains("AuthFailure") =>
+        {
             "Check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and their IAM permissions."
         }
         Some(c) if c.contains("Throttl") || c.contains("LimitExceeded") => {
@@ -80,8 +96,12 @@ fn hint(code: Option<&str>) -> &'static str {
         Some("DependencyViolation" | "ResourceInUse") => {
             "Something outside this stack still uses it: remove that dependency, then run the command again."
         }
-        Some(_) => "Fix the cause above, then run `infra apply` again: finished steps are kept in the state.",
-        None => "Check network access to AWS (and AWS_ENDPOINT_URL if set), then run the command again.",
+        Some(_) => {
+            "Fix the cause above, then run `infra apply` again: finished steps are kept in the state."
+        }
+        None => {
+            "Check network access to AWS (and AWS_ENDPOINT_URL if set), then run the command again."
+        }
     }
 }
 
@@ -118,15 +138,23 @@ pub(crate) const IN_USE: &[&str] = &["DependencyViolation", "ResourceInUse", "In
 
 /// The AWS id behind an address. Live specs name objects outside the stack by their raw id
 /// (`sg-…`, `i-…`, an ARN); those pass through unchanged.
-pub(crate) fn id_of(ids: &Ids, address: &Address, needed_by: &Address) -> Result<String, CloudError> {
-    let raw = ["sg-", "subnet-", "vpc-", "igw-", "i-", "arn:"].iter().any(|p| address.as_str().starts_with(p));
+pub(crate) fn id_of(
+    ids: &Ids,
+    address: &Address,
+    needed_by: &Address,
+) -> Result<String, CloudError> {
+    let raw = ["sg-", "subnet-", "vpc-", "igw-", "i-", "arn:"]
+        .iter()
+        .any(|p| address.as_str().starts_with(p));
     if raw {
         return Ok(address.to_string());
     }
-    ids.get(address).cloned().ok_or_else(|| CloudError::Invalid {
-        resource: needed_by.to_string(),
-        message: format!("needs {address}, which has no id yet; run `infra apply` again"),
-    })
+    ids.get(address)
+        .cloned()
+        .ok_or_else(|| CloudError::Invalid {
+            resource: needed_by.to_string(),
+            message: format!("needs {address}, which has no id yet; run `infra apply` again"),
+        })
 }
 
 /// What a create returns: the new object's id and the facts AWS assigned to it.
@@ -135,11 +163,21 @@ pub type Created = Observed;
 impl Cloud {
     /// Clients from the standard AWS chain (profile, environment, `AWS_ENDPOINT_URL`, …); the
     /// stack's region, when it names one, wins over the chain's.
-    pub async fn connect(stack: &str, region: Option<&str>, call_log: CallLog) -> Result<Cloud, CloudError> {
+    pub async fn connect(
+        stack: &str,
+        region: Option<&str>,
+        call_log: CallLog,
+    ) -> Result<Cloud, CloudError> {
         let conf = sdk_config(region).await?;
-        let ec2 = aws_sdk_ec2::config::Builder::from(&conf).interceptor(call_log.clone()).build();
-        let elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(&conf).interceptor(call_log.clone()).build();
-        let ssm = aws_sdk_ssm::config::Builder::from(&conf).interceptor(call_log).build();
+        let ec2 = aws_sdk_ec2::config::Builder::from(&conf)
+            .interceptor(call_log.clone())
+            .build();
+        let elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(&conf)
+            .interceptor(call_log.clone())
+            .build();
+        let ssm = aws_sdk_ssm::config::Builder::from(&conf)
+            .interceptor(call_log)
+            .build();
         Ok(Cloud {
             ec2: aws_sdk_ec2::Client::from_conf(ec2),
             elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(elb),
@@ -150,11 +188,19 @@ impl Cloud {
 
     /// Resolves a public SSM parameter such as `/aws/service/canonical/…/ami-id` to its value.
     pub async fn ssm_parameter(&self, name: &str) -> Result<String, CloudError> {
-        let out = self.ssm.get_parameter().name(name).send().await.map_err(fail(format!("AMI parameter {name}"), "ssm:GetParameter"))?;
-        out.parameter.and_then(|p| p.value).ok_or_else(|| CloudError::Invalid {
-            resource: format!("AMI parameter {name}"),
-            message: "has no value".into(),
-        })
+        let out = self
+            .ssm
+            .get_parameter()
+            .name(name)
+            .send()
+            .await
+            .map_err(fail(format!("AMI parameter {name}"), "ssm:GetParameter"))?;
+        out.parameter
+            .and_then(|p| p.value)
+            .ok_or_else(|| CloudError::Invalid {
+                resource: format!("AMI parameter {name}"),
+                message: "has no value".into(),
+            })
     }
 }
 
@@ -162,11 +208,17 @@ impl Cloud {
 async fn sdk_config(region: Option<&str>) -> Result<aws_config::SdkConfig, CloudError> {
     use aws_smithy_http_client::tls;
     let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
         .build_https();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
-        .retry_config(RetryConfig::standard().with_max_attempts(8).with_max_backoff(Duration::from_secs(20)));
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(8)
+                .with_max_backoff(Duration::from_secs(20)),
+        );
     if let Some(region) = region {
         loader = loader.region(aws_config::Region::new(region.to_string()));
     }
@@ -178,27 +230,66 @@ async fn sdk_config(region: Option<&str>) -> Result<aws_config::SdkConfig, Cloud
 }
 
 /// An S3 client for the state bucket (whose region may differ from the stack's).
-pub async fn s3_client(region: Option<&str>, call_log: CallLog) -> Result<aws_sdk_s3::Client, CloudError> {
+pub async fn s3_client(
+    region: Option<&str>,
+    call_log: CallLog,
+) -> Result<aws_sdk_s3::Client, CloudError> {
     let conf = sdk_config(region).await?;
-    Ok(aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&conf).interceptor(call_log).build()))
+    Ok(aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&conf)
+            .interceptor(call_log)
+            .build(),
+    ))
 }
 
 impl Cloud {
-    pub async fn create(&self, address: &Address, spec: &crate::model::Spec, ids: &Ids) -> Result<Created, CloudError> {
-        if is_elb(spec) { self.create_elb(address, spec, ids).await } else { self.create_ec2(address, spec, ids).await }
+    pub async fn create(
+        &self,
+        address: &Address,
+        spec: &crate::model::Spec,
+        ids: &Ids,
+    ) -> Result<Created, CloudError> {
+        if is_elb(spec) {
+            self.create_elb(address, spec, ids).await
+        } else {
+            self.create_ec2(address, spec, ids).await
+        }
     }
 
-    pub async fn update(&self, address: &Address, id: &str, before: &crate::model::Spec, after: &crate::model::Spec, ids: &Ids) -> Result<(), CloudError> {
-        if is_elb(after) { self.update_elb(address, id, after, ids).await } else { self.update_ec2(address, id, before, after, ids).await }
+    pub async fn update(
+        &self,
+        address: &Address,
+        id: &str,
+        before: &crate::model::Spec,
+        after: &crate::model::Spec,
+        ids: &Ids,
+    ) -> Result<(), CloudError> {
+        if is_elb(after) {
+            self.update_elb(address, id, after, ids).await
+        } else {
+            self.update_ec2(address, id, before, after, ids).await
+        }
     }
 
     /// Removes an object; one already gone counts as removed.
-    pub async fn delete(&self, address: &Address, id: &str, spec: &crate::model::Spec) -> Result<(), CloudError> {
-        if is_elb(spec) { self.delete_elb(address, id, spec).await } else { self.delete_ec2(address, id, spec).await }
+    pub async fn delete(
+        &self,
+        address: &Address,
+        id: &str,
+        spec: &crate::model::Spec,
+    ) -> Result<(), CloudError> {
+        if is_elb(spec) {
+            self.delete_elb(address, id, spec).await
+        } else {
+            self.delete_ec2(address, id, spec).await
+        }
     }
 }
 
 fn is_elb(spec: &crate::model::Spec) -> bool {
     use crate::model::Spec::*;
-    matches!(spec, LoadBalancer(_) | TargetGroup(_) | Listener(_) | Targets(_))
+    matches!(
+        spec,
+        LoadBalancer(_) | TargetGroup(_) | Listener(_) | Targets(_)
+    )
 }

@@ -20,7 +20,9 @@ pub const TAG_USER_DATA: &str = "infra:user-data-sha256";
 pub const TAG_PUBLIC_KEY: &str = "infra:public-key-sha256";
 
 pub(crate) fn tag<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
-    tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
 }
 
 /// Translates AWS ids into addresses; an id that is not the stack's stays as it is, so the
@@ -38,7 +40,10 @@ impl Addresses {
     }
     fn of(&self, id: Option<&str>) -> Address {
         let id = id.unwrap_or("(none)");
-        self.by_id.get(id).cloned().unwrap_or_else(|| Address::new(id))
+        self.by_id
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| Address::new(id))
     }
     fn all<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> Vec<Address> {
         let mut v: Vec<Address> = ids.into_iter().map(|id| self.of(Some(id))).collect();
@@ -65,16 +70,27 @@ fn instance_address(i: &Instance) -> Address {
             let index: usize = slots.split(',').nth(launch as usize)?.parse().ok()?;
             Some(Address::node(pool, index))
         });
-    slot.unwrap_or_else(|| Address::new(format!("orphan.instance.{}", i.instance_id().unwrap_or("?"))))
+    slot.unwrap_or_else(|| {
+        Address::new(format!(
+            "orphan.instance.{}",
+            i.instance_id().unwrap_or("?")
+        ))
+    })
 }
 
 fn outputs(pairs: &[(&str, Option<&str>)]) -> BTreeMap<String, String> {
-    pairs.iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v.to_string()))).collect()
+    pairs
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), v.to_string())))
+        .collect()
 }
 
 impl Cloud {
     fn stack_filter(&self) -> Filter {
-        Filter::builder().name(format!("tag:{TAG_STACK}")).values(&self.stack).build()
+        Filter::builder()
+            .name(format!("tag:{TAG_STACK}"))
+            .values(&self.stack)
+            .build()
     }
 
     pub async fn read_live(&self) -> Result<Live, CloudError> {
@@ -82,17 +98,89 @@ impl Cloud {
         let ec2 = &self.ec2;
         let f = || self.stack_filter();
         let (vpcs, subnets, igws, tables, groups, keys, instances, volumes, lb, tg) = tokio::try_join!(
-            async { ec2.describe_vpcs().filters(f()).into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.map_err(fail(&stack, "ec2:DescribeVpcs")) },
-            async { ec2.describe_subnets().filters(f()).into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.map_err(fail(&stack, "ec2:DescribeSubnets")) },
-            async { ec2.describe_internet_gateways().filters(f()).into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.map_err(fail(&stack, "ec2:DescribeInternetGateways")) },
-            async { ec2.describe_route_tables().filters(f()).into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.map_err(fail(&stack, "ec2:DescribeRouteTables")) },
-            async { ec2.describe_security_groups().filters(f()).into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.map_err(fail(&stack, "ec2:DescribeSecurityGroups")) },
-            async { ec2.describe_key_pairs().filters(f()).send().await.map(|o| o.key_pairs.unwrap_or_default()).map_err(fail(&stack, "ec2:DescribeKeyPairs")) },
             async {
-                let states = Filter::builder().name("instance-state-name").set_values(Some(LIVE_STATES.iter().map(|s| s.to_string()).collect())).build();
-                ec2.describe_instances().filters(f()).filters(states).into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.map_err(fail(&stack, "ec2:DescribeInstances"))
+                ec2.describe_vpcs()
+                    .filters(f())
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+                    .await
+                    .map_err(fail(&stack, "ec2:DescribeVpcs"))
             },
-            async { ec2.describe_volumes().filters(f()).into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.map_err(fail(&stack, "ec2:DescribeVolumes")) },
+            async {
+                ec2.describe_subnets()
+                    .filters(f())
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+                    .await
+                    .map_err(fail(&stack, "ec2:DescribeSubnets"))
+            },
+            async {
+                ec2.describe_internet_gateways()
+                    .filters(f())
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+                    .await
+                    .map_err(fail(&stack, "ec2:DescribeInternetGateways"))
+            },
+            async {
+                ec2.describe_route_tables()
+                    .filters(f())
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+                    .await
+                    .map_err(fail(&stack, "ec2:DescribeRouteTables"))
+            },
+            async {
+                ec2.describe_security_groups()
+                    .filters(f())
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+                    .await
+                    .map_err(fail(&stack, "ec2:DescribeSecurityGroups"))
+            },
+            async {
+                ec2.describe_key_pairs()
+                    .filters(f())
+                    .send()
+                    .await
+                    .map(|o| o.key_pairs.unwrap_or_default())
+                    .map_err(fail(&stack, "ec2:DescribeKeyPairs"))
+            },
+            async {
+                let states = Filter::builder()
+                    .name("instance-state-name")
+                    .set_values(Some(LIVE_STATES.iter().map(|s| s.to_string()).collect()))
+                    .build();
+                ec2.describe_instances()
+                    .filters(f())
+                    .filters(states)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+                    .await
+                    .map_err(fail(&stack, "ec2:DescribeInstances"))
+            },
+            async {
+                ec2.describe_volumes()
+                    .filters(f())
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+                    .await
+                    .map_err(fail(&stack, "ec2:DescribeVolumes"))
+            },
             self.find_load_balancer(),
             self.find_target_group(),
         )?;
@@ -101,22 +189,51 @@ impl Cloud {
         let vpc = vpcs.first();
         let (dns_hostnames, listeners, health, tg_delay) = tokio::try_join!(
             async {
-                let Some(id) = vpc.and_then(|v| v.vpc_id()) else { return Ok(false) };
-                let out = ec2.describe_vpc_attribute().vpc_id(id).attribute(aws_sdk_ec2::types::VpcAttributeName::EnableDnsHostnames).send().await.map_err(fail("vpc", "ec2:DescribeVpcAttribute"))?;
-                Ok(out.enable_dns_hostnames().and_then(|v| v.value()).unwrap_or(false))
+                let Some(id) = vpc.and_then(|v| v.vpc_id()) else {
+                    return Ok(false);
+                };
+                let out = ec2
+                    .describe_vpc_attribute()
+                    .vpc_id(id)
+                    .attribute(aws_sdk_ec2::types::VpcAttributeName::EnableDnsHostnames)
+                    .send()
+                    .await
+                    .map_err(fail("vpc", "ec2:DescribeVpcAttribute"))?;
+                Ok(out
+                    .enable_dns_hostnames()
+                    .and_then(|v| v.value())
+                    .unwrap_or(false))
             },
             async {
-                let Some(arn) = lb.as_ref().and_then(|l| l.load_balancer_arn()) else { return Ok(vec![]) };
-                let out = self.elb.describe_listeners().load_balancer_arn(arn).send().await.map_err(fail("lb", "elbv2:DescribeListeners"))?;
+                let Some(arn) = lb.as_ref().and_then(|l| l.load_balancer_arn()) else {
+                    return Ok(vec![]);
+                };
+                let out = self
+                    .elb
+                    .describe_listeners()
+                    .load_balancer_arn(arn)
+                    .send()
+                    .await
+                    .map_err(fail("lb", "elbv2:DescribeListeners"))?;
                 Ok(out.listeners.unwrap_or_default())
             },
             async {
-                let Some(arn) = tg.as_ref().and_then(|t| t.target_group_arn()) else { return Ok(vec![]) };
-                let out = self.elb.describe_target_health().target_group_arn(arn).send().await.map_err(fail("targets.web", "elbv2:DescribeTargetHealth"))?;
+                let Some(arn) = tg.as_ref().and_then(|t| t.target_group_arn()) else {
+                    return Ok(vec![]);
+                };
+                let out = self
+                    .elb
+                    .describe_target_health()
+                    .target_group_arn(arn)
+                    .send()
+                    .await
+                    .map_err(fail("targets.web", "elbv2:DescribeTargetHealth"))?;
                 Ok(out.target_health_descriptions.unwrap_or_default())
             },
             async {
-                let Some(arn) = tg.as_ref().and_then(|t| t.target_group_arn()) else { return Ok(None) };
+                let Some(arn) = tg.as_ref().and_then(|t| t.target_group_arn()) else {
+                    return Ok(None);
+                };
                 self.target_group_delay(arn).await.map(Some)
             },
         )?;
@@ -128,16 +245,28 @@ impl Cloud {
             names.add(v.vpc_id(), &a);
         }
         for s in &subnets {
-            names.add(s.subnet_id(), &addressed(s.tags(), "subnet", s.subnet_id().unwrap_or_default()));
+            names.add(
+                s.subnet_id(),
+                &addressed(s.tags(), "subnet", s.subnet_id().unwrap_or_default()),
+            );
         }
         for g in &igws {
-            names.add(g.internet_gateway_id(), &addressed(g.tags(), "igw", g.internet_gateway_id().unwrap_or_default()));
+            names.add(
+                g.internet_gateway_id(),
+                &addressed(g.tags(), "igw", g.internet_gateway_id().unwrap_or_default()),
+            );
         }
         for g in &groups {
-            names.add(g.group_id(), &addressed(g.tags(), "sg", g.group_id().unwrap_or_default()));
+            names.add(
+                g.group_id(),
+                &addressed(g.tags(), "sg", g.group_id().unwrap_or_default()),
+            );
         }
         for k in &keys {
-            names.add(k.key_name(), &addressed(k.tags(), "key_pair", k.key_name().unwrap_or_default()));
+            names.add(
+                k.key_name(),
+                &addressed(k.tags(), "key_pair", k.key_name().unwrap_or_default()),
+            );
         }
         let instances: Vec<&Instance> = instances.iter().flat_map(|r| r.instances()).collect();
         for i in &instances {
@@ -145,8 +274,17 @@ impl Cloud {
         }
 
         for v in &vpcs {
-            let spec = Spec::Vpc(VpcSpec { cidr: v.cidr_block().unwrap_or_default().into(), dns_hostnames });
-            insert(&mut live, names.of(v.vpc_id()), v.vpc_id(), spec, BTreeMap::new());
+            let spec = Spec::Vpc(VpcSpec {
+                cidr: v.cidr_block().unwrap_or_default().into(),
+                dns_hostnames,
+            });
+            insert(
+                &mut live,
+                names.of(v.vpc_id()),
+                v.vpc_id(),
+                spec,
+                BTreeMap::new(),
+            );
         }
         for s in &subnets {
             let spec = Spec::Subnet(SubnetSpec {
@@ -155,12 +293,24 @@ impl Cloud {
                 zone: s.availability_zone().unwrap_or_default().into(),
                 map_public_ip: s.map_public_ip_on_launch().unwrap_or(false),
             });
-            insert(&mut live, names.of(s.subnet_id()), s.subnet_id(), spec, BTreeMap::new());
+            insert(
+                &mut live,
+                names.of(s.subnet_id()),
+                s.subnet_id(),
+                spec,
+                BTreeMap::new(),
+            );
         }
         for g in &igws {
             let vpc = g.attachments().first().map(|a| names.of(a.vpc_id()));
             let spec = Spec::InternetGateway(InternetGatewaySpec { vpc });
-            insert(&mut live, names.of(g.internet_gateway_id()), g.internet_gateway_id(), spec, BTreeMap::new());
+            insert(
+                &mut live,
+                names.of(g.internet_gateway_id()),
+                g.internet_gateway_id(),
+                spec,
+                BTreeMap::new(),
+            );
         }
         for t in &tables {
             let default_route = t
@@ -174,16 +324,39 @@ impl Cloud {
                 subnets: names.all(t.associations().iter().filter_map(|a| a.subnet_id())),
             });
             let id = t.route_table_id();
-            insert(&mut live, addressed(t.tags(), "route_table", id.unwrap_or_default()), id, spec, BTreeMap::new());
+            insert(
+                &mut live,
+                addressed(t.tags(), "route_table", id.unwrap_or_default()),
+                id,
+                spec,
+                BTreeMap::new(),
+            );
         }
         for g in &groups {
             let mut ingress = Vec::new();
             for p in g.ip_permissions() {
                 let protocol = p.ip_protocol().unwrap_or("-1").to_string();
-                let (from, to) = (p.from_port().unwrap_or(0) as u16, p.to_port().unwrap_or(0) as u16);
-                let rule = |source| Rule { protocol: protocol.clone(), from_port: from, to_port: to, source };
-                ingress.extend(p.ip_ranges().iter().filter_map(|r| r.cidr_ip()).map(|c| rule(Source::Cidr(c.into()))));
-                ingress.extend(p.user_id_group_pairs().iter().map(|u| rule(Source::Group(names.of(u.group_id())))));
+                let (from, to) = (
+                    p.from_port().unwrap_or(0) as u16,
+                    p.to_port().unwrap_or(0) as u16,
+                );
+                let rule = |source| Rule {
+                    protocol: protocol.clone(),
+                    from_port: from,
+                    to_port: to,
+                    source,
+                };
+                ingress.extend(
+                    p.ip_ranges()
+                        .iter()
+                        .filter_map(|r| r.cidr_ip())
+                        .map(|c| rule(Source::Cidr(c.into()))),
+                );
+                ingress.extend(
+                    p.user_id_group_pairs()
+                        .iter()
+                        .map(|u| rule(Source::Group(names.of(u.group_id())))),
+                );
             }
             ingress.sort();
             let spec = Spec::SecurityGroup(SecurityGroupSpec {
@@ -192,7 +365,13 @@ impl Cloud {
                 vpc: names.of(g.vpc_id()),
                 ingress,
             });
-            insert(&mut live, names.of(g.group_id()), g.group_id(), spec, BTreeMap::new());
+            insert(
+                &mut live,
+                names.of(g.group_id()),
+                g.group_id(),
+                spec,
+                BTreeMap::new(),
+            );
         }
         for k in &keys {
             let spec = Spec::KeyPair(KeyPairSpec {
@@ -200,10 +379,18 @@ impl Cloud {
                 public_key_sha256: tag(k.tags(), TAG_PUBLIC_KEY).unwrap_or_default().into(),
                 public_key: String::new(),
             });
-            insert(&mut live, names.of(k.key_name()), k.key_name(), spec, BTreeMap::new());
+            insert(
+                &mut live,
+                names.of(k.key_name()),
+                k.key_name(),
+                spec,
+                BTreeMap::new(),
+            );
         }
-        let volume_sizes: BTreeMap<&str, i32> =
-            volumes.iter().filter_map(|v| Some((v.volume_id()?, v.size()?))).collect();
+        let volume_sizes: BTreeMap<&str, i32> = volumes
+            .iter()
+            .filter_map(|v| Some((v.volume_id()?, v.size()?)))
+            .collect();
         for i in &instances {
             let root = i
                 .block_device_mappings()
@@ -213,17 +400,30 @@ impl Cloud {
                 .and_then(|m| m.ebs()?.volume_id());
             let spec = Spec::Instance(InstanceSpec {
                 pool: tag(i.tags(), TAG_POOL).unwrap_or_default().into(),
-                instance_type: i.instance_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+                instance_type: i
+                    .instance_type()
+                    .map(|t| t.as_str().to_string())
+                    .unwrap_or_default(),
                 ami: i.image_id().unwrap_or_default().into(),
                 subnet: names.of(i.subnet_id()),
                 security_groups: names.all(i.security_groups().iter().filter_map(|g| g.group_id())),
                 key_pair: names.of(i.key_name()),
                 root_volume_gb: root.and_then(|v| volume_sizes.get(v)).copied().unwrap_or(0) as u32,
-                imdsv2_required: i.metadata_options().and_then(|m| m.http_tokens()).map(|t| t.as_str()) == Some("required"),
+                imdsv2_required: i
+                    .metadata_options()
+                    .and_then(|m| m.http_tokens())
+                    .map(|t| t.as_str())
+                    == Some("required"),
                 user_data_sha256: tag(i.tags(), TAG_USER_DATA).unwrap_or_default().into(),
                 user_data: String::new(),
             });
-            insert(&mut live, names.of(i.instance_id()), i.instance_id(), spec, instance_outputs(i));
+            insert(
+                &mut live,
+                names.of(i.instance_id()),
+                i.instance_id(),
+                spec,
+                instance_outputs(i),
+            );
         }
 
         let (lb_addr, tg_addr) = (Address::new("lb"), Address::new("tg.web"));
@@ -245,7 +445,11 @@ impl Cloud {
                 port: t.port().unwrap_or(0) as u16,
                 health_check: HealthCheck {
                     path: t.health_check_path().unwrap_or_default().into(),
-                    matcher: t.matcher().and_then(|m| m.http_code()).unwrap_or_default().into(),
+                    matcher: t
+                        .matcher()
+                        .and_then(|m| m.http_code())
+                        .unwrap_or_default()
+                        .into(),
                     interval: t.health_check_interval_seconds().unwrap_or(0) as u32,
                     timeout: t.health_check_timeout_seconds().unwrap_or(0) as u32,
                     healthy_threshold: t.healthy_threshold_count().unwrap_or(0) as u32,
@@ -253,13 +457,35 @@ impl Cloud {
                 },
                 deregistration_delay: tg_delay.unwrap_or(0),
             });
-            insert(&mut live, tg_addr.clone(), t.target_group_arn(), spec, BTreeMap::new());
+            insert(
+                &mut live,
+                tg_addr.clone(),
+                t.target_group_arn(),
+                spec,
+                BTreeMap::new(),
+            );
             let registered = health
                 .iter()
-                .filter(|h| !matches!(h.target_health().and_then(|t| t.state()).map(|s| s.as_str()), Some("draining")))
+                .filter(|h| {
+                    !matches!(
+                        h.target_health()
+                            .and_then(|t| t.state())
+                            .map(|s| s.as_str()),
+                        Some("draining")
+                    )
+                })
                 .filter_map(|h| h.target()?.id());
-            let spec = Spec::Targets(TargetsSpec { target_group: tg_addr.clone(), instances: names.all(registered) });
-            insert(&mut live, Address::new("targets.web"), t.target_group_arn(), spec, BTreeMap::new());
+            let spec = Spec::Targets(TargetsSpec {
+                target_group: tg_addr.clone(),
+                instances: names.all(registered),
+            });
+            insert(
+                &mut live,
+                Address::new("targets.web"),
+                t.target_group_arn(),
+                spec,
+                BTreeMap::new(),
+            );
         }
         for l in &listeners {
             let port = l.port().unwrap_or(0) as u16;
@@ -268,19 +494,30 @@ impl Cloud {
                 80 => Address::new("listener.http"),
                 p => Address::new(format!("listener.port{p}")),
             };
-            let protocol = l.protocol().map(|p| p.as_str().to_string()).unwrap_or_default();
+            let protocol = l
+                .protocol()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default();
             let action = l.default_actions().first();
             let action = match action.and_then(|a| a.r#type()) {
                 Some(ActionTypeEnum::Redirect) => ListenerAction::RedirectHttps {
-                    port: action.and_then(|a| a.redirect_config()?.port()?.parse().ok()).unwrap_or(0),
+                    port: action
+                        .and_then(|a| a.redirect_config()?.port()?.parse().ok())
+                        .unwrap_or(0),
                 },
-                _ => ListenerAction::Forward { target_group: names.of(action.and_then(|a| a.target_group_arn())) },
+                _ => ListenerAction::Forward {
+                    target_group: names.of(action.and_then(|a| a.target_group_arn())),
+                },
             };
             let https = protocol == "HTTPS";
             let spec = Spec::Listener(ListenerSpec {
                 load_balancer: lb_addr.clone(),
                 port,
-                certificate_arn: l.certificates().first().and_then(|c| c.certificate_arn()).map(str::to_string),
+                certificate_arn: l
+                    .certificates()
+                    .first()
+                    .and_then(|c| c.certificate_arn())
+                    .map(str::to_string),
                 // AWS reports a policy even on plain HTTP listeners, where it means nothing.
                 ssl_policy: l.ssl_policy().filter(|_| https).map(str::to_string),
                 protocol,
@@ -294,8 +531,17 @@ impl Cloud {
     pub(crate) async fn find_load_balancer(&self) -> Result<Option<LoadBalancer>, CloudError> {
         let name = Names::load_balancer(&self.stack);
         match self.elb.describe_load_balancers().names(&name).send().await {
-            Ok(out) => Ok(out.load_balancers.unwrap_or_default().into_iter().find(|l| l.load_balancer_name() == Some(&name))),
-            Err(e) if aws_sdk_ec2::error::ProvideErrorMetadata::code(&e) == Some("LoadBalancerNotFound") => Ok(None),
+            Ok(out) => Ok(out
+                .load_balancers
+                .unwrap_or_default()
+                .into_iter()
+                .find(|l| l.load_balancer_name() == Some(&name))),
+            Err(e)
+                if aws_sdk_ec2::error::ProvideErrorMetadata::code(&e)
+                    == Some("LoadBalancerNotFound") =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(fail("lb", "elbv2:DescribeLoadBalancers")(e)),
         }
     }
@@ -304,7 +550,12 @@ impl Cloud {
         let name = Names::target_group(&self.stack);
         match self.elb.describe_target_groups().names(&name).send().await {
             Ok(out) => Ok(out.target_groups.unwrap_or_default().into_iter().next()),
-            Err(e) if aws_sdk_ec2::error::ProvideErrorMetadata::code(&e) == Some("TargetGroupNotFound") => Ok(None),
+            Err(e)
+                if aws_sdk_ec2::error::ProvideErrorMetadata::code(&e)
+                    == Some("TargetGroupNotFound") =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(fail("tg.web", "elbv2:DescribeTargetGroups")(e)),
         }
     }
@@ -334,11 +585,20 @@ pub(crate) fn instance_outputs(i: &Instance) -> BTreeMap<String, String> {
         ("private_ip", i.private_ip_address()),
         ("public_ip", i.public_ip_address()),
         ("zone", i.placement().and_then(|p| p.availability_zone())),
-        ("state", i.state().and_then(|s| s.name()).map(|n| n.as_str())),
+        (
+            "state",
+            i.state().and_then(|s| s.name()).map(|n| n.as_str()),
+        ),
     ])
 }
 
-fn insert(live: &mut Live, address: Address, id: Option<&str>, spec: Spec, outputs: BTreeMap<String, String>) {
+fn insert(
+    live: &mut Live,
+    address: Address,
+    id: Option<&str>,
+    spec: Spec,
+    outputs: BTreeMap<String, String>,
+) {
     let id = id.unwrap_or_default().to_string();
     // Two objects claiming one address (a duplicate): keep the first, mark the other an orphan
     // so the plan removes it.

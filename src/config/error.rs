@@ -17,7 +17,11 @@ impl Location {
         let before = &source[..offset.min(source.len())];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        Location { file: file.to_string(), line, column }
+        Location {
+            file: file.to_string(),
+            line,
+            column,
+        }
     }
 }
 
@@ -43,10 +47,25 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub fn new(file: &str, source: &str, span: Range<usize>, message: String, help: Option<String>) -> Self {
+    pub fn new(
+        file: &str,
+        source: &str,
+        span: Range<usize>,
+        message: String,
+        help: Option<String>,
+    ) -> Self {
         let span = span.start.min(source.len())..span.end.min(source.len());
-        let label = source[span.clone()].lines().next().unwrap_or("").trim().to_string();
-        let label = if label.chars().count() > 60 { "here".to_string() } else { label };
+        let label = source[span.clone()]
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let label = if label.chars().count() > 60 {
+            "here".to_string()
+        } else {
+            label
+        };
         ConfigError {
             location: Location::of(file, source, span.start),
             source_code: NamedSource::new(file, source.to_string()),

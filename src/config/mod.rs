@@ -23,35 +23,53 @@ pub struct Loaded {
 /// Reads a file the stack file names (relative paths are relative to the stack file).
 pub type ReadFile<'a> = &'a dyn Fn(&Path) -> std::io::Result<String>;
 
-pub fn parse(file: &str, source: &str, overrides: &Vars, read_file: ReadFile) -> Result<Loaded, ConfigErrors> {
+pub fn parse(
+    file: &str,
+    source: &str,
+    overrides: &Vars,
+    read_file: ReadFile,
+) -> Result<Loaded, ConfigErrors> {
     let parsed: StackFile = toml::from_str(source).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let message = e.message().trim_end().to_string();
         let help = message
             .starts_with("unknown field")
             .then(|| "see stacks/aws-example.toml for every key, with comments".to_string());
-        ConfigErrors { file: file.into(), errors: vec![ConfigError::new(file, source, span, message, help)] }
+        ConfigErrors {
+            file: file.into(),
+            errors: vec![ConfigError::new(file, source, span, message, help)],
+        }
     })?;
     validate::Validator::new(file, source).run(parsed, overrides, read_file)
 }
 
 /// Only where the state lives, for commands that do not need the whole stack (output,
 /// force-unlock, state migrate): the rest of the file is not checked.
-pub fn state_location(file: &str, source: &str) -> Result<crate::model::StateLocation, ConfigErrors> {
+pub fn state_location(
+    file: &str,
+    source: &str,
+) -> Result<crate::model::StateLocation, ConfigErrors> {
     let one = |span: std::ops::Range<usize>, message: String| ConfigErrors {
         file: file.into(),
         errors: vec![ConfigError::new(file, source, span, message, None)],
     };
-    let parsed: schema::StateOnly = toml::from_str(source).map_err(|e| one(e.span().unwrap_or(0..0), e.message().to_string()))?;
+    let parsed: schema::StateOnly = toml::from_str(source)
+        .map_err(|e| one(e.span().unwrap_or(0..0), e.message().to_string()))?;
     let mut v = validate::Validator::new(file, source);
     let stack = default_name(Path::new(file));
-    let location = v.state(parsed.state.as_ref(), &stack, parsed.region.as_ref().map(|r| r.get_ref().as_str()));
+    let location = v.state(
+        parsed.state.as_ref(),
+        &stack,
+        parsed.region.as_ref().map(|r| r.get_ref().as_str()),
+    );
     v.finish().map(|_| location.expect("no errors"))
 }
 
 /// `sandbox` for `stacks/sandbox.toml`.
 pub fn default_name(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

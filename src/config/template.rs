@@ -8,7 +8,9 @@ pub fn references(text: &str) -> Vec<(String, usize)> {
     let mut rest = text;
     let mut base = 0;
     while let Some(open) = rest.find("{{") {
-        let Some(close) = rest[open..].find("}}") else { break };
+        let Some(close) = rest[open..].find("}}") else {
+            break;
+        };
         let inner = &rest[open + 2..open + close];
         let name = inner.split('|').next().unwrap_or("").trim();
         found.push((name.to_string(), base + open));
@@ -32,7 +34,10 @@ mod tests {
 
     #[test]
     fn finds_references() {
-        assert_eq!(references("ami-{{ id }}x{{tag|upper}}"), vec![("id".into(), 4), ("tag".into(), 13)]);
+        assert_eq!(
+            references("ami-{{ id }}x{{tag|upper}}"),
+            vec![("id".into(), 4), ("tag".into(), 13)]
+        );
         assert!(references("plain").is_empty());
     }
 

@@ -40,7 +40,10 @@ fn read(path: &Path) -> std::io::Result<String> {
     match path.to_str() {
         Some("key.pub") => Ok("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB test\n".into()),
         Some("private") => Ok("-----BEGIN OPENSSH PRIVATE KEY-----\nxx\n".into()),
-        _ => Err(std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory")),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "No such file or directory",
+        )),
     }
 }
 
@@ -68,42 +71,182 @@ fn the_base_stack_is_valid() {
     assert_eq!(s.managers.count, 3);
     assert_eq!(s.managers.instance_type, "t3.small", "rendered from [vars]");
     assert_eq!(s.workers.ami, AmiSource::Id("ami-0123456789".into()));
-    assert!(matches!(s.managers.ami, AmiSource::SsmParameter(_)), "Ubuntu by default");
-    assert_eq!(s.network.ingress_cidrs[0].to_string(), "0.0.0.0/0", "the load balancer is public by default");
-    assert_eq!(s.load_balancer.tls_policy, "ELBSecurityPolicy-TLS13-1-2-2021-06");
+    assert!(
+        matches!(s.managers.ami, AmiSource::SsmParameter(_)),
+        "Ubuntu by default"
+    );
+    assert_eq!(
+        s.network.ingress_cidrs[0].to_string(),
+        "0.0.0.0/0",
+        "the load balancer is public by default"
+    );
+    assert_eq!(
+        s.load_balancer.tls_policy,
+        "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    );
     assert_eq!(s.load_balancer.health_check.path, "/");
     assert!(loaded.warnings.is_empty());
 }
 
 /// (edit from, edit to, expected line:column, expected words in the message)
 const CASES: &[(&str, &str, &str, &str)] = &[
-    ("[network]", "[network", "6:9", "unclosed table, expected `]`"),
+    (
+        "[network]",
+        "[network",
+        "6:9",
+        "unclosed table, expected `]`",
+    ),
     ("region = ", "regoin = ", "1:1", "unknown field `regoin`"),
-    ("target_port = 8080", "target_port = 8080\ncolour = 1", "32:1", "unknown field `colour`, expected one of `certificate_arn`"),
-    ("count = 3", "count = \"three\"", "23:9", "invalid type: string \"three\", expected i64"),
-    ("cidr = \"10.0.0.0/16\"", "cidr = \"10.0.0.0/33\"", "7:8", "network.cidr \"10.0.0.0/33\" is not an IPv4 CIDR block"),
-    ("cidr = \"10.0.0.0/16\"", "cidr = \"10.0.0.1/16\"", "7:8", "has host bits set; did you mean 10.0.0.0/16?"),
-    ("cidr = \"10.0.0.0/16\"", "cidr = \"10.0.0.0/8\"", "7:8", "must have a prefix between /16 and /28"),
-    ("cidr = \"10.0.2.0/24\"", "cidr = \"10.1.2.0/24\"", "16:8", "subnet 10.1.2.0/24 is outside the VPC block 10.0.0.0/16"),
-    ("cidr = \"10.0.2.0/24\"", "cidr = \"10.0.1.128/25\"", "16:8", "overlaps subnet 10.0.1.0/24"),
-    ("zone = \"us-east-1b\"", "zone = \"us-east-1a\"", "15:8", "zone \"us-east-1a\" has a subnet already"),
-    ("zone = \"us-east-1b\"", "zone = \"eu-west-1b\"", "15:8", "zone \"eu-west-1b\" is not in region us-east-1"),
-    ("\n[[network.subnets]]\nzone = \"us-east-1b\"\ncidr = \"10.0.2.0/24\"\n", "", "10:1", "at least two zones are required"),
-    ("count = 3", "count = 0", "23:9", "there must be at least one manager"),
-    ("count = 2", "count = -2", "26:9", "worker count -2 is out of range"),
-    ("target_port = 8080", "target_port = 70000", "31:15", "target_port 70000 is out of range (1..=65535)"),
-    ("certificate_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/abc\"\n", "", "29:1", "certificate_arn is missing"),
-    ("arn:aws:acm:us-east-1:123456789012:certificate/abc", "my-cert", "30:19", "is not an ACM certificate ARN"),
-    ("instance_type = \"{{ size }}\"", "instance_type = \"{{ flavour }}\"", "20:18", "unknown template variable \"flavour\""),
-    ("ami = \"ami-0123456789\"", "ami = \"ubuntu\"", "27:7", "neither an ami-… id nor ssm:/parameter/path"),
-    ("public_key_file = \"key.pub\"", "public_key_file = \"missing.pub\"", "19:19", "cannot read public key file missing.pub"),
-    ("public_key_file = \"key.pub\"", "public_key_file = \"private\"", "19:19", "does not hold one OpenSSH public key"),
-    ("admin_cidrs = [\"203.0.113.0/24\"]", "admin_cidrs = [\"203.0.113.0\"]", "8:16", "admin_cidrs entry \"203.0.113.0\" is not an IPv4 CIDR block"),
-    ("target_port = 8080", "target_port = 8080\n[load_balancer.health_check]\npath = \"health\"", "33:8", "must start with /"),
-    ("target_port = 8080", "target_port = 8080\n[load_balancer.health_check]\ninterval = 5\ntimeout = 10", "34:11", "timeout 10s must be shorter than the interval 5s"),
-    ("target_port = 8080", "target_port = 8080\n[load_balancer.health_check]\nmatcher = \"ok\"", "33:11", "matcher \"ok\" is not valid"),
-    ("target_port = 8080", "target_port = 8080\ntls_policy = \"TLS1.3\"", "32:14", "is not an ELB security policy name"),
-    ("[nodes.workers]\ncount = 2", "[nodes.workers]\ncount = 2\nroot_volume_gb = 2", "27:18", "root_volume_gb 2 is out of range"),
+    (
+        "target_port = 8080",
+        "target_port = 8080\ncolour = 1",
+        "32:1",
+        "unknown field `colour`, expected one of `certificate_arn`",
+    ),
+    (
+        "count = 3",
+        "count = \"three\"",
+        "23:9",
+        "invalid type: string \"three\", expected i64",
+    ),
+    (
+        "cidr = \"10.0.0.0/16\"",
+        "cidr = \"10.0.0.0/33\"",
+        "7:8",
+        "network.cidr \"10.0.0.0/33\" is not an IPv4 CIDR block",
+    ),
+    (
+        "cidr = \"10.0.0.0/16\"",
+        "cidr = \"10.0.0.1/16\"",
+        "7:8",
+        "has host bits set; did you mean 10.0.0.0/16?",
+    ),
+    (
+        "cidr = \"10.0.0.0/16\"",
+        "cidr = \"10.0.0.0/8\"",
+        "7:8",
+        "must have a prefix between /16 and /28",
+    ),
+    (
+        "cidr = \"10.0.2.0/24\"",
+        "cidr = \"10.1.2.0/24\"",
+        "16:8",
+        "subnet 10.1.2.0/24 is outside the VPC block 10.0.0.0/16",
+    ),
+    (
+        "cidr = \"10.0.2.0/24\"",
+        "cidr = \"10.0.1.128/25\"",
+        "16:8",
+        "overlaps subnet 10.0.1.0/24",
+    ),
+    (
+        "zone = \"us-east-1b\"",
+        "zone = \"us-east-1a\"",
+        "15:8",
+        "zone \"us-east-1a\" has a subnet already",
+    ),
+    (
+        "zone = \"us-east-1b\"",
+        "zone = \"eu-west-1b\"",
+        "15:8",
+        "zone \"eu-west-1b\" is not in region us-east-1",
+    ),
+    (
+        "\n[[network.subnets]]\nzone = \"us-east-1b\"\ncidr = \"10.0.2.0/24\"\n",
+        "",
+        "10:1",
+        "at least two zones are required",
+    ),
+    (
+        "count = 3",
+        "count = 0",
+        "23:9",
+        "there must be at least one manager",
+    ),
+    (
+        "count = 2",
+        "count = -2",
+        "26:9",
+        "worker count -2 is out of range",
+    ),
+    (
+        "target_port = 8080",
+        "target_port = 70000",
+        "31:15",
+        "target_port 70000 is out of range (1..=65535)",
+    ),
+    (
+        "certificate_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/abc\"\n",
+        "",
+        "29:1",
+        "certificate_arn is missing",
+    ),
+    (
+        "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+        "my-cert",
+        "30:19",
+        "is not an ACM certificate ARN",
+    ),
+    (
+        "instance_type = \"{{ size }}\"",
+        "instance_type = \"{{ flavour }}\"",
+        "20:18",
+        "unknown template variable \"flavour\"",
+    ),
+    (
+        "ami = \"ami-0123456789\"",
+        "ami = \"ubuntu\"",
+        "27:7",
+        "neither an ami-… id nor ssm:/parameter/path",
+    ),
+    (
+        "public_key_file = \"key.pub\"",
+        "public_key_file = \"missing.pub\"",
+        "19:19",
+        "cannot read public key file missing.pub",
+    ),
+    (
+        "public_key_file = \"key.pub\"",
+        "public_key_file = \"private\"",
+        "19:19",
+        "does not hold one OpenSSH public key",
+    ),
+    (
+        "admin_cidrs = [\"203.0.113.0/24\"]",
+        "admin_cidrs = [\"203.0.113.0\"]",
+        "8:16",
+        "admin_cidrs entry \"203.0.113.0\" is not an IPv4 CIDR block",
+    ),
+    (
+        "target_port = 8080",
+        "target_port = 8080\n[load_balancer.health_check]\npath = \"health\"",
+        "33:8",
+        "must start with /",
+    ),
+    (
+        "target_port = 8080",
+        "target_port = 8080\n[load_balancer.health_check]\ninterval = 5\ntimeout = 10",
+        "34:11",
+        "timeout 10s must be shorter than the interval 5s",
+    ),
+    (
+        "target_port = 8080",
+        "target_port = 8080\n[load_balancer.health_check]\nmatcher = \"ok\"",
+        "33:11",
+        "matcher \"ok\" is not valid",
+    ),
+    (
+        "target_port = 8080",
+        "target_port = 8080\ntls_policy = \"TLS1.3\"",
+        "32:14",
+        "is not an ELB security policy name",
+    ),
+    (
+        "[nodes.workers]\ncount = 2",
+        "[nodes.workers]\ncount = 2\nroot_volume_gb = 2",
+        "27:18",
+        "root_volume_gb 2 is out of range",
+    ),
 ];
 
 #[test]
@@ -112,7 +255,10 @@ fn malformed_stacks_name_file_line_column_and_the_problem() {
     for (from, to, at, words) in CASES {
         let e = first_error(&edited(from, to));
         let shown = e.to_string();
-        assert!(shown.starts_with(&format!("stacks/test.toml:{at}: ")), "case {to:?}: got {shown}");
+        assert!(
+            shown.starts_with(&format!("stacks/test.toml:{at}: ")),
+            "case {to:?}: got {shown}"
+        );
         assert!(shown.contains(words), "case {to:?}: got {shown}");
     }
 }
@@ -129,7 +275,13 @@ fn an_even_manager_count_is_a_warning_about_quorum() {
     let loaded = load(&edited("count = 3", "count = 2")).unwrap();
     let w = loaded.warnings[0].to_string();
     assert!(w.starts_with("stacks/test.toml:23:9: 2 managers"), "{w}");
-    assert!(loaded.warnings[0].help.as_deref().unwrap().contains("majority"));
+    assert!(
+        loaded.warnings[0]
+            .help
+            .as_deref()
+            .unwrap()
+            .contains("majority")
+    );
 }
 
 #[test]
@@ -138,14 +290,28 @@ fn vars_can_be_overridden_but_only_if_declared() {
     let loaded = parse("stacks/test.toml", BASE, &vars, &read).unwrap();
     assert_eq!(loaded.stack.managers.instance_type, "m7i.large");
     let vars = Vars::from([("sise".to_string(), "x".to_string())]);
-    let e = parse("stacks/test.toml", BASE, &vars, &read).unwrap_err().errors.remove(0);
-    assert!(e.to_string().contains("--var sise: no such variable is declared in [vars] (declared: size)"), "{e}");
+    let e = parse("stacks/test.toml", BASE, &vars, &read)
+        .unwrap_err()
+        .errors
+        .remove(0);
+    assert!(
+        e.to_string()
+            .contains("--var sise: no such variable is declared in [vars] (declared: size)"),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_bad_file_name_is_a_bad_stack_name() {
-    let e = parse("stacks/Prod_EU.toml", BASE, &Vars::new(), &read).unwrap_err().errors.remove(0);
-    assert!(e.to_string().contains("stack name \"Prod_EU\" (the file name) must be"), "{e}");
+    let e = parse("stacks/Prod_EU.toml", BASE, &Vars::new(), &read)
+        .unwrap_err()
+        .errors
+        .remove(0);
+    assert!(
+        e.to_string()
+            .contains("stack name \"Prod_EU\" (the file name) must be"),
+        "{e}"
+    );
 }
 
 #[test]

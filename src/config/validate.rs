@@ -22,26 +22,60 @@ const MAX_NAME_LEN: usize = 20; // "infra-<name>-web" must fit the 32-character 
 
 impl<'a> Validator<'a> {
     pub fn new(file: &'a str, source: &'a str) -> Self {
-        Validator { file, source, errors: Vec::new(), warnings: Vec::new(), vars: Vars::new() }
+        Validator {
+            file,
+            source,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            vars: Vars::new(),
+        }
     }
 
     fn error(&mut self, span: Range<usize>, message: impl Into<String>, help: Option<&str>) {
-        let e = ConfigError::new(self.file, self.source, span, message.into(), help.map(str::to_string));
+        let e = ConfigError::new(
+            self.file,
+            self.source,
+            span,
+            message.into(),
+            help.map(str::to_string),
+        );
         self.errors.push(e);
     }
 
     fn warn(&mut self, span: Range<usize>, message: impl Into<String>, help: &str) {
-        let w = ConfigError::new(self.file, self.source, span, message.into(), Some(help.to_string()));
+        let w = ConfigError::new(
+            self.file,
+            self.source,
+            span,
+            message.into(),
+            Some(help.to_string()),
+        );
         self.warnings.push(w);
     }
 
-    pub fn run(mut self, f: StackFile, overrides: &Vars, read_file: ReadFile) -> Result<Loaded, ConfigErrors> {
-        self.vars = f.vars.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())).collect();
+    pub fn run(
+        mut self,
+        f: StackFile,
+        overrides: &Vars,
+        read_file: ReadFile,
+    ) -> Result<Loaded, ConfigErrors> {
+        self.vars = f
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+            .collect();
         for (key, value) in overrides {
             if !self.vars.contains_key(key) {
                 let declared: Vec<_> = self.vars.keys().map(String::as_str).collect();
-                let msg = format!("--var {key}: no such variable is declared in [vars] (declared: {})", declared.join(", "));
-                self.error(0..0, msg, Some("declare it in the stack file's [vars] table, with a default"));
+                let msg = format!(
+                    "--var {key}: no such variable is declared in [vars] (declared: {})",
+                    declared.join(", ")
+                );
+                self.error(
+                    0..0,
+                    msg,
+                    Some("declare it in the stack file's [vars] table, with a default"),
+                );
             }
             self.vars.insert(key.clone(), value.clone());
         }
@@ -57,7 +91,10 @@ impl<'a> Validator<'a> {
         let state = self.state(f.state.as_ref(), &name, region.as_deref());
 
         if !self.errors.is_empty() {
-            return Err(ConfigErrors { file: self.file.into(), errors: self.errors });
+            return Err(ConfigErrors {
+                file: self.file.into(),
+                errors: self.errors,
+            });
         }
         let stack = Stack {
             name,
@@ -69,17 +106,34 @@ impl<'a> Validator<'a> {
             load_balancer: load_balancer.expect("no errors"),
             state: state.expect("no errors"),
         };
-        Ok(Loaded { stack, warnings: self.warnings })
+        Ok(Loaded {
+            stack,
+            warnings: self.warnings,
+        })
     }
 
     /// The stack's name is its file name: `stacks/prod.toml` is stack `prod`.
     /// The errors and warnings so far, for callers that check only part of a file.
     pub fn finish(self) -> Result<Vec<ConfigError>, ConfigErrors> {
-        if self.errors.is_empty() { Ok(self.warnings) } else { Err(ConfigErrors { file: self.file.into(), errors: self.errors }) }
+        if self.errors.is_empty() {
+            Ok(self.warnings)
+        } else {
+            Err(ConfigErrors {
+                file: self.file.into(),
+                errors: self.errors,
+            })
+        }
     }
 
-    pub fn state(&mut self, state: Option<&Spanned<StateFile>>, stack: &str, region: Option<&str>) -> Option<StateLocation> {
-        let Some(state) = state else { return Some(StateLocation::Local) };
+    pub fn state(
+        &mut self,
+        state: Option<&Spanned<StateFile>>,
+        stack: &str,
+        region: Option<&str>,
+    ) -> Option<StateLocation> {
+        let Some(state) = state else {
+            return Some(StateLocation::Local);
+        };
         let s = state.get_ref();
         let text = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.get_ref().clone());
         match s.backend.as_ref().map(|b| b.get_ref().as_str()) {
@@ -87,21 +141,37 @@ impl<'a> Validator<'a> {
             Some("s3") => {
                 let Some(bucket) = text(&s.bucket) else {
                     let at = state.span().start..state.span().start + "[state]".len();
-                    self.error(at, "backend = \"s3\" needs a bucket", Some("add bucket = \"my-infra-state\" to [state]"));
+                    self.error(
+                        at,
+                        "backend = \"s3\" needs a bucket",
+                        Some("add bucket = \"my-infra-state\" to [state]"),
+                    );
                     return None;
                 };
                 let key = text(&s.key).unwrap_or_else(|| format!("infra/{stack}.json"));
                 if let Some(k) = &s.key
                     && (k.get_ref().is_empty() || k.get_ref().starts_with('/'))
                 {
-                    self.error(k.span(), format!("state key {:?} must be a relative object key", k.get_ref()), None);
+                    self.error(
+                        k.span(),
+                        format!("state key {:?} must be a relative object key", k.get_ref()),
+                        None,
+                    );
                 }
                 let region = text(&s.region).or(region.map(str::to_string));
-                Some(StateLocation::S3 { bucket, key, region })
+                Some(StateLocation::S3 {
+                    bucket,
+                    key,
+                    region,
+                })
             }
             Some(other) => {
                 let span = s.backend.as_ref().expect("matched").span();
-                self.error(span, format!("unknown state backend {other:?}"), Some("use \"local\" or \"s3\""));
+                self.error(
+                    span,
+                    format!("unknown state backend {other:?}"),
+                    Some("use \"local\" or \"s3\""),
+                );
                 None
             }
         }
@@ -110,12 +180,21 @@ impl<'a> Validator<'a> {
     fn stack_name(&mut self, s: String) -> String {
         let ok = !s.is_empty()
             && s.len() <= MAX_NAME_LEN
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !s.starts_with('-')
             && !s.ends_with('-');
         if !ok {
-            let msg = format!("stack name {s:?} (the file name) must be 1 to {MAX_NAME_LEN} lowercase letters, digits or inner hyphens");
-            self.error(0..0, msg, Some("rename the file: AWS load balancer and target group names are derived from it"));
+            let msg = format!(
+                "stack name {s:?} (the file name) must be 1 to {MAX_NAME_LEN} lowercase letters, digits or inner hyphens"
+            );
+            self.error(
+                0..0,
+                msg,
+                Some(
+                    "rename the file: AWS load balancer and target group names are derived from it",
+                ),
+            );
         }
         s
     }
@@ -124,7 +203,11 @@ impl<'a> Validator<'a> {
         match s.get_ref().parse::<Ipv4Net>() {
             Ok(net) if net.trunc() == net => Some(net),
             Ok(net) => {
-                let msg = format!("{what} {} has host bits set; did you mean {}?", net, net.trunc());
+                let msg = format!(
+                    "{what} {} has host bits set; did you mean {}?",
+                    net,
+                    net.trunc()
+                );
                 self.error(s.span(), msg, None);
                 None
             }
@@ -136,19 +219,36 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn cidr_list(&mut self, list: &Option<Vec<Spanned<String>>>, what: &str, default: &[&str]) -> Vec<Ipv4Net> {
+    fn cidr_list(
+        &mut self,
+        list: &Option<Vec<Spanned<String>>>,
+        what: &str,
+        default: &[&str],
+    ) -> Vec<Ipv4Net> {
         match list {
             Some(list) => list.iter().filter_map(|c| self.cidr(c, what)).collect(),
-            None => default.iter().map(|c| c.parse().expect("valid default")).collect(),
+            None => default
+                .iter()
+                .map(|c| c.parse().expect("valid default"))
+                .collect(),
         }
     }
 
-    fn network(&mut self, n: &NetworkFile, span: Range<usize>, region: Option<&str>) -> Option<Network> {
+    fn network(
+        &mut self,
+        n: &NetworkFile,
+        span: Range<usize>,
+        region: Option<&str>,
+    ) -> Option<Network> {
         let cidr = self.cidr(&n.cidr, "network.cidr");
         if let Some(c) = cidr
             && !(16..=28).contains(&c.prefix_len())
         {
-            self.error(n.cidr.span(), format!("VPC block {c} must have a prefix between /16 and /28"), None);
+            self.error(
+                n.cidr.span(),
+                format!("VPC block {c} must have a prefix between /16 and /28"),
+                None,
+            );
         }
         let mut subnets: Vec<Subnet> = Vec::new();
         for s in n.subnets.get_ref() {
@@ -157,20 +257,37 @@ impl<'a> Validator<'a> {
             if let Some(region) = region
                 && !zone.starts_with(region)
             {
-                self.error(sub.zone.span(), format!("zone {zone:?} is not in region {region}"), None);
+                self.error(
+                    sub.zone.span(),
+                    format!("zone {zone:?} is not in region {region}"),
+                    None,
+                );
             }
             if subnets.iter().any(|o| o.zone == zone) {
                 let help = "one public subnet per zone; list each zone once";
-                self.error(sub.zone.span(), format!("zone {zone:?} has a subnet already"), Some(help));
+                self.error(
+                    sub.zone.span(),
+                    format!("zone {zone:?} has a subnet already"),
+                    Some(help),
+                );
             }
-            let Some(net) = self.cidr(&sub.cidr, "subnet cidr") else { continue };
+            let Some(net) = self.cidr(&sub.cidr, "subnet cidr") else {
+                continue;
+            };
             if let Some(vpc) = cidr
                 && !vpc.contains(&net)
             {
-                self.error(sub.cidr.span(), format!("subnet {net} is outside the VPC block {vpc}"), None);
+                self.error(
+                    sub.cidr.span(),
+                    format!("subnet {net} is outside the VPC block {vpc}"),
+                    None,
+                );
                 continue;
             }
-            if let Some(o) = subnets.iter().find(|o| o.cidr.contains(&net.network()) || net.contains(&o.cidr.network())) {
+            if let Some(o) = subnets
+                .iter()
+                .find(|o| o.cidr.contains(&net.network()) || net.contains(&o.cidr.network()))
+            {
                 let msg = format!("subnet {net} overlaps subnet {} ({})", o.cidr, o.zone);
                 self.error(sub.cidr.span(), msg, None);
                 continue;
@@ -180,13 +297,19 @@ impl<'a> Validator<'a> {
         let zones = n.subnets.get_ref().len();
         if zones < 2 {
             let msg = format!("the network has {zones} subnet(s); at least two zones are required");
-            let help = "an Application Load Balancer needs subnets in two or more availability zones";
+            let help =
+                "an Application Load Balancer needs subnets in two or more availability zones";
             let at = if zones == 0 { span } else { n.subnets.span() };
             self.error(at, msg, Some(help));
         }
         let ingress_cidrs = self.cidr_list(&n.ingress_cidrs, "ingress_cidrs entry", &["0.0.0.0/0"]);
         let admin_cidrs = self.cidr_list(&n.admin_cidrs, "admin_cidrs entry", &[]);
-        Some(Network { cidr: cidr?, subnets, ingress_cidrs, admin_cidrs })
+        Some(Network {
+            cidr: cidr?,
+            subnets,
+            ingress_cidrs,
+            admin_cidrs,
+        })
     }
 
     fn public_key(&mut self, path: &Spanned<String>, read_file: ReadFile) -> Option<String> {
@@ -199,12 +322,20 @@ impl<'a> Validator<'a> {
                     Some(key)
                 } else {
                     let msg = format!("{rendered} does not hold one OpenSSH public key");
-                    self.error(path.span(), msg, Some("point at the .pub file, never at the private key"));
+                    self.error(
+                        path.span(),
+                        msg,
+                        Some("point at the .pub file, never at the private key"),
+                    );
                     None
                 }
             }
             Err(e) => {
-                self.error(path.span(), format!("cannot read public key file {rendered}: {e}"), None);
+                self.error(
+                    path.span(),
+                    format!("cannot read public key file {rendered}: {e}"),
+                    None,
+                );
                 None
             }
         }
@@ -218,7 +349,11 @@ impl<'a> Validator<'a> {
                 // +1: the span includes the opening quote.
                 let at = s.span().start + 1 + offset;
                 let msg = format!("unknown template variable {name:?}");
-                self.error(at..at + name.len() + 4, msg, Some("declare it in [vars] or pass --var NAME=VALUE"));
+                self.error(
+                    at..at + name.len() + 4,
+                    msg,
+                    Some("declare it in [vars] or pass --var NAME=VALUE"),
+                );
                 ok = false;
             }
         }
@@ -234,12 +369,21 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn int(&mut self, v: &Spanned<i64>, what: &str, range: std::ops::RangeInclusive<i64>) -> Option<i64> {
+    fn int(
+        &mut self,
+        v: &Spanned<i64>,
+        what: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Option<i64> {
         let n = *v.get_ref();
         if range.contains(&n) {
             Some(n)
         } else {
-            let msg = format!("{what} {n} is out of range ({}..={})", range.start(), range.end());
+            let msg = format!(
+                "{what} {n} is out of range ({}..={})",
+                range.start(),
+                range.end()
+            );
             self.error(v.span(), msg, None);
             None
         }
@@ -254,9 +398,13 @@ impl<'a> Validator<'a> {
     ) -> Option<NodePool> {
         // A pool's own setting wins over the one in [nodes].
         let own = pool.map(|p| p.get_ref());
-        let instance_type = own.and_then(|p| p.instance_type.as_ref()).or(defaults.instance_type.as_ref());
+        let instance_type = own
+            .and_then(|p| p.instance_type.as_ref())
+            .or(defaults.instance_type.as_ref());
         let ami = own.and_then(|p| p.ami.as_ref()).or(defaults.ami.as_ref());
-        let volume = own.and_then(|p| p.root_volume_gb.as_ref()).or(defaults.root_volume_gb.as_ref());
+        let volume = own
+            .and_then(|p| p.root_volume_gb.as_ref())
+            .or(defaults.root_volume_gb.as_ref());
         let name = role.pool();
         let count = match pool {
             Some(p) => self.int(&p.get_ref().count, &format!("{name} count"), 0..=1000)? as usize,
@@ -268,7 +416,10 @@ impl<'a> Validator<'a> {
                 let help = "a Swarm needs at least one manager; use 1 to start, 3 or 5 for high availability";
                 self.error(span, "there must be at least one manager", Some(help));
             } else if count % 2 == 0 {
-                let msg = format!("{count} managers: an even count tolerates no more failures than {}", count - 1);
+                let msg = format!(
+                    "{count} managers: an even count tolerates no more failures than {}",
+                    count - 1
+                );
                 let help = "Raft needs a majority; 3 managers survive 1 failure, 5 survive 2";
                 self.warn(span, msg, help);
             }
@@ -286,7 +437,11 @@ impl<'a> Validator<'a> {
                     AmiSource::Id(text)
                 } else {
                     let help = "use ssm:/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id";
-                    self.error(a.span(), format!("ami {text:?} is neither an ami-… id nor ssm:/parameter/path"), Some(help));
+                    self.error(
+                        a.span(),
+                        format!("ami {text:?} is neither an ami-… id nor ssm:/parameter/path"),
+                        Some(help),
+                    );
                     return None;
                 }
             }
@@ -296,28 +451,55 @@ impl<'a> Validator<'a> {
             Some(v) => self.int(v, "root_volume_gb", 8..=16384)? as u32,
             None => 20,
         };
-        Some(NodePool { role, count, instance_type, ami, root_volume_gb })
+        Some(NodePool {
+            role,
+            count,
+            instance_type,
+            ami,
+            root_volume_gb,
+        })
     }
 
     fn load_balancer(&mut self, lb: &LoadBalancerFile, span: Range<usize>) -> Option<LoadBalancer> {
         let certificate_arn = match &lb.certificate_arn {
-            Some(c) if c.get_ref().starts_with("arn:") && c.get_ref().contains(":certificate/") => Some(c.get_ref().clone()),
+            Some(c) if c.get_ref().starts_with("arn:") && c.get_ref().contains(":certificate/") => {
+                Some(c.get_ref().clone())
+            }
             Some(c) => {
-                let msg = format!("certificate_arn {:?} is not an ACM certificate ARN", c.get_ref());
-                self.error(c.span(), msg, Some("it looks like arn:aws:acm:REGION:ACCOUNT:certificate/ID"));
+                let msg = format!(
+                    "certificate_arn {:?} is not an ACM certificate ARN",
+                    c.get_ref()
+                );
+                self.error(
+                    c.span(),
+                    msg,
+                    Some("it looks like arn:aws:acm:REGION:ACCOUNT:certificate/ID"),
+                );
                 None
             }
             None => {
                 let msg = "load_balancer.certificate_arn is missing: the HTTPS listener needs a certificate";
-                let help = "request or import one in ACM, then set certificate_arn = \"arn:aws:acm:…\"";
-                self.error(span.start..span.start + "[load_balancer]".len(), msg, Some(help));
+                let help =
+                    "request or import one in ACM, then set certificate_arn = \"arn:aws:acm:…\"";
+                self.error(
+                    span.start..span.start + "[load_balancer]".len(),
+                    msg,
+                    Some(help),
+                );
                 None
             }
         };
         let tls_policy = match &lb.tls_policy {
             Some(p) if p.get_ref().starts_with("ELBSecurityPolicy-") => p.get_ref().clone(),
             Some(p) => {
-                self.error(p.span(), format!("tls_policy {:?} is not an ELB security policy name", p.get_ref()), None);
+                self.error(
+                    p.span(),
+                    format!(
+                        "tls_policy {:?} is not an ELB security policy name",
+                        p.get_ref()
+                    ),
+                    None,
+                );
                 String::new()
             }
             None => DEFAULT_TLS_POLICY.to_string(),
@@ -339,18 +521,35 @@ impl<'a> Validator<'a> {
     }
 
     fn health_check(&mut self, h: &HealthCheckFile) -> Option<HealthCheck> {
-        let path = h.path.as_ref().map_or("/".to_string(), |p| p.get_ref().clone());
+        let path = h
+            .path
+            .as_ref()
+            .map_or("/".to_string(), |p| p.get_ref().clone());
         if let Some(p) = &h.path
             && !p.get_ref().starts_with('/')
         {
-            self.error(p.span(), format!("health check path {:?} must start with /", p.get_ref()), None);
+            self.error(
+                p.span(),
+                format!("health check path {:?} must start with /", p.get_ref()),
+                None,
+            );
         }
-        let matcher = h.matcher.as_ref().map_or("200-399".to_string(), |m| m.get_ref().clone());
+        let matcher = h
+            .matcher
+            .as_ref()
+            .map_or("200-399".to_string(), |m| m.get_ref().clone());
         if let Some(m) = &h.matcher
-            && !m.get_ref().split([',', '-']).all(|c| c.parse::<u16>().is_ok_and(|c| (200..=499).contains(&c)))
+            && !m
+                .get_ref()
+                .split([',', '-'])
+                .all(|c| c.parse::<u16>().is_ok_and(|c| (200..=499).contains(&c)))
         {
             let help = "HTTP codes from 200 to 499: \"200\", \"200,204\" or \"200-399\"";
-            self.error(m.span(), format!("health check matcher {:?} is not valid", m.get_ref()), Some(help));
+            self.error(
+                m.span(),
+                format!("health check matcher {:?} is not valid", m.get_ref()),
+                Some(help),
+            );
         }
         let mut num = |v: &Option<Spanned<i64>>, what: &str, range, default| match v {
             Some(v) => self.int(v, what, range),
@@ -360,10 +559,15 @@ impl<'a> Validator<'a> {
         let timeout = num(&h.timeout, "health check timeout", 2..=120, 5);
         let healthy = num(&h.healthy_threshold, "healthy_threshold", 2..=10, 3);
         let unhealthy = num(&h.unhealthy_threshold, "unhealthy_threshold", 2..=10, 2);
-        if let (Some(i), Some(t), Some(span)) = (interval, timeout, h.timeout.as_ref().map(|t| t.span()))
+        if let (Some(i), Some(t), Some(span)) =
+            (interval, timeout, h.timeout.as_ref().map(|t| t.span()))
             && t >= i
         {
-            self.error(span, format!("health check timeout {t}s must be shorter than the interval {i}s"), None);
+            self.error(
+                span,
+                format!("health check timeout {t}s must be shorter than the interval {i}s"),
+                None,
+            );
         }
         Some(HealthCheck {
             path,

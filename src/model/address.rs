@@ -49,7 +49,9 @@ impl Ord for Address {
     fn cmp(&self, other: &Self) -> Ordering {
         let (a, ai) = self.split_index();
         let (b, bi) = other.split_index();
-        a.cmp(b).then(ai.cmp(&bi)).then_with(|| self.0.cmp(&other.0))
+        a.cmp(b)
+            .then(ai.cmp(&bi))
+            .then_with(|| self.0.cmp(&other.0))
     }
 }
 
@@ -77,7 +79,10 @@ mod tests {
 
     #[test]
     fn split() {
-        assert_eq!(Address::node("manager", 3).split_index(), ("node.manager", Some(3)));
+        assert_eq!(
+            Address::node("manager", 3).split_index(),
+            ("node.manager", Some(3))
+        );
         assert_eq!(Address::new("vpc").split_index(), ("vpc", None));
     }
 }

@@ -51,9 +51,17 @@ pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
     let mut out = Vec::new();
     let mut add = |address: Address, spec: Spec| out.push(Resource { address, spec });
     let vpc = addr("vpc");
-    add(vpc.clone(), Spec::Vpc(VpcSpec { cidr: stack.network.cidr.to_string(), dns_hostnames: true }));
+    add(
+        vpc.clone(),
+        Spec::Vpc(VpcSpec {
+            cidr: stack.network.cidr.to_string(),
+            dns_hostnames: true,
+        }),
+    );
 
-    let subnets: Vec<Address> = (0..stack.network.subnets.len()).map(|i| Address::indexed("subnet", i)).collect();
+    let subnets: Vec<Address> = (0..stack.network.subnets.len())
+        .map(|i| Address::indexed("subnet", i))
+        .collect();
     for (address, subnet) in subnets.iter().zip(&stack.network.subnets) {
         add(
             address.clone(),
@@ -65,7 +73,12 @@ pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
             }),
         );
     }
-    add(addr("igw"), Spec::InternetGateway(InternetGatewaySpec { vpc: Some(vpc.clone()) }));
+    add(
+        addr("igw"),
+        Spec::InternetGateway(InternetGatewaySpec {
+            vpc: Some(vpc.clone()),
+        }),
+    );
     add(
         addr("route_table"),
         Spec::RouteTable(RouteTableSpec {
@@ -76,8 +89,17 @@ pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
     );
 
     let (sg_lb, sg_node) = (addr("sg.lb"), addr("sg.node"));
-    let tcp = |port: u16, source: Source| Rule { protocol: "tcp".into(), from_port: port, to_port: port, source };
-    let cidrs = |list: &[ipnet::Ipv4Net]| list.iter().map(|c| Source::Cidr(c.to_string())).collect::<Vec<_>>();
+    let tcp = |port: u16, source: Source| Rule {
+        protocol: "tcp".into(),
+        from_port: port,
+        to_port: port,
+        source,
+    };
+    let cidrs = |list: &[ipnet::Ipv4Net]| {
+        list.iter()
+            .map(|c| Source::Cidr(c.to_string()))
+            .collect::<Vec<_>>()
+    };
     let mut lb_rules: Vec<Rule> = cidrs(&stack.network.ingress_cidrs)
         .into_iter()
         .flat_map(|s| [tcp(80, s.clone()), tcp(443, s)])
@@ -94,13 +116,30 @@ pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
     );
     let own = || Source::Group(sg_node.clone());
     let mut node_rules = vec![
-        tcp(stack.load_balancer.target_port, Source::Group(sg_lb.clone())),
+        tcp(
+            stack.load_balancer.target_port,
+            Source::Group(sg_lb.clone()),
+        ),
         tcp(2377, own()),
         tcp(7946, own()),
-        Rule { protocol: "udp".into(), from_port: 7946, to_port: 7946, source: own() },
-        Rule { protocol: "udp".into(), from_port: 4789, to_port: 4789, source: own() },
+        Rule {
+            protocol: "udp".into(),
+            from_port: 7946,
+            to_port: 7946,
+            source: own(),
+        },
+        Rule {
+            protocol: "udp".into(),
+            from_port: 4789,
+            to_port: 4789,
+            source: own(),
+        },
     ];
-    node_rules.extend(cidrs(&stack.network.admin_cidrs).into_iter().map(|s| tcp(22, s)));
+    node_rules.extend(
+        cidrs(&stack.network.admin_cidrs)
+            .into_iter()
+            .map(|s| tcp(22, s)),
+    );
     node_rules.sort();
     add(
         sg_node.clone(),
@@ -124,7 +163,11 @@ pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
 
     let mut nodes = Vec::new();
     for (pool, ami, user_data) in [
-        (&stack.managers, &inputs.manager_ami, &inputs.manager_user_data),
+        (
+            &stack.managers,
+            &inputs.manager_ami,
+            &inputs.manager_user_data,
+        ),
         (&stack.workers, &inputs.worker_ami, &inputs.worker_user_data),
     ] {
         for i in 0..pool.count {
@@ -177,7 +220,9 @@ pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
             protocol: "HTTPS".into(),
             certificate_arn: Some(lbc.certificate_arn.clone()),
             ssl_policy: Some(lbc.tls_policy.clone()),
-            action: ListenerAction::Forward { target_group: tg.clone() },
+            action: ListenerAction::Forward {
+                target_group: tg.clone(),
+            },
         }),
     );
     add(
@@ -191,6 +236,12 @@ pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
             action: ListenerAction::RedirectHttps { port: 443 },
         }),
     );
-    add(addr("targets.web"), Spec::Targets(TargetsSpec { target_group: tg, instances: nodes }));
+    add(
+        addr("targets.web"),
+        Spec::Targets(TargetsSpec {
+            target_group: tg,
+            instances: nodes,
+        }),
+    );
     out
 }

@@ -120,7 +120,9 @@ impl Serialize for Rule {
 
 impl<'de> Deserialize<'de> for Rule {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -238,7 +240,11 @@ impl Spec {
             Spec::Vpc(_) => vec![],
             Spec::Subnet(s) => vec![&s.vpc],
             Spec::InternetGateway(g) => g.vpc.iter().collect(),
-            Spec::RouteTable(r) => [&r.vpc].into_iter().chain(&r.default_route).chain(&r.subnets).collect(),
+            Spec::RouteTable(r) => [&r.vpc]
+                .into_iter()
+                .chain(&r.default_route)
+                .chain(&r.subnets)
+                .collect(),
             Spec::SecurityGroup(g) => {
                 let groups = g.ingress.iter().filter_map(|r| match &r.source {
                     Source::Group(a) => Some(a),
@@ -247,7 +253,10 @@ impl Spec {
                 [&g.vpc].into_iter().chain(groups).collect()
             }
             Spec::KeyPair(_) => vec![],
-            Spec::Instance(i) => [&i.subnet, &i.key_pair].into_iter().chain(&i.security_groups).collect(),
+            Spec::Instance(i) => [&i.subnet, &i.key_pair]
+                .into_iter()
+                .chain(&i.security_groups)
+                .collect(),
             Spec::LoadBalancer(l) => l.subnets.iter().chain(&l.security_groups).collect(),
             Spec::TargetGroup(t) => vec![&t.vpc],
             Spec::Listener(l) => {

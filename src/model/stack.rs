@@ -21,7 +21,11 @@ pub enum StateLocation {
     /// `state/<stack>.json` beside the stack files.
     Local,
     /// An S3 object; the lock is `<key>.lock`, the previous version `<key>.backup`.
-    S3 { bucket: String, key: String, region: Option<String> },
+    S3 {
+        bucket: String,
+        key: String,
+        region: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -95,4 +99,5 @@ pub type Vars = BTreeMap<String, String>;
 pub const DEFAULT_TLS_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 
 /// Ubuntu 24.04 LTS, the default image when a pool names none.
-pub const DEFAULT_AMI_PARAMETER: &str = "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id";
+pub const DEFAULT_AMI_PARAMETER: &str =
+    "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id";

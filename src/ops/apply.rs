@@ -23,7 +23,14 @@ pub struct ApplyOptions {
 }
 
 pub async fn destroy(ctx: &Context, opts: ApplyOptions) -> Result<()> {
-    apply(ctx, ApplyOptions { destroy: true, ..opts }).await
+    apply(
+        ctx,
+        ApplyOptions {
+            destroy: true,
+            ..opts
+        },
+    )
+    .await
 }
 
 pub async fn apply(ctx: &Context, opts: ApplyOptions) -> Result<()> {
@@ -37,7 +44,8 @@ pub async fn apply(ctx: &Context, opts: ApplyOptions) -> Result<()> {
             let result = async {
                 let state = backend.load().await?;
                 check_fresh(&plan, state.as_ref(), path)?;
-                let cloud = Cloud::connect(&plan.stack, plan.region.as_deref(), ctx.calls.clone()).await?;
+                let cloud =
+                    Cloud::connect(&plan.stack, plan.region.as_deref(), ctx.calls.clone()).await?;
                 execute(&plan, &cloud, &backend, state, opts.parallelism).await
             }
             .await;
@@ -56,7 +64,14 @@ pub async fn apply(ctx: &Context, opts: ApplyOptions) -> Result<()> {
                     println!("\nApply cancelled.");
                     return Ok(());
                 }
-                execute(&prepared.plan, &prepared.cloud, &backend, prepared.state, opts.parallelism).await
+                execute(
+                    &prepared.plan,
+                    &prepared.cloud,
+                    &backend,
+                    prepared.state,
+                    opts.parallelism,
+                )
+                .await
             }
             .await;
             lock.release().await;
@@ -65,7 +80,13 @@ pub async fn apply(ctx: &Context, opts: ApplyOptions) -> Result<()> {
     }
 }
 
-async fn execute(plan: &Plan, cloud: &Cloud, backend: &Backend, state: Option<State>, parallelism: usize) -> Result<()> {
+async fn execute(
+    plan: &Plan,
+    cloud: &Cloud,
+    backend: &Backend,
+    state: Option<State>,
+    parallelism: usize,
+) -> Result<()> {
     let state = state.unwrap_or_else(|| State::new(&plan.stack));
     let mut journal = Journal { backend, state };
     let (cancel_tx, cancel) = watch::channel(false);
@@ -75,9 +96,19 @@ async fn execute(plan: &Plan, cloud: &Cloud, backend: &Backend, state: Option<St
         }
     });
     if plan.has_changes() {
+        warn_if_unversioned(backend).await;
         println!();
     }
-    let result = apply::apply(plan, cloud, &mut journal, Options { parallelism, cancel }).await;
+    let result = apply::apply(
+        plan,
+        cloud,
+        &mut journal,
+        Options {
+            parallelism,
+            cancel,
+        },
+    )
+    .await;
     on_interrupt.abort();
     result?;
     if plan.has_changes() {
@@ -86,20 +117,51 @@ async fn execute(plan: &Plan, cloud: &Cloud, backend: &Backend, state: Option<St
     Ok(())
 }
 
+/// Every state version is worth keeping; without S3 versioning only the previous one is.
+async fn warn_if_unversioned(backend: &Backend) {
+    if let Backend::S3(s3) = backend
+        && !s3.versioning_enabled().await
+    {
+        eprintln!(
+            "warning: bucket {} has versioning off, so only the previous state version is kept ({}.backup). \
+             Turn versioning on to keep them all: aws s3api put-bucket-versioning --bucket {} --versioning-configuration Status=Enabled",
+            s3.bucket,
+            backend.describe(),
+            s3.bucket
+        );
+    }
+}
+
 fn read_saved_plan(ctx: &Context, path: &Path) -> Result<Plan> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| OpsError::Io { what: "cannot read plan file", path: shown.clone(), source })?;
-    let plan: Plan = serde_json::from_slice(&bytes)
-        .map_err(|e| OpsError::Usage(format!("{shown} is not a plan saved by `infra plan --out`: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|source| OpsError::Io {
+        what: "cannot read plan file",
+        path: shown.clone(),
+        source,
+    })?;
+    let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| {
+        OpsError::Usage(format!(
+            "{shown} is not a plan saved by `infra plan --out`: {e}"
+        ))
+    })?;
     if plan.format_version != PLAN_FORMAT_VERSION {
-        return Err(OpsError::StalePlan { path: shown, why: format!("it has format version {}", plan.format_version) });
+        return Err(OpsError::StalePlan {
+            path: shown,
+            why: format!("it has format version {}", plan.format_version),
+        });
     }
     if plan.stack != ctx.workspace.stack_name {
-        let why = format!("it is for stack {}, not {}", plan.stack, ctx.workspace.stack_name);
+        let why = format!(
+            "it is for stack {}, not {}",
+            plan.stack, ctx.workspace.stack_name
+        );
         return Err(OpsError::StalePlan { path: shown, why });
     }
     if sha256_hex(&read_stack_file(ctx)?) != plan.stack_sha256 {
-        let why = format!("{} changed since the plan was made", ctx.workspace.shown_stack_file());
+        let why = format!(
+            "{} changed since the plan was made",
+            ctx.workspace.shown_stack_file()
+        );
         return Err(OpsError::StalePlan { path: shown, why });
     }
     Ok(plan)
@@ -114,9 +176,15 @@ fn check_fresh(plan: &Plan, state: Option<&State>, path: &Path) -> Result<()> {
     }
     let why = match (then.0, now.0) {
         (a, b) if a != b => "the state was replaced since (another lineage)".to_string(),
-        _ => format!("the state moved from serial {} to {} since the plan was made", then.1, now.1),
+        _ => format!(
+            "the state moved from serial {} to {} since the plan was made",
+            then.1, now.1
+        ),
     };
-    Err(OpsError::StalePlan { path: path.display().to_string(), why })
+    Err(OpsError::StalePlan {
+        path: path.display().to_string(),
+        why,
+    })
 }
 
 fn confirm(destroy: bool) -> Result<bool> {
@@ -126,7 +194,11 @@ fn confirm(destroy: bool) -> Result<bool> {
                 .into(),
         ));
     }
-    let what = if destroy { "destroy every object of this stack" } else { "perform these actions" };
+    let what = if destroy {
+        "destroy every object of this stack"
+    } else {
+        "perform these actions"
+    };
     print!("\nDo you want to {what}? Only 'yes' will be accepted: ");
     std::io::stdout().flush().ok();
     let mut answer = String::new();

@@ -74,11 +74,17 @@ fn parse_location(s: &str) -> Result<StateLocation> {
     if s == "local" {
         return Ok(StateLocation::Local);
     }
-    let rest = s.strip_prefix("s3://").ok_or_else(|| OpsError::Usage(format!("--from {s:?}: use local or s3://BUCKET/KEY")))?;
+    let rest = s
+        .strip_prefix("s3://")
+        .ok_or_else(|| OpsError::Usage(format!("--from {s:?}: use local or s3://BUCKET/KEY")))?;
     match rest.split_once('/') {
-        Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => {
-            Ok(StateLocation::S3 { bucket: bucket.into(), key: key.into(), region: None })
-        }
-        _ => Err(OpsError::Usage(format!("--from {s:?}: use s3://BUCKET/KEY"))),
+        Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok(StateLocation::S3 {
+            bucket: bucket.into(),
+            key: key.into(),
+            region: None,
+        }),
+        _ => Err(OpsError::Usage(format!(
+            "--from {s:?}: use s3://BUCKET/KEY"
+        ))),
     }
 }

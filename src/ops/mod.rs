@@ -45,23 +45,42 @@ pub enum OpsError {
     Cycle(#[from] crate::plan::graph::CycleError),
     #[error("{0}")]
     Usage(String),
-    #[error("saved plan {path} is stale: {why}\n  Make a new plan with `infra plan --out {path}` and review it.")]
+    #[error(
+        "saved plan {path} is stale: {why}\n  Make a new plan with `infra plan --out {path}` and review it."
+    )]
     StalePlan { path: String, why: String },
     #[error("{what} {path}: {source}")]
-    Io { what: &'static str, path: String, source: std::io::Error },
+    Io {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("rendering {what}: {source}")]
-    Template { what: &'static str, source: tera::Error },
+    Template {
+        what: &'static str,
+        source: tera::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, OpsError>;
 
 /// The state backend for a location; `region` is the stack's, used when the bucket names none.
-pub async fn backend(ctx: &Context, location: &StateLocation, region: Option<&str>) -> Result<Backend> {
+pub async fn backend(
+    ctx: &Context,
+    location: &StateLocation,
+    region: Option<&str>,
+) -> Result<Backend> {
     let stack = &ctx.workspace.stack_name;
     Ok(match location {
         StateLocation::Local => Backend::Local(LocalBackend::new(ctx.workspace.state_dir(), stack)),
-        StateLocation::S3 { bucket, key, region: bucket_region } => {
-            let client = crate::cloud::s3_client(bucket_region.as_deref().or(region), ctx.calls.clone()).await?;
+        StateLocation::S3 {
+            bucket,
+            key,
+            region: bucket_region,
+        } => {
+            let client =
+                crate::cloud::s3_client(bucket_region.as_deref().or(region), ctx.calls.clone())
+                    .await?;
             Backend::S3(S3Backend::new(client, bucket, key, stack))
         }
     })

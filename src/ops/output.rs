@@ -35,14 +35,27 @@ pub async fn output(ctx: &Context, opts: OutputOptions) -> Result<()> {
         .collect();
     if opts.json {
         let doc = json!({ "stack": state.stack, "load_balancer_dns_name": dns, "nodes": nodes });
-        println!("{}", serde_json::to_string_pretty(&doc).expect("serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("serializes")
+        );
         return Ok(());
     }
-    println!("load_balancer_dns_name = {}", dns.as_deref().unwrap_or("(not created)"));
+    println!(
+        "load_balancer_dns_name = {}",
+        dns.as_deref().unwrap_or("(not created)")
+    );
     println!("nodes:");
     for n in &nodes {
         let s = |k: &str| n[k].as_str().unwrap_or("-").to_string();
-        println!("  {:<18} {:<21} {:<12} private {:<15} public {}", s("address"), s("id"), s("zone"), s("private_ip"), s("public_ip"));
+        println!(
+            "  {:<18} {:<21} {:<12} private {:<15} public {}",
+            s("address"),
+            s("id"),
+            s("zone"),
+            s("private_ip"),
+            s("public_ip")
+        );
     }
     Ok(())
 }

@@ -42,24 +42,41 @@ pub async fn plan(ctx: &Context, opts: PlanOptions) -> Result<bool> {
     let plan = result?.plan;
     match opts.format {
         PlanFormat::Text => print!("{}", plan::text::render(&plan, ctx.color)),
-        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&plan::json::render(&plan)).expect("serializes")),
+        PlanFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&plan::json::render(&plan)).expect("serializes")
+        ),
         PlanFormat::Markdown => print!("{}", plan::markdown::render(&plan)),
     }
     if let Some(out) = &opts.out {
         save_plan(&plan, out)?;
         if opts.format == PlanFormat::Text {
-            println!("\nSaved the plan to {}. Apply exactly it with: infra apply {}", out.display(), out.display());
+            println!(
+                "\nSaved the plan to {}. Apply exactly it with: infra apply {}",
+                out.display(),
+                out.display()
+            );
         }
     }
     Ok(plan.has_changes())
 }
 
-pub(super) async fn prepare(ctx: &Context, stack: &Stack, source: &str, backend: &Backend, destroy: bool) -> Result<Prepared> {
+pub(super) async fn prepare(
+    ctx: &Context,
+    stack: &Stack,
+    source: &str,
+    backend: &Backend,
+    destroy: bool,
+) -> Result<Prepared> {
     let state = backend.load().await?;
     if let Some(s) = &state
         && !s.pending.is_empty()
     {
-        let what: Vec<String> = s.pending.iter().map(|i| format!("{} ({})", i.address, i.action)).collect();
+        let what: Vec<String> = s
+            .pending
+            .iter()
+            .map(|i| format!("{} ({})", i.address, i.action))
+            .collect();
         eprintln!(
             "note: the previous run stopped while {} was in flight; this plan starts from what exists in AWS.",
             what.join(", ")
@@ -68,7 +85,11 @@ pub(super) async fn prepare(ctx: &Context, stack: &Stack, source: &str, backend:
     let cloud = Cloud::connect(&stack.name, stack.region.as_deref(), ctx.calls.clone()).await?;
     let (desired, live) = tokio::try_join!(
         async {
-            if destroy { Ok(Vec::new()) } else { desired(&cloud, stack).await }
+            if destroy {
+                Ok(Vec::new())
+            } else {
+                desired(&cloud, stack).await
+            }
         },
         async { cloud.read_live().await.map_err(OpsError::from) },
     )?;
@@ -77,7 +98,16 @@ pub(super) async fn prepare(ctx: &Context, stack: &Stack, source: &str, backend:
     let unchanged: BTreeMap<_, _> = live
         .into_iter()
         .filter(|(a, _)| !changes.iter().any(|c| &c.address == a))
-        .map(|(a, o)| (a, ResourceState { id: o.id, spec: o.spec, outputs: o.outputs }))
+        .map(|(a, o)| {
+            (
+                a,
+                ResourceState {
+                    id: o.id,
+                    spec: o.spec,
+                    outputs: o.outputs,
+                },
+            )
+        })
         .collect();
     let plan = Plan {
         format_version: PLAN_FORMAT_VERSION,
@@ -107,10 +137,16 @@ async fn desired(cloud: &Cloud, stack: &Stack) -> Result<Vec<Resource>> {
         let ami = resolve(stack.managers.ami.clone()).await?;
         (ami.clone(), ami)
     } else {
-        tokio::try_join!(resolve(stack.managers.ami.clone()), resolve(stack.workers.ami.clone()))?
+        tokio::try_join!(
+            resolve(stack.managers.ami.clone()),
+            resolve(stack.workers.ami.clone())
+        )?
     };
     let render = |role| {
-        crate::render::user_data(stack, role).map_err(|source| OpsError::Template { what: "user-data", source })
+        crate::render::user_data(stack, role).map_err(|source| OpsError::Template {
+            what: "user-data",
+            source,
+        })
     };
     let inputs = Inputs {
         manager_ami,
@@ -123,7 +159,11 @@ async fn desired(cloud: &Cloud, stack: &Stack) -> Result<Vec<Resource>> {
 
 /// Writes the plan atomically, so a killed run never leaves half a plan file behind.
 fn save_plan(plan: &Plan, out: &std::path::Path) -> Result<()> {
-    let io = |source| OpsError::Io { what: "cannot write plan file", path: out.display().to_string(), source };
+    let io = |source| OpsError::Io {
+        what: "cannot write plan file",
+        path: out.display().to_string(),
+        source,
+    };
     let tmp = out.with_extension("tmp");
     std::fs::write(&tmp, serde_json::to_vec(plan).expect("serializes")).map_err(io)?;
     std::fs::rename(&tmp, out).map_err(io)

@@ -7,11 +7,19 @@ use crate::config::{self, Loaded};
 pub fn load(ctx: &Context) -> Result<(Loaded, String)> {
     let ws = &ctx.workspace;
     let source = read_stack_file(ctx)?;
-    let dir = ws.stack_file.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let dir = ws
+        .stack_file
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
     let read = move |p: &Path| std::fs::read_to_string(expand_home(&dir, p));
     let loaded = config::parse(&ws.shown_stack_file(), &source, &ctx.vars, &read)?;
     for w in &loaded.warnings {
-        let help = w.help.as_deref().map(|h| format!("\n  help: {h}")).unwrap_or_default();
+        let help = w
+            .help
+            .as_deref()
+            .map(|h| format!("\n  help: {h}"))
+            .unwrap_or_default();
         eprintln!("warning: {w}{help}");
     }
     Ok((loaded, source))
@@ -28,14 +36,20 @@ pub fn read_stack_file(ctx: &Context) -> Result<String> {
 /// The JSON Schema of stack files, for editors.
 pub fn schema() -> Result<()> {
     let schema = schemars::schema_for!(crate::config::StackFile);
-    println!("{}", serde_json::to_string_pretty(&schema).expect("serializes"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&schema).expect("serializes")
+    );
     Ok(())
 }
 
 /// `~/x` is in the home directory; a relative path is relative to the stack file.
 fn expand_home(dir: &Path, p: &Path) -> std::path::PathBuf {
     match p.strip_prefix("~") {
-        Ok(rest) => std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default().join(rest),
+        Ok(rest) => std::env::var_os("HOME")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_default()
+            .join(rest),
         Err(_) => dir.join(p),
     }
 }

@@ -21,16 +21,28 @@ impl Workspace {
             Some(s) => stacks.join(format!("{s}.toml")),
             None => {
                 let mut found: Vec<PathBuf> = std::fs::read_dir(&stacks)
-                    .map_err(|source| OpsError::Io { what: "cannot list stack files in", path: shown(&stacks), source })?
+                    .map_err(|source| OpsError::Io {
+                        what: "cannot list stack files in",
+                        path: shown(&stacks),
+                        source,
+                    })?
                     .filter_map(|e| e.ok().map(|e| e.path()))
                     .filter(|p| p.extension().is_some_and(|x| x == "toml"))
                     .collect();
                 found.sort();
                 match found.len() {
                     1 => found.remove(0),
-                    0 => return Err(OpsError::Usage(format!("no stack file in {}: create stacks/NAME.toml", shown(&stacks)))),
+                    0 => {
+                        return Err(OpsError::Usage(format!(
+                            "no stack file in {}: create stacks/NAME.toml",
+                            shown(&stacks)
+                        )));
+                    }
                     _ => {
-                        let names: Vec<String> = found.iter().map(|p| crate::config::default_name(p)).collect();
+                        let names: Vec<String> = found
+                            .iter()
+                            .map(|p| crate::config::default_name(p))
+                            .collect();
                         return Err(OpsError::Usage(format!(
                             "several stacks in {}: choose one with --stack ({})",
                             shown(&stacks),
@@ -41,10 +53,17 @@ impl Workspace {
             }
         };
         if !stack_file.is_file() {
-            return Err(OpsError::Usage(format!("no stack file at {}", shown(&stack_file))));
+            return Err(OpsError::Usage(format!(
+                "no stack file at {}",
+                shown(&stack_file)
+            )));
         }
         let stack_name = crate::config::default_name(&stack_file);
-        Ok(Workspace { root: root.to_path_buf(), stack_file, stack_name })
+        Ok(Workspace {
+            root: root.to_path_buf(),
+            stack_file,
+            stack_name,
+        })
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -53,7 +72,11 @@ impl Workspace {
 
     /// The stack file as shown in messages: relative to the working directory when possible.
     pub fn shown_stack_file(&self) -> String {
-        self.stack_file.strip_prefix(&self.root).unwrap_or(&self.stack_file).display().to_string()
+        self.stack_file
+            .strip_prefix(&self.root)
+            .unwrap_or(&self.stack_file)
+            .display()
+            .to_string()
     }
 }
 

@@ -19,15 +19,21 @@ pub fn diff(desired: &[Resource], prior: Option<&State>, live: &Live) -> Vec<Cha
                     before: None,
                     after: Some(r.spec.clone()),
                     fields: vec![],
-                    reason: gone.then(|| "it no longer exists in AWS (removed outside infra)".to_string()),
+                    reason: gone
+                        .then(|| "it no longer exists in AWS (removed outside infra)".to_string()),
                 })
             }
             Some(obs) => {
                 let fields = compare(&obs.spec, &r.spec);
-                let replace = obs.spec.kind() != r.spec.kind() || fields.iter().any(|f| f.forces_replacement);
+                let replace =
+                    obs.spec.kind() != r.spec.kind() || fields.iter().any(|f| f.forces_replacement);
                 (!fields.is_empty() || replace).then(|| Change {
                     address: r.address.clone(),
-                    action: if replace { Action::Replace } else { Action::Update },
+                    action: if replace {
+                        Action::Replace
+                    } else {
+                        Action::Update
+                    },
                     id: Some(obs.id.clone()),
                     before: Some(obs.spec.clone()),
                     after: Some(r.spec.clone()),
@@ -94,15 +100,30 @@ fn cascade(desired: &[Resource], live: &Live, changes: &mut BTreeMap<Address, Ch
             if matches!(current, Some(Action::Create | Action::Replace)) {
                 continue;
             }
-            let Some(dep) = r.spec.references().into_iter().find(|d| **d != r.address && renewed.contains(*d)).cloned()
+            let Some(dep) = r
+                .spec
+                .references()
+                .into_iter()
+                .find(|d| **d != r.address && renewed.contains(*d))
+                .cloned()
             else {
                 continue;
             };
-            let Some(obs) = live.get(&r.address) else { continue };
+            let Some(obs) = live.get(&r.address) else {
+                continue;
+            };
             let attrs = r.spec.attributes();
             let quoted = serde_json::Value::String(dep.to_string()).to_string();
-            let forces = r.spec.replace_fields().iter().any(|f| attrs.get(*f).is_some_and(|v| v.to_string().contains(&quoted)));
-            let action = if forces { Action::Replace } else { Action::Update };
+            let forces = r.spec.replace_fields().iter().any(|f| {
+                attrs
+                    .get(*f)
+                    .is_some_and(|v| v.to_string().contains(&quoted))
+            });
+            let action = if forces {
+                Action::Replace
+            } else {
+                Action::Update
+            };
             if current == Some(action) {
                 continue;
             }

@@ -44,14 +44,20 @@ pub fn steps(changes: &[Change]) -> Result<Vec<Step>, CycleError> {
         };
         for &kind in kinds {
             index.insert((&c.address, kind), steps.len());
-            steps.push(Step { kind, changes: vec![i], after: BTreeSet::new() });
+            steps.push(Step {
+                kind,
+                changes: vec![i],
+                after: BTreeSet::new(),
+            });
         }
     }
     let step_of = |a: &Address, k| index.get(&(a, k)).copied();
     for (i, c) in changes.iter().enumerate() {
         let me = &c.address;
         if let Some(after) = &c.after {
-            let target = step_of(me, StepKind::Create).or(step_of(me, StepKind::Update)).expect("indexed");
+            let target = step_of(me, StepKind::Create)
+                .or(step_of(me, StepKind::Update))
+                .expect("indexed");
             for d in after.references().into_iter().filter(|d| *d != me) {
                 for k in [StepKind::Create, StepKind::Update] {
                     if let Some(s) = step_of(d, k) {
@@ -59,19 +65,31 @@ pub fn steps(changes: &[Change]) -> Result<Vec<Step>, CycleError> {
                     }
                 }
             }
-            if let (Some(del), Some(create)) = (step_of(me, StepKind::Delete), step_of(me, StepKind::Create)) {
+            if let (Some(del), Some(create)) =
+                (step_of(me, StepKind::Delete), step_of(me, StepKind::Create))
+            {
                 steps[create].after.insert(del);
             }
         }
         // My delete step must wait for whatever stops referring to me or goes away itself.
-        let Some(my_delete) = step_of(me, StepKind::Delete) else { continue };
+        let Some(my_delete) = step_of(me, StepKind::Delete) else {
+            continue;
+        };
         for (j, other) in changes.iter().enumerate() {
-            if i == j || !other.before.as_ref().is_some_and(|b| b.references().contains(&me)) {
+            if i == j
+                || !other
+                    .before
+                    .as_ref()
+                    .is_some_and(|b| b.references().contains(&me))
+            {
                 continue;
             }
             if let Some(s) = step_of(&other.address, StepKind::Delete) {
                 steps[my_delete].after.insert(s);
-            } else if !other.after.as_ref().is_some_and(|a| a.references().contains(&me))
+            } else if !other
+                .after
+                .as_ref()
+                .is_some_and(|a| a.references().contains(&me))
                 && let Some(s) = step_of(&other.address, StepKind::Update)
             {
                 steps[my_delete].after.insert(s);
@@ -88,9 +106,11 @@ fn batch_instance_creates(changes: &[Change], steps: Vec<Step>) -> Vec<Step> {
     let key = |s: &Step| -> Option<String> {
         let c = &changes[s.changes[0]];
         match (&s.kind, &c.after) {
-            (StepKind::Create, Some(Spec::Instance(spec))) => {
-                Some(format!("{}|{:?}", serde_json::to_string(spec).expect("serializes"), s.after))
-            }
+            (StepKind::Create, Some(Spec::Instance(spec))) => Some(format!(
+                "{}|{:?}",
+                serde_json::to_string(spec).expect("serializes"),
+                s.after
+            )),
             _ => None,
         }
     };
@@ -100,7 +120,11 @@ fn batch_instance_creates(changes: &[Change], steps: Vec<Step>) -> Vec<Step> {
     let mut open_batch: BTreeMap<String, usize> = BTreeMap::new();
     for step in &steps {
         match key(step) {
-            Some(k) if open_batch.get(&k).is_some_and(|&b| merged[b].changes.len() < MAX_BATCH) => {
+            Some(k)
+                if open_batch
+                    .get(&k)
+                    .is_some_and(|&b| merged[b].changes.len() < MAX_BATCH) =>
+            {
                 let b = open_batch[&k];
                 merged[b].changes.extend(&step.changes);
                 remap.push(b);
@@ -124,8 +148,9 @@ fn check_acyclic(changes: &[Change], steps: &[Step]) -> Result<(), CycleError> {
     let mut done = vec![false; steps.len()];
     let mut remaining = steps.len();
     loop {
-        let ready: Vec<usize> =
-            (0..steps.len()).filter(|&s| !done[s] && steps[s].after.iter().all(|&d| done[d])).collect();
+        let ready: Vec<usize> = (0..steps.len())
+            .filter(|&s| !done[s] && steps[s].after.iter().all(|&d| done[d]))
+            .collect();
         if ready.is_empty() {
             break;
         }
@@ -137,6 +162,10 @@ fn check_acyclic(changes: &[Change], steps: &[Step]) -> Result<(), CycleError> {
     if remaining == 0 {
         return Ok(());
     }
-    let stuck = (0..steps.len()).find(|&s| !done[s]).expect("some step is stuck");
-    Err(CycleError(changes[steps[stuck].changes[0]].address.to_string()))
+    let stuck = (0..steps.len())
+        .find(|&s| !done[s])
+        .expect("some step is stuck");
+    Err(CycleError(
+        changes[steps[stuck].changes[0]].address.to_string(),
+    ))
 }

@@ -80,7 +80,10 @@ pub struct Summary {
 
 impl Change {
     pub fn spec(&self) -> &Spec {
-        self.after.as_ref().or(self.before.as_ref()).expect("a change has a before or an after")
+        self.after
+            .as_ref()
+            .or(self.before.as_ref())
+            .expect("a change has a before or an after")
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use console::Style;
 use serde_json::{Value, json};
 
-use super::{Action, Change, Plan, PLAN_FORMAT_VERSION};
+use super::{Action, Change, PLAN_FORMAT_VERSION, Plan};
 
 struct Palette {
     add: Style,
@@ -35,7 +35,11 @@ pub mod text {
         let p = Palette::new(color);
         let mut out = String::new();
         if !plan.has_changes() {
-            let what = if plan.destroy { "Nothing to destroy" } else { "The stack matches the configuration" };
+            let what = if plan.destroy {
+                "Nothing to destroy"
+            } else {
+                "The stack matches the configuration"
+            };
             let _ = writeln!(out, "{} {}.", p.bold.apply_to("No changes."), what);
             return out;
         }
@@ -62,18 +66,37 @@ pub mod text {
             Action::Replace => ("must be replaced", "-/+", &p.destroy),
             Action::Delete => ("will be destroyed", "  -", &p.destroy),
         };
-        let _ = writeln!(out, "  {}", p.bold.apply_to(format!("# {} {}", c.address, verb)));
+        let _ = writeln!(
+            out,
+            "  {}",
+            p.bold.apply_to(format!("# {} {}", c.address, verb))
+        );
         if let Some(reason) = &c.reason {
             let _ = writeln!(out, "  {}", p.dim.apply_to(format!("# (because {reason})")));
         }
-        let id = c.id.as_ref().map(|i| format!(" id={i}")).unwrap_or_default();
-        let _ = writeln!(out, "{} {} ({}){}", style.apply_to(symbol), c.address, c.spec().kind(), p.dim.apply_to(id));
+        let id =
+            c.id.as_ref()
+                .map(|i| format!(" id={i}"))
+                .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{} {} ({}){}",
+            style.apply_to(symbol),
+            c.address,
+            c.spec().kind(),
+            p.dim.apply_to(id)
+        );
         match c.action {
             Action::Create => {
                 let attrs = c.spec().attributes();
                 let width = attrs.keys().map(String::len).max().unwrap_or(0);
                 for (k, v) in &attrs {
-                    let _ = writeln!(out, "      {} {k:width$} = {}", p.add.apply_to("+"), value(v));
+                    let _ = writeln!(
+                        out,
+                        "      {} {k:width$} = {}",
+                        p.add.apply_to("+"),
+                        value(v)
+                    );
                 }
             }
             Action::Update | Action::Replace => {
@@ -85,17 +108,33 @@ pub mod text {
                         String::new()
                     };
                     if let (Value::Array(b), Value::Array(a)) = (&f.before, &f.after) {
-                        let _ = writeln!(out, "      {} {:width$} = [{forces}", p.change.apply_to("~"), f.name);
+                        let _ = writeln!(
+                            out,
+                            "      {} {:width$} = [{forces}",
+                            p.change.apply_to("~"),
+                            f.name
+                        );
                         for item in a.iter().filter(|i| !b.contains(i)) {
-                            let _ = writeln!(out, "          {} {},", p.add.apply_to("+"), value(item));
+                            let _ =
+                                writeln!(out, "          {} {},", p.add.apply_to("+"), value(item));
                         }
                         for item in b.iter().filter(|i| !a.contains(i)) {
-                            let _ = writeln!(out, "          {} {},", p.destroy.apply_to("-"), value(item));
+                            let _ = writeln!(
+                                out,
+                                "          {} {},",
+                                p.destroy.apply_to("-"),
+                                value(item)
+                            );
                         }
                         let _ = writeln!(out, "        ]");
                     } else {
                         let (b, a) = (value(&f.before), value(&f.after));
-                        let _ = writeln!(out, "      {} {:width$} = {b} -> {a}{forces}", p.change.apply_to("~"), f.name);
+                        let _ = writeln!(
+                            out,
+                            "      {} {:width$} = {b} -> {a}{forces}",
+                            p.change.apply_to("~"),
+                            f.name
+                        );
                     }
                 }
             }
@@ -157,7 +196,11 @@ pub mod markdown {
         let mut out = String::new();
         let verb = if plan.destroy { "destroy" } else { "plan" };
         if !plan.has_changes() {
-            let _ = writeln!(out, "### infra {verb} `{}`: no changes\n\nThe stack matches the configuration.", plan.stack);
+            let _ = writeln!(
+                out,
+                "### infra {verb} `{}`: no changes\n\nThe stack matches the configuration.",
+                plan.stack
+            );
             return out;
         }
         let _ = writeln!(
@@ -165,7 +208,10 @@ pub mod markdown {
             "### infra {verb} `{}`: {} to add, {} to change, {} to destroy\n",
             plan.stack, s.add, s.change, s.destroy
         );
-        let _ = writeln!(out, "| | address | kind | what changes |\n|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| | address | kind | what changes |\n|---|---|---|---|"
+        );
         for c in &plan.changes {
             let symbol = match c.action {
                 Action::Create => "➕ create",
@@ -180,12 +226,22 @@ pub mod markdown {
                     .fields
                     .iter()
                     .map(|f| {
-                        if f.forces_replacement { format!("`{}` (forces replacement)", f.name) } else { format!("`{}`", f.name) }
+                        if f.forces_replacement {
+                            format!("`{}` (forces replacement)", f.name)
+                        } else {
+                            format!("`{}`", f.name)
+                        }
                     })
                     .collect::<Vec<_>>()
                     .join(", "),
             };
-            let _ = writeln!(out, "| {symbol} | `{}` | {} | {} |", c.address, c.spec().kind(), what.replace('|', "\\|"));
+            let _ = writeln!(
+                out,
+                "| {symbol} | `{}` | {} | {} |",
+                c.address,
+                c.spec().kind(),
+                what.replace('|', "\\|")
+            );
         }
         let _ = writeln!(out, "\n<details><summary>Full plan</summary>\n\n```diff");
         for line in text::render(plan, false).replace("```", "'''").lines() {

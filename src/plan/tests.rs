@@ -27,7 +27,9 @@ target_port = 8080
 
 fn desired() -> Vec<Resource> {
     let read = |_: &std::path::Path| Ok("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB test".to_string());
-    let stack = crate::config::parse("stacks/demo.toml", STACK, &BTreeMap::new(), &read).unwrap().stack;
+    let stack = crate::config::parse("stacks/demo.toml", STACK, &BTreeMap::new(), &read)
+        .unwrap()
+        .stack;
     let inputs = Inputs {
         manager_ami: "ami-1".into(),
         worker_ami: "ami-1".into(),
@@ -49,7 +51,14 @@ fn applied(desired: &[Resource]) -> Live {
                 Spec::KeyPair(k) => k.public_key.clear(),
                 _ => {}
             }
-            (r.address.clone(), Observed { id: format!("id-{n}"), spec, outputs: BTreeMap::new() })
+            (
+                r.address.clone(),
+                Observed {
+                    id: format!("id-{n}"),
+                    spec,
+                    outputs: BTreeMap::new(),
+                },
+            )
         })
         .collect()
 }
@@ -70,13 +79,23 @@ fn plan_of(changes: Vec<Change>) -> Plan {
 }
 
 fn actions(changes: &[Change]) -> Vec<(String, Action)> {
-    changes.iter().map(|c| (c.address.to_string(), c.action)).collect()
+    changes
+        .iter()
+        .map(|c| (c.address.to_string(), c.action))
+        .collect()
 }
 
 #[test]
 fn everything_is_created_from_nothing() {
     let plan = plan_of(diff(&desired(), None, &Live::new()));
-    assert_eq!(plan.summary(), Summary { add: 18, change: 0, destroy: 0 });
+    assert_eq!(
+        plan.summary(),
+        Summary {
+            add: 18,
+            change: 0,
+            destroy: 0
+        }
+    );
     insta::assert_snapshot!("create_text", text::render(&plan, false));
 }
 
@@ -93,7 +112,12 @@ fn drift_updates_replaces_and_deletes() {
     let a = |s: &str| crate::model::Address::new(s);
     if let Spec::SecurityGroup(g) = &mut live.get_mut(&a("sg.node")).unwrap().spec {
         g.ingress.retain(|r| r.from_port != 2377);
-        g.ingress.push(Rule { protocol: "tcp".into(), from_port: 22, to_port: 22, source: Source::Cidr("0.0.0.0/0".into()) });
+        g.ingress.push(Rule {
+            protocol: "tcp".into(),
+            from_port: 22,
+            to_port: 22,
+            source: Source::Cidr("0.0.0.0/0".into()),
+        });
     }
     if let Spec::Instance(i) = &mut live.get_mut(&a("node.worker[1]")).unwrap().spec {
         i.ami = "ami-0".into();
@@ -113,10 +137,24 @@ fn drift_updates_replaces_and_deletes() {
             ("targets.web".to_string(), Action::Update),
         ]
     );
-    let targets = changes.iter().find(|c| c.address.as_str() == "targets.web").unwrap();
-    assert_eq!(targets.reason.as_deref(), Some("node.worker[1] gets a new id"), "re-registered after the replacement");
+    let targets = changes
+        .iter()
+        .find(|c| c.address.as_str() == "targets.web")
+        .unwrap();
+    assert_eq!(
+        targets.reason.as_deref(),
+        Some("node.worker[1] gets a new id"),
+        "re-registered after the replacement"
+    );
     let plan = plan_of(changes);
-    assert_eq!(plan.summary(), Summary { add: 2, change: 2, destroy: 2 });
+    assert_eq!(
+        plan.summary(),
+        Summary {
+            add: 2,
+            change: 2,
+            destroy: 2
+        }
+    );
     insta::assert_snapshot!("drift_text", text::render(&plan, false));
     insta::assert_json_snapshot!("drift_json", json::render(&plan));
     insta::assert_snapshot!("drift_markdown", markdown::render(&plan));
@@ -126,7 +164,11 @@ fn drift_updates_replaces_and_deletes() {
 fn a_replaced_subnet_replaces_its_instances_and_updates_its_users() {
     let d = desired();
     let mut live = applied(&d);
-    if let Spec::Subnet(s) = &mut live.get_mut(&crate::model::Address::new("subnet[1]")).unwrap().spec {
+    if let Spec::Subnet(s) = &mut live
+        .get_mut(&crate::model::Address::new("subnet[1]"))
+        .unwrap()
+        .spec
+    {
         s.cidr = "10.0.9.0/24".into();
     }
     let changes = diff(&d, None, &live);
@@ -148,9 +190,21 @@ fn creates_follow_references_and_same_subnet_instances_launch_together() {
     let changes = diff(&desired(), None, &Live::new());
     let steps = steps(&changes).unwrap();
     let index = |addr: &str| {
-        steps.iter().position(|s| s.changes.iter().any(|&c| changes[c].address.as_str() == addr)).unwrap()
+        steps
+            .iter()
+            .position(|s| {
+                s.changes
+                    .iter()
+                    .any(|&c| changes[c].address.as_str() == addr)
+            })
+            .unwrap()
     };
-    let before = |a: &str, b: &str| assert!(steps[index(b)].after.contains(&index(a)), "{a} must come before {b}");
+    let before = |a: &str, b: &str| {
+        assert!(
+            steps[index(b)].after.contains(&index(a)),
+            "{a} must come before {b}"
+        )
+    };
     before("vpc", "subnet[0]");
     before("sg.lb", "sg.node");
     before("subnet[0]", "node.worker[0]");
@@ -172,9 +226,21 @@ fn destroy_removes_users_before_what_they_use() {
     assert!(changes.iter().all(|c| c.action == Action::Delete));
     let steps = steps(&changes).unwrap();
     let index = |addr: &str| {
-        steps.iter().position(|s| s.changes.iter().any(|&c| changes[c].address.as_str() == addr)).unwrap()
+        steps
+            .iter()
+            .position(|s| {
+                s.changes
+                    .iter()
+                    .any(|&c| changes[c].address.as_str() == addr)
+            })
+            .unwrap()
     };
-    let before = |a: &str, b: &str| assert!(steps[index(b)].after.contains(&index(a)), "{a} must go before {b}");
+    let before = |a: &str, b: &str| {
+        assert!(
+            steps[index(b)].after.contains(&index(a)),
+            "{a} must go before {b}"
+        )
+    };
     before("targets.web", "node.worker[0]");
     before("node.worker[0]", "subnet[0]");
     before("listener.https", "tg.web");
@@ -188,11 +254,26 @@ fn destroy_removes_users_before_what_they_use() {
 fn a_replacement_deletes_then_creates() {
     let d = desired();
     let mut live = applied(&d);
-    if let Spec::Instance(i) = &mut live.get_mut(&crate::model::Address::new("node.manager[0]")).unwrap().spec {
+    if let Spec::Instance(i) = &mut live
+        .get_mut(&crate::model::Address::new("node.manager[0]"))
+        .unwrap()
+        .spec
+    {
         i.instance_type = "t2.nano".into();
     }
     let changes = diff(&d, None, &live);
     let steps = steps(&changes).unwrap();
-    let of = |kind: StepKind| steps.iter().position(|s| s.kind == kind && changes[s.changes[0]].address.as_str() == "node.manager[0]").unwrap();
-    assert!(steps[of(StepKind::Create)].after.contains(&of(StepKind::Delete)));
+    let of = |kind: StepKind| {
+        steps
+            .iter()
+            .position(|s| {
+                s.kind == kind && changes[s.changes[0]].address.as_str() == "node.manager[0]"
+            })
+            .unwrap()
+    };
+    assert!(
+        steps[of(StepKind::Create)]
+            .after
+            .contains(&of(StepKind::Delete))
+    );
 }

@@ -29,7 +29,10 @@ impl Lock<'_> {
         if let Lock::S3 { backend, id } = &self
             && let Err(e) = backend.unlock(id).await
         {
-            eprintln!("warning: could not release the lock {id} on {}: {e}", backend.describe());
+            eprintln!(
+                "warning: could not release the lock {id} on {}: {e}",
+                backend.describe()
+            );
         }
     }
 }

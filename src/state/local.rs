@@ -15,7 +15,10 @@ pub struct LocalBackend {
 
 impl LocalBackend {
     pub fn new(dir: impl Into<PathBuf>, stack: &str) -> Self {
-        LocalBackend { dir: dir.into(), stack: stack.to_string() }
+        LocalBackend {
+            dir: dir.into(),
+            stack: stack.to_string(),
+        }
     }
 
     pub fn path(&self) -> PathBuf {
@@ -37,9 +40,20 @@ impl LocalBackend {
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StateError::Read { path: shown(&path), source }),
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: shown(&path),
+                    source,
+                });
+            }
         };
-        parse(&text, &shown(&path), &shown(&self.backup_path()), &self.stack).map(Some)
+        parse(
+            &text,
+            &shown(&path),
+            &shown(&self.backup_path()),
+            &self.stack,
+        )
+        .map(Some)
     }
 
     /// Bumps the serial and replaces the file atomically: write a temp file, fsync, keep the
@@ -47,7 +61,10 @@ impl LocalBackend {
     pub fn save(&self, state: &mut State) -> Result<(), StateError> {
         state.serial += 1;
         let path = self.path();
-        let err = |source| StateError::Write { path: shown(&path), source };
+        let err = |source| StateError::Write {
+            path: shown(&path),
+            source,
+        };
         fs::create_dir_all(&self.dir).map_err(err)?;
         let text = serde_json::to_string_pretty(state).expect("state serializes");
         let tmp = self.dir.join(format!(".{}.json.tmp", self.stack));
@@ -59,7 +76,9 @@ impl LocalBackend {
             // A hard link keeps the old version intact even if we die between the two renames.
             let backup = self.backup_path();
             let _ = fs::remove_file(&backup);
-            fs::hard_link(&path, &backup).or_else(|_| fs::copy(&path, &backup).map(drop)).map_err(err)?;
+            fs::hard_link(&path, &backup)
+                .or_else(|_| fs::copy(&path, &backup).map(drop))
+                .map_err(err)?;
         }
         fs::rename(&tmp, &path).map_err(err)?;
         if let Ok(dir) = fs::File::open(&self.dir) {
@@ -69,7 +88,10 @@ impl LocalBackend {
     }
 
     pub fn lock(&self, info: LockInfo) -> Result<LockGuard, StateError> {
-        fs::create_dir_all(&self.dir).map_err(|source| StateError::Lock { path: shown(&self.dir), source })?;
+        fs::create_dir_all(&self.dir).map_err(|source| StateError::Lock {
+            path: shown(&self.dir),
+            source,
+        })?;
         LockGuard::acquire(self.lock_path(), info)
     }
 
@@ -95,7 +117,8 @@ mod tests {
         backend.save(&mut state).unwrap();
         backend.save(&mut state).unwrap();
         assert_eq!(backend.load().unwrap().unwrap().serial, 2);
-        let backup: State = serde_json::from_str(&fs::read_to_string(backend.backup_path()).unwrap()).unwrap();
+        let backup: State =
+            serde_json::from_str(&fs::read_to_string(backend.backup_path()).unwrap()).unwrap();
         assert_eq!(backup.serial, 1);
     }
 
@@ -107,7 +130,10 @@ mod tests {
         let err = backend.load().unwrap_err().to_string();
         assert!(err.contains("is not valid"), "{err}");
         assert!(err.contains("s.json.backup"), "{err}");
-        assert_eq!(fs::read_to_string(backend.path()).unwrap(), "{\"version\": 1, \"stack\": ");
+        assert_eq!(
+            fs::read_to_string(backend.path()).unwrap(),
+            "{\"version\": 1, \"stack\": "
+        );
     }
 
     #[test]
@@ -116,7 +142,9 @@ mod tests {
         let backend = LocalBackend::new(dir.path(), "s");
         let guard = backend.lock(LockInfo::new("apply")).unwrap();
         let err = backend.lock(LockInfo::new("plan")).unwrap_err();
-        let StateError::Locked(info) = &err else { panic!("{err}") };
+        let StateError::Locked(info) = &err else {
+            panic!("{err}")
+        };
         assert_eq!(info.operation, "apply");
         assert!(err.to_string().contains("infra force-unlock"));
         let id = guard.id().to_string();

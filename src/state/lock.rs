@@ -42,14 +42,28 @@ impl LockInfo {
 
 impl LockGuard {
     pub(super) fn acquire(path: PathBuf, info: LockInfo) -> Result<Self, StateError> {
-        let lock_err = |source| StateError::Lock { path: shown(&path), source };
-        match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        let lock_err = |source| StateError::Lock {
+            path: shown(&path),
+            source,
+        };
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
             Ok(mut f) => {
-                f.write_all(serde_json::to_string_pretty(&info).expect("serializes").as_bytes()).map_err(lock_err)?;
+                f.write_all(
+                    serde_json::to_string_pretty(&info)
+                        .expect("serializes")
+                        .as_bytes(),
+                )
+                .map_err(lock_err)?;
                 f.sync_all().map_err(lock_err)?;
                 Ok(LockGuard { path, info })
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(StateError::Locked(Box::new(read(&path)?))),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(StateError::Locked(Box::new(read(&path)?)))
+            }
             Err(e) => Err(lock_err(e)),
         }
     }
@@ -63,13 +77,19 @@ impl LockGuard {
             Ok(info) if info.id == id => info,
             _ => return Err(StateError::NoSuchLock(id.to_string())),
         };
-        fs::remove_file(path).map_err(|source| StateError::Lock { path: shown(path), source })?;
+        fs::remove_file(path).map_err(|source| StateError::Lock {
+            path: shown(path),
+            source,
+        })?;
         Ok(info)
     }
 }
 
 fn read(path: &Path) -> Result<LockInfo, StateError> {
-    let text = fs::read_to_string(path).map_err(|source| StateError::Lock { path: shown(path), source })?;
+    let text = fs::read_to_string(path).map_err(|source| StateError::Lock {
+        path: shown(path),
+        source,
+    })?;
     serde_json::from_str(&text).map_err(|e| StateError::Lock {
         path: shown(path),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),

@@ -69,31 +69,54 @@ impl State {
     }
 
     /// Stores a resource without bulky inputs that the spec represents by hash.
-    pub fn record(&mut self, address: Address, id: String, mut spec: Spec, outputs: BTreeMap<String, String>) {
+    pub fn record(
+        &mut self,
+        address: Address,
+        id: String,
+        mut spec: Spec,
+        outputs: BTreeMap<String, String>,
+    ) {
         match &mut spec {
             Spec::Instance(i) => i.user_data.clear(),
             Spec::KeyPair(k) => k.public_key.clear(),
             _ => {}
         }
-        self.resources.insert(address, ResourceState { id, spec, outputs });
+        self.resources
+            .insert(address, ResourceState { id, spec, outputs });
     }
 }
 
 #[derive(Debug, Error)]
 pub enum StateError {
     #[error("cannot read state file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(
         "state file {path} is not valid: {reason}\n  It was not changed. The previous version is kept in {backup}; \
          compare the two, then restore the good one by hand."
     )]
-    Corrupt { path: String, backup: String, reason: String },
-    #[error("state file {path} has format version {found}; this infra understands version {FORMAT_VERSION}")]
+    Corrupt {
+        path: String,
+        backup: String,
+        reason: String,
+    },
+    #[error(
+        "state file {path} has format version {found}; this infra understands version {FORMAT_VERSION}"
+    )]
     Version { path: String, found: u32 },
     #[error("state file {path} belongs to stack {found:?}, not {expected:?}")]
-    WrongStack { path: String, found: String, expected: String },
+    WrongStack {
+        path: String,
+        found: String,
+        expected: String,
+    },
     #[error("cannot write state file {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(
         "the state is locked by {}@{} (pid {}) for {} since {}\n  Lock ID: {}\n  If that run is gone, release it with: infra force-unlock {}",
         .0.user, .0.host, .0.pid, .0.operation, .0.created.format("%Y-%m-%d %H:%M:%S UTC"), .0.id, .0.id
@@ -102,8 +125,13 @@ pub enum StateError {
     #[error("no lock with ID {0} is held on this state")]
     NoSuchLock(String),
     #[error("lock file {path}: {source}")]
-    Lock { path: String, source: std::io::Error },
-    #[error("{what} failed: {detail}\n  Check the bucket name, its region and your access to it, then run the command again.")]
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{what} failed: {detail}\n  Check the bucket name, its region and your access to it, then run the command again."
+    )]
     Remote { what: String, detail: String },
     #[error(
         "the state at {location} was changed by another run while this one held it (was the lock force-released?)\n  \
@@ -113,16 +141,33 @@ pub enum StateError {
 }
 
 /// Reads a state document, refusing anything damaged, of another format or of another stack.
-pub(crate) fn parse(text: &str, path: &str, backup: &str, stack: &str) -> Result<State, StateError> {
-    let corrupt = |reason: String| StateError::Corrupt { path: path.to_string(), backup: backup.to_string(), reason };
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+pub(crate) fn parse(
+    text: &str,
+    path: &str,
+    backup: &str,
+    stack: &str,
+) -> Result<State, StateError> {
+    let corrupt = |reason: String| StateError::Corrupt {
+        path: path.to_string(),
+        backup: backup.to_string(),
+        reason,
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
     let found = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
     if found != FORMAT_VERSION {
-        return Err(StateError::Version { path: path.to_string(), found });
+        return Err(StateError::Version {
+            path: path.to_string(),
+            found,
+        });
     }
     let state: State = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
     if state.stack != stack {
-        return Err(StateError::WrongStack { path: path.to_string(), found: state.stack, expected: stack.to_string() });
+        return Err(StateError::WrongStack {
+            path: path.to_string(),
+            found: state.stack,
+            expected: stack.to_string(),
+        });
     }
     Ok(state)
 }

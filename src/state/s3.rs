@@ -57,11 +57,24 @@ impl S3Backend {
 
     async fn get(&self, key: &str) -> Result<Option<(String, Option<String>)>, StateError> {
         let what = format!("s3:GetObject s3://{}/{key}", self.bucket);
-        match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(out) => {
                 let etag = out.e_tag().map(str::to_string);
-                let bytes = out.body.collect().await.map_err(|e| StateError::Remote { what, detail: e.to_string() })?;
-                Ok(Some((String::from_utf8_lossy(&bytes.into_bytes()).into_owned(), etag)))
+                let bytes = out.body.collect().await.map_err(|e| StateError::Remote {
+                    what,
+                    detail: e.to_string(),
+                })?;
+                Ok(Some((
+                    String::from_utf8_lossy(&bytes.into_bytes()).into_owned(),
+                    etag,
+                )))
             }
             Err(e) if e.code() == Some("NoSuchKey") => Ok(None),
             Err(e) => Err(s3_error(what)(e)),
@@ -73,7 +86,12 @@ impl S3Backend {
             *self.etag.lock().expect("not poisoned") = None;
             return Ok(None);
         };
-        let state = parse(&text, &self.describe(), &format!("s3://{}/{}.backup", self.bucket, self.key), &self.stack)?;
+        let state = parse(
+            &text,
+            &self.describe(),
+            &format!("s3://{}/{}.backup", self.bucket, self.key),
+            &self.stack,
+        )?;
         *self.etag.lock().expect("not poisoned") = etag;
         Ok(Some(state))
     }
@@ -93,9 +111,17 @@ impl S3Backend {
                 .copy_source_if_match(etag)
                 .send()
                 .await
-                .map_err(s3_error(format!("s3:CopyObject to {}.backup", self.describe())))?;
+                .map_err(s3_error(format!(
+                    "s3:CopyObject to {}.backup",
+                    self.describe()
+                )))?;
         }
-        let put = self.client.put_object().bucket(&self.bucket).key(&self.key).content_type("application/json");
+        let put = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .content_type("application/json");
         let put = match &expected {
             Some(etag) => put.if_match(etag),
             None => put.if_none_match("*"),
@@ -105,7 +131,9 @@ impl S3Backend {
                 *self.etag.lock().expect("not poisoned") = out.e_tag().map(str::to_string);
                 Ok(())
             }
-            Err(e) if e.code() == Some("PreconditionFailed") => Err(StateError::Conflict { location: self.describe() }),
+            Err(e) if e.code() == Some("PreconditionFailed") => Err(StateError::Conflict {
+                location: self.describe(),
+            }),
             Err(e) => Err(s3_error(format!("s3:PutObject {}", self.describe()))(e)),
         }
     }
@@ -124,17 +152,27 @@ impl S3Backend {
             .await;
         match r {
             Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("PreconditionFailed") => Err(StateError::Locked(Box::new(self.holder().await?))),
-            Err(e) => Err(s3_error(format!("s3:PutObject {}.lock", self.describe()))(e)),
+            Err(e) if e.code() == Some("PreconditionFailed") => {
+                Err(StateError::Locked(Box::new(self.holder().await?)))
+            }
+            Err(e) => Err(s3_error(format!("s3:PutObject {}.lock", self.describe()))(
+                e,
+            )),
         }
     }
 
     async fn holder(&self) -> Result<LockInfo, StateError> {
-        let (text, _) = self.get(&self.lock_key()).await?.ok_or_else(|| StateError::Remote {
-            what: format!("s3:GetObject {}.lock", self.describe()),
-            detail: "the lock vanished while being read; try again".into(),
-        })?;
-        serde_json::from_str(&text).map_err(|e| StateError::Remote { what: format!("{}.lock", self.describe()), detail: e.to_string() })
+        let (text, _) = self
+            .get(&self.lock_key())
+            .await?
+            .ok_or_else(|| StateError::Remote {
+                what: format!("s3:GetObject {}.lock", self.describe()),
+                detail: "the lock vanished while being read; try again".into(),
+            })?;
+        serde_json::from_str(&text).map_err(|e| StateError::Remote {
+            what: format!("{}.lock", self.describe()),
+            detail: e.to_string(),
+        })
     }
 
     pub async fn unlock(&self, id: &str) -> Result<LockInfo, StateError> {
@@ -151,13 +189,23 @@ impl S3Backend {
             .key(self.lock_key())
             .send()
             .await
-            .map_err(s3_error(format!("s3:DeleteObject {}.lock", self.describe())))?;
+            .map_err(s3_error(format!(
+                "s3:DeleteObject {}.lock",
+                self.describe()
+            )))?;
         Ok(holder)
     }
 
     /// Whether the bucket keeps every version of the state (S3 versioning).
     pub async fn versioning_enabled(&self) -> bool {
-        let out = self.client.get_bucket_versioning().bucket(&self.bucket).send().await;
-        out.ok().and_then(|o| o.status).is_some_and(|s| s.as_str() == "Enabled")
+        let out = self
+            .client
+            .get_bucket_versioning()
+            .bucket(&self.bucket)
+            .send()
+            .await;
+        out.ok()
+            .and_then(|o| o.status)
+            .is_some_and(|s| s.as_str() == "Enabled")
     }
 }

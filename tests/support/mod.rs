@@ -22,8 +22,16 @@ pub struct Moto {
 impl Moto {
     pub fn start() -> Moto {
         let server = venv().join("bin/moto_server");
-        assert!(server.exists(), "{} is missing: run scripts/setup (scripts/test does)", server.display());
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        assert!(
+            server.exists(),
+            "{} is missing: run scripts/setup (scripts/test does)",
+            server.display()
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new(server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -32,10 +40,16 @@ impl Moto {
             .expect("start moto_server");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not start on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "moto did not start on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Moto { child, endpoint: format!("http://127.0.0.1:{port}") }
+        Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
     }
 }
 
@@ -73,11 +87,21 @@ impl Project {
     pub fn new(stack: &str, workers: usize) -> Project {
         let dir = tempfile::tempdir().unwrap();
         let moto = Moto::start();
-        let mut p = Project { dir, moto, stack: stack.to_string(), cert_arn: String::new(), extra: String::new() };
+        let mut p = Project {
+            dir,
+            moto,
+            stack: stack.to_string(),
+            cert_arn: String::new(),
+            extra: String::new(),
+        };
         p.cert_arn = p.aws(&["import-cert"])["arn"].as_str().unwrap().to_string();
         std::fs::create_dir_all(p.dir.path().join("stacks")).unwrap();
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        std::fs::copy(fixtures.join("id_test.pub"), p.dir.path().join("stacks/id_test.pub")).unwrap();
+        std::fs::copy(
+            fixtures.join("id_test.pub"),
+            p.dir.path().join("stacks/id_test.pub"),
+        )
+        .unwrap();
         p.write_stack(workers);
         p
     }
@@ -95,7 +119,9 @@ impl Project {
     pub fn new_with_s3_state(stack: &str, workers: usize, bucket: &str) -> Project {
         let mut p = Project::new(stack, workers);
         p.aws(&["make-bucket", bucket]);
-        p.extra = format!("\n[state]\nbackend = \"s3\"\nbucket = \"{bucket}\"\nkey = \"stacks/{stack}.json\"\n");
+        p.extra = format!(
+            "\n[state]\nbackend = \"s3\"\nbucket = \"{bucket}\"\nkey = \"stacks/{stack}.json\"\n"
+        );
         p.write_stack(workers);
         p
     }
@@ -106,7 +132,11 @@ impl Project {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("stacks")).unwrap();
         for f in [format!("{}.toml", self.stack), "id_test.pub".to_string()] {
-            std::fs::copy(self.dir.path().join("stacks").join(&f), dir.path().join("stacks").join(&f)).unwrap();
+            std::fs::copy(
+                self.dir.path().join("stacks").join(&f),
+                dir.path().join("stacks").join(&f),
+            )
+            .unwrap();
         }
         dir
     }
@@ -115,7 +145,11 @@ impl Project {
     pub fn infra_in(&self, dir: &Path, args: &[&str]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_infra"));
         self.aws_env(&mut cmd);
-        cmd.current_dir(dir).env("NO_COLOR", "1").env_remove("RUST_LOG").args(args).stdin(Stdio::null());
+        cmd.current_dir(dir)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .args(args)
+            .stdin(Stdio::null());
         let out: Output = cmd.output().expect("run infra");
         Run {
             code: out.status.code().unwrap_or(-1),
@@ -128,7 +162,9 @@ impl Project {
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(program);
         self.aws_env(&mut cmd);
-        cmd.current_dir(self.dir.path()).env("NO_COLOR", "1").env_remove("RUST_LOG");
+        cmd.current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG");
         cmd
     }
 
@@ -170,7 +206,11 @@ impl Project {
         let mut cmd = Command::new(venv().join("bin/python"));
         self.aws_env(&mut cmd);
         let out = cmd.arg(script).args(args).output().expect("run aws.py");
-        assert!(out.status.success(), "aws.py {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "aws.py {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("aws.py prints JSON")
     }
 
@@ -181,5 +221,10 @@ impl Project {
 
 /// Instances that are not terminated.
 pub fn live_instances(dump: &serde_json::Value) -> Vec<&serde_json::Value> {
-    dump["instances"].as_array().unwrap().iter().filter(|i| i["state"] != "terminated").collect()
+    dump["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["state"] != "terminated")
+        .collect()
 }

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# One testbed node, run inside its own network, mount and UTS namespaces (see testbed).
+set -eu
+i=$1 node=$2
+hostname "node-$i"
+mount -t tmpfs tmpfs /run
+mkdir -p /run/sshd /var/lib/docker
+mount --bind "$node/docker" /var/lib/docker
+dockerd >"$node/dockerd.log" 2>&1 &
+echo $! >"$node/dockerd.pid"
+/usr/sbin/sshd -D -e -f "$node/sshd_config" >"$node/sshd.log" 2>&1 &
+wait
