@@ -9,3 +9,4 @@ pub mod ops;
 pub mod plan;
 pub mod render;
 pub mod state;
+pub mod swarm;

@@ -27,6 +27,26 @@ pub struct StackFile {
     pub load_balancer: Spanned<LoadBalancerFile>,
     #[schemars(with = "Option<StateFile>")]
     pub state: Option<Spanned<StateFile>>,
+    #[schemars(with = "Option<SshFile>")]
+    pub ssh: Option<Spanned<SshFile>>,
+}
+
+/// How infra reaches the nodes: the system ssh, honouring your ssh config.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SshFile {
+    /// Login user on the nodes. Default: ubuntu.
+    #[schemars(with = "Option<String>")]
+    pub user: Option<Spanned<String>>,
+    /// Private key to log in with. Default: your ssh agent and ssh config.
+    #[schemars(with = "Option<String>")]
+    pub identity_file: Option<Spanned<String>>,
+    /// A bastion, `[user@]host[:port]`: nodes are then reached on their private addresses.
+    #[schemars(with = "Option<String>")]
+    pub jump_host: Option<Spanned<String>>,
+    /// An ssh config file to include (ProxyJump, ProxyCommand, …). Default: ~/.ssh/config.
+    #[schemars(with = "Option<String>")]
+    pub config_file: Option<Spanned<String>>,
 }
 
 /// Only the `[state]` table: for commands that need to find the state, not the whole stack.

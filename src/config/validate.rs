@@ -89,6 +89,7 @@ impl<'a> Validator<'a> {
         let workers = self.pool(Role::Worker, nodes.workers.as_ref(), nodes, f.nodes.span());
         let load_balancer = self.load_balancer(f.load_balancer.get_ref(), f.load_balancer.span());
         let state = self.state(f.state.as_ref(), &name, region.as_deref());
+        let ssh = self.ssh(f.ssh.as_ref().map(|s| s.get_ref()));
 
         if !self.errors.is_empty() {
             return Err(ConfigErrors {
@@ -105,6 +106,7 @@ impl<'a> Validator<'a> {
             public_key: public_key.expect("no errors"),
             load_balancer: load_balancer.expect("no errors"),
             state: state.expect("no errors"),
+            ssh,
         };
         Ok(Loaded {
             stack,
@@ -174,6 +176,45 @@ impl<'a> Validator<'a> {
                 );
                 None
             }
+        }
+    }
+
+    fn ssh(&mut self, ssh: Option<&SshFile>) -> SshSettings {
+        let Some(s) = ssh else {
+            return SshSettings {
+                user: "ubuntu".into(),
+                ..Default::default()
+            };
+        };
+        let user = s
+            .user
+            .as_ref()
+            .map_or("ubuntu".to_string(), |u| u.get_ref().clone());
+        if let Some(u) = &s.user
+            && (u.get_ref().is_empty() || u.get_ref().contains(char::is_whitespace))
+        {
+            self.error(
+                u.span(),
+                format!("ssh user {:?} is not a user name", u.get_ref()),
+                None,
+            );
+        }
+        if let Some(j) = &s.jump_host
+            && (j.get_ref().is_empty() || j.get_ref().contains(char::is_whitespace))
+        {
+            self.error(
+                j.span(),
+                format!("jump_host {:?} is not [user@]host[:port]", j.get_ref()),
+                None,
+            );
+        }
+        let path =
+            |p: &Option<Spanned<String>>| p.as_ref().map(|p| std::path::PathBuf::from(p.get_ref()));
+        SshSettings {
+            user,
+            identity_file: path(&s.identity_file),
+            jump_host: s.jump_host.as_ref().map(|j| j.get_ref().clone()),
+            config_file: path(&s.config_file),
         }
     }
 

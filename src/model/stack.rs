@@ -13,6 +13,16 @@ pub struct Stack {
     pub public_key: String,
     pub load_balancer: LoadBalancer,
     pub state: StateLocation,
+    pub ssh: SshSettings,
+}
+
+/// How the nodes are reached over SSH.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SshSettings {
+    pub user: String,
+    pub identity_file: Option<std::path::PathBuf>,
+    pub jump_host: Option<String>,
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 /// Where the stack's state lives.

@@ -1,0 +1,284 @@
+//! SSH to the nodes with the system `ssh`, so the user's ssh config (ProxyJump, ProxyCommand,
+//! agents, certificates) just works.
+//!
+//! Each run writes `state/<stack>.ssh_config` naming every node by its instance id, with
+//! `HostKeyAlias <instance id>` and `UserKnownHostsFile state/<stack>.known_hosts`: a node's host
+//! key is accepted on first contact and verified ever after, keyed by the instance (an IP address
+//! is reused by other instances; an instance id never is). A changed key stops the run.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use thiserror::Error;
+use tokio::io::AsyncWriteExt;
+
+use crate::model::{Address, SshSettings};
+
+/// One node as ssh sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeHost {
+    pub address: Address,
+    pub instance_id: String,
+    /// What ssh connects to: the public address, or the private one behind a jump host.
+    pub host: String,
+}
+
+#[derive(Debug, Error)]
+pub enum SshError {
+    #[error(
+        "{node} ({instance}): its SSH host key changed since infra first met it, so the connection was refused.\n  \
+         If the instance was rebuilt on purpose, remove the line for {instance} from {known_hosts} and run again; \
+         otherwise find out who answers at {host}."
+    )]
+    HostKeyChanged {
+        node: Address,
+        instance: String,
+        host: String,
+        known_hosts: String,
+    },
+    #[error(
+        "{node} ({instance} at {host}): cannot connect over SSH: {detail}\n  Check that the node is up, that port 22 is open to you (admin_cidrs) and the [ssh] settings."
+    )]
+    Connect {
+        node: Address,
+        instance: String,
+        host: String,
+        detail: String,
+    },
+    #[error("{node}: `{step}` failed (exit {code}): {stderr}")]
+    Command {
+        node: Address,
+        step: String,
+        code: i32,
+        stderr: String,
+    },
+    #[error("{node}: `{step}`: {detail}")]
+    Session {
+        node: Address,
+        step: String,
+        detail: String,
+    },
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// The ssh settings of one run, written to disk for the system ssh to read.
+#[derive(Debug)]
+pub struct Ssh {
+    config: PathBuf,
+    known_hosts: PathBuf,
+}
+
+/// The per-stack ssh config: our host entries first (the first value ssh finds wins), then the
+/// user's own config for everything else.
+pub fn render_config(
+    settings: &SshSettings,
+    known_hosts: &Path,
+    nodes: &[NodeHost],
+    user_config: Option<&Path>,
+) -> String {
+    let mut out =
+        String::from("# Written by infra on every run; edits are lost. Hosts are instance ids.\n");
+    for n in nodes {
+        let _ = writeln!(out, "\nHost {}", n.instance_id);
+        let _ = writeln!(out, "  HostName {}", n.host);
+        let _ = writeln!(out, "  HostKeyAlias {}", n.instance_id);
+        let _ = writeln!(out, "  User {}", settings.user);
+        let _ = writeln!(out, "  UserKnownHostsFile \"{}\"", known_hosts.display());
+        let _ = writeln!(out, "  StrictHostKeyChecking accept-new");
+        if let Some(key) = &settings.identity_file {
+            let _ = writeln!(
+                out,
+                "  IdentityFile \"{}\"\n  IdentitiesOnly yes",
+                key.display()
+            );
+        }
+        if let Some(jump) = &settings.jump_host {
+            let _ = writeln!(out, "  ProxyJump {jump}");
+        }
+    }
+    if let Some(user_config) = user_config {
+        let _ = writeln!(out, "\nHost *\n  Include \"{}\"", user_config.display());
+    }
+    out
+}
+
+impl Ssh {
+    /// Writes `<dir>/<stack>.ssh_config` for these nodes; `known_hosts` is `<dir>/<stack>.known_hosts`.
+    pub fn prepare(
+        dir: &Path,
+        stack: &str,
+        settings: &SshSettings,
+        nodes: &[NodeHost],
+    ) -> Result<Ssh, SshError> {
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| SshError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let known_hosts = dir.join(format!("{stack}.known_hosts"));
+        let config = dir.join(format!("{stack}.ssh_config"));
+        let home_config = std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".ssh/config"))
+            .filter(|p| p.exists());
+        let user_config = settings.config_file.clone().or(home_config);
+        let text = render_config(settings, &known_hosts, nodes, user_config.as_deref());
+        std::fs::write(&config, text).map_err(io(&config))?;
+        Ok(Ssh {
+            config,
+            known_hosts,
+        })
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// A multiplexed session to one node; fails at once on a changed host key.
+    pub async fn connect(
+        &self,
+        node: &NodeHost,
+        timeout: Duration,
+    ) -> Result<NodeSession, SshError> {
+        let mut builder = SessionBuilder::default();
+        builder
+            .config_file(&self.config)
+            .known_hosts_check(KnownHosts::Add)
+            .connect_timeout(timeout)
+            .server_alive_interval(Duration::from_secs(15))
+            .control_directory(std::env::temp_dir());
+        match builder.connect_mux(&node.instance_id).await {
+            Ok(session) => Ok(NodeSession {
+                node: node.clone(),
+                session,
+            }),
+            Err(e) => {
+                let detail = error_chain(&e);
+                if detail.contains("HOST IDENTIFICATION HAS CHANGED")
+                    || detail.contains("Host key verification failed")
+                {
+                    Err(SshError::HostKeyChanged {
+                        node: node.address.clone(),
+                        instance: node.instance_id.clone(),
+                        host: node.host.clone(),
+                        known_hosts: self.known_hosts.display().to_string(),
+                    })
+                } else {
+                    Err(SshError::Connect {
+                        node: node.address.clone(),
+                        instance: node.instance_id.clone(),
+                        host: node.host.clone(),
+                        detail,
+                    })
+                }
+            }
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let _ = write!(text, ": {s}");
+        source = s.source();
+    }
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// An open session to one node.
+pub struct NodeSession {
+    pub node: NodeHost,
+    session: Session,
+}
+
+impl NodeSession {
+    /// Runs `script` with `sh -c` on the node. `input`, if any, goes to its stdin: the way to
+    /// hand a secret to a remote command without it appearing on any command line here.
+    /// `step` names what is being done, for errors.
+    pub async fn run(
+        &self,
+        step: &str,
+        script: &str,
+        input: Option<&str>,
+    ) -> Result<String, SshError> {
+        let fail = |detail: String| SshError::Session {
+            node: self.node.address.clone(),
+            step: step.to_string(),
+            detail,
+        };
+        let mut cmd = self.session.command("sh");
+        cmd.arg("-c")
+            .arg(script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        let mut child = cmd.spawn().await.map_err(|e| fail(error_chain(&e)))?;
+        if let Some(input) = input {
+            let mut stdin = child.stdin().take().expect("stdin is piped");
+            stdin
+                .write_all(input.as_bytes())
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            drop(stdin);
+        }
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| fail(error_chain(&e)))?;
+        if !out.status.success() {
+            return Err(SshError::Command {
+                node: self.node.address.clone(),
+                step: step.to_string(),
+                code: out.status.code().unwrap_or(-1),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub async fn close(self) {
+        let _ = self.session.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_pins_host_keys_by_instance_and_includes_the_users_config() {
+        let settings = SshSettings {
+            user: "ubuntu".into(),
+            identity_file: Some("/keys/id".into()),
+            jump_host: Some("admin@bastion.example.com".into()),
+            config_file: None,
+        };
+        let nodes = [NodeHost {
+            address: Address::node("worker", 0),
+            instance_id: "i-0abc".into(),
+            host: "10.0.1.5".into(),
+        }];
+        let text = render_config(
+            &settings,
+            Path::new("/s/prod.known_hosts"),
+            &nodes,
+            Some(Path::new("/home/u/.ssh/config")),
+        );
+        insta::assert_snapshot!(text);
+        assert!(!text.contains("StrictHostKeyChecking no"));
+    }
+}
