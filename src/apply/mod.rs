@@ -3,7 +3,7 @@
 
 mod progress;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -17,11 +17,14 @@ use crate::cloud::{Cloud, CloudError, Created, Ids};
 use crate::model::{Address, Spec, resources::sha256_hex};
 use crate::plan::graph::{self, CycleError, Step, StepKind};
 use crate::plan::{Action, Plan};
-use crate::state::{Backend, Intent, State, StateError};
+use crate::state::{Backend, Intent, ResourceState, State, StateError};
+use crate::swarm::{Swarm, SwarmError};
 use progress::elapsed;
 
-pub struct Options {
+pub struct Options<'a> {
     pub parallelism: usize,
+    /// Runs the Swarm steps, when the stack has a Swarm.
+    pub swarm: Option<&'a Swarm<'a>>,
     /// Becomes true on Ctrl-C: no new step starts, the ones in flight finish and are recorded.
     pub cancel: watch::Receiver<bool>,
 }
@@ -33,7 +36,7 @@ pub enum ApplyError {
     #[error(transparent)]
     State(#[from] StateError),
     #[error("{} step(s) failed:\n{}", .0.len(), .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
-    Failed(Vec<CloudError>),
+    Failed(Vec<StepError>),
     #[error(
         "interrupted: {done} of {total} steps finished and are recorded; run `infra apply` again to finish"
     )]
@@ -68,17 +71,26 @@ impl Journal<'_> {
     }
 }
 
+/// Why one step failed: an AWS call, or the Swarm on the nodes.
+#[derive(Debug, Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    #[error(transparent)]
+    Swarm(#[from] SwarmError),
+}
+
 struct Outcome {
     step: usize,
     started: Instant,
-    result: Result<Vec<(Address, Option<Created>)>, CloudError>,
+    result: Result<Vec<(Address, Option<Created>)>, StepError>,
 }
 
 pub async fn apply(
     plan: &Plan,
     cloud: &Cloud,
     journal: &mut Journal<'_>,
-    mut opts: Options,
+    mut opts: Options<'_>,
 ) -> Result<usize, ApplyError> {
     sync_unchanged(plan, journal).await?;
     let steps = graph::steps(&plan.changes)?;
@@ -110,19 +122,15 @@ pub async fn apply(
             };
             journal.intend(&addresses, &verb.to_lowercase()).await?;
             progress.line(format!("{}: {verb}...", join(&addresses)));
-            let mut ids: Ids = journal
-                .state
-                .resources
-                .iter()
-                .map(|(a, r)| (a.clone(), r.id.clone()))
-                .collect();
+            let mut known = journal.state.resources.clone();
             for (a, r) in &plan.unchanged {
-                ids.entry(a.clone()).or_insert_with(|| r.id.clone());
+                known.entry(a.clone()).or_insert_with(|| r.clone());
             }
+            let swarm = opts.swarm;
             let token = sha256_hex(&format!("{run_id}{}", join(&addresses)))[..64].to_string();
             in_flight.push(async move {
                 let started = Instant::now();
-                let result = run_step(plan, step, cloud, &ids, &token).await;
+                let result = run_step(plan, step, cloud, swarm, &known, &token).await;
                 Outcome {
                     step: i,
                     started,
@@ -247,11 +255,25 @@ async fn run_step(
     plan: &Plan,
     step: &Step,
     cloud: &Cloud,
-    ids: &Ids,
+    swarm: Option<&Swarm<'_>>,
+    known: &BTreeMap<Address, ResourceState>,
     token: &str,
-) -> Result<Vec<(Address, Option<Created>)>, CloudError> {
+) -> Result<Vec<(Address, Option<Created>)>, StepError> {
     let change = &plan.changes[step.changes[0]];
     let a = &change.address;
+    if let Spec::SwarmNode(_) = change.spec() {
+        let swarm =
+            swarm.ok_or_else(|| SwarmError::Other(format!("{a}: the plan has no ssh settings")))?;
+        return Ok(vec![(
+            a.clone(),
+            run_swarm_step(step.kind, change, swarm, known).await?,
+        )]);
+    }
+    let ids: Ids = known
+        .iter()
+        .map(|(a, r)| (a.clone(), r.id.clone()))
+        .collect();
+    let ids = &ids;
     match step.kind {
         StepKind::Create => {
             if let Some(Spec::Instance(_)) = &change.after {
@@ -286,6 +308,56 @@ async fn run_step(
                 .delete(a, change.id.as_deref().unwrap_or_default(), before)
                 .await?;
             Ok(vec![(a.clone(), None)])
+        }
+    }
+}
+
+/// Join, update or remove one Swarm member; nodes are found in what is known so far.
+async fn run_swarm_step(
+    kind: StepKind,
+    change: &crate::plan::Change,
+    swarm: &Swarm<'_>,
+    known: &BTreeMap<Address, ResourceState>,
+) -> Result<Option<Created>, SwarmError> {
+    let instances = known
+        .iter()
+        .map(|(a, r)| (a, r.id.as_str(), &r.spec, &r.outputs));
+    let nodes = crate::swarm::nodes(instances, &swarm.settings);
+    let managers: Vec<_> = nodes
+        .iter()
+        .filter(|n| n.role == "manager")
+        .cloned()
+        .collect();
+    let Spec::SwarmNode(spec) = change.spec() else {
+        unreachable!("swarm steps have swarm specs")
+    };
+    let node = nodes.iter().find(|n| n.host.address == spec.instance);
+    let id = change.id.as_deref().unwrap_or_default();
+    match kind {
+        StepKind::Create => {
+            let node = node.ok_or_else(|| {
+                SwarmError::Other(format!(
+                    "{}: its instance {} is not known",
+                    change.address, spec.instance
+                ))
+            })?;
+            let id = swarm.join(node, spec, &managers).await?;
+            Ok(Some(Created {
+                id,
+                spec: change.spec().clone(),
+                outputs: BTreeMap::new(),
+            }))
+        }
+        StepKind::Update => {
+            let Some(Spec::SwarmNode(before)) = &change.before else {
+                unreachable!("an update has a before")
+            };
+            swarm.update(id, before, spec, &managers).await?;
+            Ok(None)
+        }
+        StepKind::Delete => {
+            swarm.remove(id, node, &managers).await?;
+            Ok(None)
         }
     }
 }

@@ -186,6 +186,48 @@ impl Cloud {
         })
     }
 
+    /// Stores a secret as a SecureString parameter (overwriting): the value goes only to AWS.
+    pub async fn put_secret(&self, name: &str, value: &str) -> Result<(), CloudError> {
+        self.ssm
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .overwrite(true)
+            .send()
+            .await
+            .map(drop)
+            .map_err(fail(format!("parameter {name}"), "ssm:PutParameter"))
+    }
+
+    /// A SecureString's value, decrypted; None if there is no such parameter.
+    pub async fn get_secret(&self, name: &str) -> Result<Option<String>, CloudError> {
+        match self
+            .ssm
+            .get_parameter()
+            .name(name)
+            .with_decryption(true)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.parameter.and_then(|p| p.value)),
+            Err(e) if e.code() == Some("ParameterNotFound") => Ok(None),
+            Err(e) => Err(fail(format!("parameter {name}"), "ssm:GetParameter")(e)),
+        }
+    }
+
+    /// Removes the parameters under `path` (the stack's secrets, on destroy).
+    pub async fn delete_secrets(&self, names: &[String]) -> Result<(), CloudError> {
+        for name in names {
+            match self.ssm.delete_parameter().name(name).send().await {
+                Ok(_) => {}
+                Err(e) if e.code() == Some("ParameterNotFound") => {}
+                Err(e) => return Err(fail(format!("parameter {name}"), "ssm:DeleteParameter")(e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Resolves a public SSM parameter such as `/aws/service/canonical/…/ami-id` to its value.
     pub async fn ssm_parameter(&self, name: &str) -> Result<String, CloudError> {
         let out = self

@@ -29,6 +29,14 @@ pub struct StackFile {
     pub state: Option<Spanned<StateFile>>,
     #[schemars(with = "Option<SshFile>")]
     pub ssh: Option<Spanned<SshFile>>,
+    pub swarm: Option<SwarmFile>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwarmFile {
+    /// Run the Swarm on the nodes (default true); false provisions only the cloud half.
+    pub enabled: Option<bool>,
 }
 
 /// How infra reaches the nodes: the system ssh, honouring your ssh config.

@@ -107,6 +107,7 @@ impl<'a> Validator<'a> {
             load_balancer: load_balancer.expect("no errors"),
             state: state.expect("no errors"),
             ssh,
+            swarm: f.swarm.as_ref().and_then(|s| s.enabled).unwrap_or(true),
         };
         Ok(Loaded {
             stack,

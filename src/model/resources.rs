@@ -162,6 +162,7 @@ pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
     );
 
     let mut nodes = Vec::new();
+    let mut members = Vec::new();
     for (pool, ami, user_data) in [
         (
             &stack.managers,
@@ -173,6 +174,8 @@ pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
         for i in 0..pool.count {
             let address = Address::node(pool.role.pool(), i);
             nodes.push(address.clone());
+            let zone = &stack.network.subnets[i % stack.network.subnets.len()].zone;
+            members.push((address.clone(), pool.role, zone.clone()));
             add(
                 address,
                 Spec::Instance(InstanceSpec {
@@ -243,5 +246,38 @@ pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
             instances: nodes,
         }),
     );
+    if stack.swarm {
+        for (instance, role, zone) in members {
+            let spec = SwarmNodeSpec {
+                instance: instance.clone(),
+                role: role.pool().to_string(),
+                availability: "active".into(),
+                state: "ready".into(),
+                labels: swarm_labels(&instance, role, &zone),
+            };
+            add(swarm_address(&instance), Spec::SwarmNode(spec));
+        }
+    }
     out
+}
+
+/// `node.worker[2]` → `swarm.node.worker[2]`.
+pub fn swarm_address(instance: &Address) -> Address {
+    Address::new(format!("swarm.{instance}"))
+}
+
+/// The Swarm node label naming the instance a member runs on.
+pub const LABEL_ADDRESS: &str = "infra.address";
+
+/// The labels infra puts on each Swarm node: to recognise it, and for placement constraints.
+pub fn swarm_labels(
+    instance: &Address,
+    role: Role,
+    zone: &str,
+) -> std::collections::BTreeMap<String, String> {
+    std::collections::BTreeMap::from([
+        (LABEL_ADDRESS.to_string(), instance.to_string()),
+        ("infra.pool".to_string(), role.pool().to_string()),
+        ("infra.zone".to_string(), zone.to_string()),
+    ])
 }

@@ -21,6 +21,7 @@ pub enum Spec {
     TargetGroup(TargetGroupSpec),
     Listener(ListenerSpec),
     Targets(TargetsSpec),
+    SwarmNode(SwarmNodeSpec),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -190,6 +191,20 @@ pub struct TargetsSpec {
     pub instances: Vec<Address>,
 }
 
+/// A node's membership of the Swarm. Joining is creating it; a rejoin replaces it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SwarmNodeSpec {
+    /// The instance this member runs on.
+    pub instance: Address,
+    /// `manager` or `worker`.
+    pub role: String,
+    /// `active`, `pause` or `drain`.
+    pub availability: String,
+    /// `ready` when it is a working member; anything else (`down`) means it must rejoin.
+    pub state: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
 impl Spec {
     pub fn kind(&self) -> &'static str {
         match self {
@@ -204,6 +219,7 @@ impl Spec {
             Spec::TargetGroup(_) => "target_group",
             Spec::Listener(_) => "listener",
             Spec::Targets(_) => "targets",
+            Spec::SwarmNode(_) => "swarm_node",
         }
     }
 
@@ -231,6 +247,7 @@ impl Spec {
             // A listener cannot forward to a target group that is being replaced: recreate it.
             Spec::Listener(_) => &["load_balancer", "port", "action"],
             Spec::Targets(_) => &["target_group"],
+            Spec::SwarmNode(_) => &["instance", "state"],
         }
     }
 
@@ -267,6 +284,7 @@ impl Spec {
                 refs
             }
             Spec::Targets(t) => [&t.target_group].into_iter().chain(&t.instances).collect(),
+            Spec::SwarmNode(n) => vec![&n.instance],
         }
     }
 

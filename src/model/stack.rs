@@ -14,10 +14,12 @@ pub struct Stack {
     pub load_balancer: LoadBalancer,
     pub state: StateLocation,
     pub ssh: SshSettings,
+    /// Whether infra runs the Swarm on the nodes (`[swarm] enabled`), or only the cloud half.
+    pub swarm: bool,
 }
 
 /// How the nodes are reached over SSH.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SshSettings {
     pub user: String,
     pub identity_file: Option<std::path::PathBuf>,

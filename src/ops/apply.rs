@@ -46,7 +46,7 @@ pub async fn apply(ctx: &Context, opts: ApplyOptions) -> Result<()> {
                 check_fresh(&plan, state.as_ref(), path)?;
                 let cloud =
                     Cloud::connect(&plan.stack, plan.region.as_deref(), ctx.calls.clone()).await?;
-                execute(&plan, &cloud, &backend, state, opts.parallelism).await
+                execute(ctx, &plan, &cloud, &backend, state, opts.parallelism).await
             }
             .await;
             lock.release().await;
@@ -65,6 +65,7 @@ pub async fn apply(ctx: &Context, opts: ApplyOptions) -> Result<()> {
                     return Ok(());
                 }
                 execute(
+                    ctx,
                     &prepared.plan,
                     &prepared.cloud,
                     &backend,
@@ -81,6 +82,7 @@ pub async fn apply(ctx: &Context, opts: ApplyOptions) -> Result<()> {
 }
 
 async fn execute(
+    ctx: &Context,
     plan: &Plan,
     cloud: &Cloud,
     backend: &Backend,
@@ -99,18 +101,24 @@ async fn execute(
         warn_if_unversioned(backend).await;
         println!();
     }
-    let result = apply::apply(
-        plan,
-        cloud,
-        &mut journal,
-        Options {
-            parallelism,
-            cancel,
-        },
-    )
-    .await;
+    let swarm = plan
+        .ssh
+        .as_ref()
+        .map(|ssh| super::plan::swarm_ops(ctx, cloud, &plan.stack, ssh));
+    let options = Options {
+        parallelism,
+        cancel,
+        swarm: swarm.as_ref(),
+    };
+    let result = apply::apply(plan, cloud, &mut journal, options).await;
     on_interrupt.abort();
     result?;
+    if plan.destroy
+        && let Some(swarm) = &swarm
+    {
+        // The join tokens go with the Swarm.
+        cloud.delete_secrets(&swarm.parameters()).await?;
+    }
     if plan.has_changes() {
         println!("\n{}", apply::closing_line(plan));
     }

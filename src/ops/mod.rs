@@ -43,6 +43,8 @@ pub enum OpsError {
     Apply(#[from] crate::apply::ApplyError),
     #[error(transparent)]
     Cycle(#[from] crate::plan::graph::CycleError),
+    #[error(transparent)]
+    Swarm(#[from] crate::swarm::SwarmError),
     #[error("{0}")]
     Usage(String),
     #[error(

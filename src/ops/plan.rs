@@ -83,7 +83,7 @@ pub(super) async fn prepare(
         );
     }
     let cloud = Cloud::connect(&stack.name, stack.region.as_deref(), ctx.calls.clone()).await?;
-    let (desired, live) = tokio::try_join!(
+    let (desired, mut live) = tokio::try_join!(
         async {
             if destroy {
                 Ok(Vec::new())
@@ -93,6 +93,12 @@ pub(super) async fn prepare(
         },
         async { cloud.read_live().await.map_err(OpsError::from) },
     )?;
+    if stack.swarm {
+        let had_swarm = state
+            .as_ref()
+            .is_some_and(|s| s.resources.keys().any(|a| a.as_str().starts_with("swarm.")));
+        live.extend(read_swarm(ctx, &cloud, stack, &live, had_swarm).await?);
+    }
     let changes = plan::diff(&desired, state.as_ref(), &live);
     plan::graph::steps(&changes)?;
     let unchanged: BTreeMap<_, _> = live
@@ -120,8 +126,63 @@ pub(super) async fn prepare(
         destroy,
         changes,
         unchanged,
+        ssh: stack.swarm.then(|| stack.ssh.clone()),
     };
     Ok(Prepared { plan, cloud, state })
+}
+
+/// The Swarm's members, read with one SSH call to a reachable manager. Nothing before the Swarm
+/// exists; an error when the state knows a Swarm but no manager answers (a plan that ignored it
+/// would propose to build a second one).
+async fn read_swarm(
+    ctx: &Context,
+    cloud: &Cloud,
+    stack: &Stack,
+    live: &crate::model::Live,
+    had_swarm: bool,
+) -> Result<crate::model::Live> {
+    let instances = live
+        .iter()
+        .map(|(a, o)| (a, o.id.as_str(), &o.spec, &o.outputs));
+    let nodes = crate::swarm::nodes(instances, &stack.ssh);
+    let managers: Vec<_> = nodes
+        .iter()
+        .filter(|n| n.role == "manager")
+        .cloned()
+        .collect();
+    if managers.is_empty() {
+        return Ok(Default::default());
+    }
+    let swarm = swarm_ops(ctx, cloud, &stack.name, &stack.ssh);
+    match swarm.read(&managers).await {
+        Ok(Some((_, members))) => {
+            let by_ip = nodes
+                .iter()
+                .map(|n| (n.private_ip.clone(), n.host.address.clone()))
+                .collect();
+            Ok(crate::swarm::Swarm::observe(&members, &by_ip))
+        }
+        Ok(None) => Ok(Default::default()),
+        Err(e) if had_swarm => Err(OpsError::Swarm(e)),
+        Err(e) => {
+            tracing::debug!("no Swarm to read yet: {e}");
+            Ok(Default::default())
+        }
+    }
+}
+
+pub(super) fn swarm_ops<'a>(
+    ctx: &Context,
+    cloud: &'a Cloud,
+    stack: &str,
+    ssh: &crate::model::SshSettings,
+) -> crate::swarm::Swarm<'a> {
+    crate::swarm::Swarm {
+        cloud,
+        stack: stack.to_string(),
+        settings: ssh.clone(),
+        dir: ctx.workspace.state_dir(),
+    }
 }
 
 /// The stack's objects as they should be: AMIs resolved (one SSM call per distinct parameter),

@@ -96,9 +96,41 @@ pub fn steps(changes: &[Change]) -> Result<Vec<Step>, CycleError> {
             }
         }
     }
+    order_swarm_joins(changes, &mut steps, &index);
     let steps = batch_instance_creates(changes, steps);
     check_acyclic(changes, &steps)?;
     Ok(steps)
+}
+
+/// Swarm joins: every node joins after the first manager (whose join is the `swarm init`), and
+/// managers join one at a time, in order, so the Raft quorum grows one member at a time.
+fn order_swarm_joins(
+    changes: &[Change],
+    steps: &mut [Step],
+    index: &BTreeMap<(&Address, StepKind), usize>,
+) {
+    let join = |address: &str| {
+        index
+            .get(&(&Address::new(address), StepKind::Create))
+            .copied()
+    };
+    for c in changes {
+        if !matches!(c.after, Some(Spec::SwarmNode(_))) {
+            continue;
+        }
+        let Some(me) = index.get(&(&c.address, StepKind::Create)).copied() else {
+            continue;
+        };
+        let (base, n) = c.address.split_index();
+        let previous = match (base, n) {
+            ("swarm.node.manager", Some(0)) => None,
+            ("swarm.node.manager", Some(k)) => join(&format!("swarm.node.manager[{}]", k - 1)),
+            _ => join("swarm.node.manager[0]"),
+        };
+        if let Some(p) = previous.filter(|&p| p != me) {
+            steps[me].after.insert(p);
+        }
+    }
 }
 
 /// Merges instance creates that share every setting but the address and wait for the same steps.

@@ -38,6 +38,9 @@ pub struct Plan {
     /// state (adopting what the state had lost) and resolves references to them.
     #[serde(default)]
     pub unchanged: BTreeMap<Address, ResourceState>,
+    /// How to reach the nodes, when infra runs the Swarm on them.
+    #[serde(default)]
+    pub ssh: Option<crate::model::SshSettings>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]

@@ -75,6 +75,7 @@ fn plan_of(changes: Vec<Change>) -> Plan {
         destroy: false,
         changes,
         unchanged: BTreeMap::new(),
+        ssh: None,
     }
 }
 
@@ -91,7 +92,7 @@ fn everything_is_created_from_nothing() {
     assert_eq!(
         plan.summary(),
         Summary {
-            add: 18,
+            add: 23,
             change: 0,
             destroy: 0
         }
@@ -134,6 +135,9 @@ fn drift_updates_replaces_and_deletes() {
             ("node.worker[2]".to_string(), Action::Create),
             ("node.worker[7]".to_string(), Action::Delete),
             ("sg.node".to_string(), Action::Update),
+            // A new instance is a new Swarm member: the old one (now Down) goes, the new joins.
+            ("swarm.node.worker[1]".to_string(), Action::Replace),
+            ("swarm.node.worker[2]".to_string(), Action::Replace),
             ("targets.web".to_string(), Action::Update),
         ]
     );
@@ -150,9 +154,9 @@ fn drift_updates_replaces_and_deletes() {
     assert_eq!(
         plan.summary(),
         Summary {
-            add: 2,
+            add: 4,
             change: 2,
-            destroy: 2
+            destroy: 4
         }
     );
     insta::assert_snapshot!("drift_text", text::render(&plan, false));
@@ -180,6 +184,8 @@ fn a_replaced_subnet_replaces_its_instances_and_updates_its_users() {
             ("node.worker[3]".to_string(), Action::Replace),
             ("route_table".to_string(), Action::Update),
             ("subnet[1]".to_string(), Action::Replace),
+            ("swarm.node.worker[1]".to_string(), Action::Replace),
+            ("swarm.node.worker[3]".to_string(), Action::Replace),
             ("targets.web".to_string(), Action::Update),
         ]
     );
@@ -211,12 +217,17 @@ fn creates_follow_references_and_same_subnet_instances_launch_together() {
     before("key_pair", "node.manager[0]");
     before("node.worker[3]", "targets.web");
     before("tg.web", "listener.https");
+    // The Swarm: members join once their instance exists, after the first manager's init, and
+    // managers one at a time.
+    before("node.worker[0]", "swarm.node.worker[0]");
+    before("swarm.node.manager[0]", "swarm.node.worker[0]");
+    before("swarm.node.manager[0]", "swarm.node.worker[3]");
     // Workers 0 and 2 share subnet[0]; 1 and 3 share subnet[1]; the manager has other settings.
     assert_eq!(index("node.worker[0]"), index("node.worker[2]"));
     assert_eq!(index("node.worker[1]"), index("node.worker[3]"));
     assert_ne!(index("node.worker[0]"), index("node.worker[1]"));
     assert_ne!(index("node.manager[0]"), index("node.worker[0]"));
-    assert_eq!(steps.len(), 16, "18 creates, two batches of two instances");
+    assert_eq!(steps.len(), 21, "23 creates, two batches of two instances");
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! The nodes, over SSH: sessions through the system ssh (openssh crate, multiplexed) with host
 //! keys pinned per stack. Knows nothing of plans.
 
+pub mod docker;
+mod members;
 pub mod ssh;
 
+pub use members::{Node, Swarm, SwarmError, nodes};
 pub use ssh::{NodeHost, Ssh, SshError};

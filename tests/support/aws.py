@@ -166,6 +166,18 @@ def main():
                                   {"Key": "infra:stack", "Value": stack}, {"Key": "infra:pool", "Value": pool},
                                   {"Key": "infra:slots", "Value": slots}]}])
         result = {"launched": [i["InstanceId"] for i in r["Instances"]]}
+    elif cmd == "instance-by-address":  # public or private IP → id, private IP, VPC block, user-data
+        address = args[0]
+        found = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+                 if address in (i.get("PublicIpAddress"), i.get("PrivateIpAddress")) and i["State"]["Name"] != "terminated"]
+        i = found[0]
+        vpc = ec2.describe_vpcs(VpcIds=[i["VpcId"]])["Vpcs"][0]
+        data = ec2.describe_instance_attribute(InstanceId=i["InstanceId"], Attribute="userData")
+        result = {"id": i["InstanceId"], "private_ip": i["PrivateIpAddress"], "vpc_cidr": vpc["CidrBlock"],
+                  "user_data": data.get("UserData", {}).get("Value", "")}
+    elif cmd == "ssm-get":  # name → value and type
+        p = boto3.client("ssm").get_parameter(Name=args[0], WithDecryption=True)["Parameter"]
+        result = {"value": p["Value"], "type": p["Type"]}
     elif cmd == "make-bucket":
         boto3.client("s3").create_bucket(Bucket=args[0])
         result = {"bucket": args[0]}

@@ -68,6 +68,10 @@ pub struct Project {
     pub cert_arn: String,
     /// Appended to the fixture stack file, e.g. a [state] table.
     pub extra: String,
+    /// The stack file under tests/fixtures.
+    pub fixture: String,
+    /// Placeholders in the fixture and their values.
+    pub replacements: Vec<(String, String)>,
 }
 
 pub struct Run {
@@ -93,6 +97,8 @@ impl Project {
             stack: stack.to_string(),
             cert_arn: String::new(),
             extra: String::new(),
+            fixture: "moto.toml".into(),
+            replacements: Vec::new(),
         };
         p.cert_arn = p.aws(&["import-cert"])["arn"].as_str().unwrap().to_string();
         std::fs::create_dir_all(p.dir.path().join("stacks")).unwrap();
@@ -108,10 +114,14 @@ impl Project {
 
     pub fn write_stack(&self, workers: usize) {
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        let text = std::fs::read_to_string(fixtures.join("moto.toml"))
+        let text = std::fs::read_to_string(fixtures.join(&self.fixture))
             .unwrap()
             .replace("CERT_ARN", &self.cert_arn)
             .replace("WORKERS", &workers.to_string());
+        let text = self
+            .replacements
+            .iter()
+            .fold(text, |t, (k, v)| t.replace(k.as_str(), v));
         std::fs::write(self.stack_file(), text + &self.extra).unwrap();
     }
 

@@ -6,6 +6,9 @@ hostname "node-$i"
 mount -t tmpfs tmpfs /run
 mkdir -p /run/sshd /var/lib/docker
 mount --bind "$node/docker" /var/lib/docker
+# What user-data writes under /etc/infra stays the node's own.
+mkdir -p "$node/etc-infra" /etc/infra
+mount --bind "$node/etc-infra" /etc/infra
 dockerd >"$node/dockerd.log" 2>&1 &
 echo $! >"$node/dockerd.pid"
 /usr/sbin/sshd -D -e -f "$node/sshd_config" >"$node/sshd.log" 2>&1 &

@@ -1,0 +1,360 @@
+//! Swarm membership: reading it through one manager, and joining, updating and removing nodes.
+//! Join tokens live in Parameter Store (SecureString) and reach a node only on stdin.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use super::docker::{self, Member};
+use super::ssh::{NodeHost, NodeSession, Ssh, SshError};
+use crate::cloud::{Cloud, CloudError};
+use crate::model::resources::{LABEL_ADDRESS, swarm_address};
+use crate::model::{Address, Live, Observed, Spec, SshSettings, SwarmNodeSpec};
+
+/// A node the Swarm code can reach: how to ssh to it, and the address it advertises.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    pub host: NodeHost,
+    pub role: String,
+    pub private_ip: String,
+}
+
+#[derive(Debug, Error)]
+pub enum SwarmError {
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// How long a fresh node may take to answer over SSH (cloud-init installs Docker meanwhile).
+const READY_TIMEOUT: Duration = Duration::from_secs(600);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The nodes as ssh reaches them, from instance records: the public address, or the private
+/// one when a jump host is set.
+pub fn nodes<'a>(
+    instances: impl IntoIterator<Item = (&'a Address, &'a str, &'a Spec, &'a BTreeMap<String, String>)>,
+    settings: &SshSettings,
+) -> Vec<Node> {
+    instances
+        .into_iter()
+        .filter_map(|(address, id, spec, outputs)| {
+            let Spec::Instance(i) = spec else { return None };
+            let private_ip = outputs.get("private_ip")?.clone();
+            let public = outputs
+                .get("public_ip")
+                .filter(|_| settings.jump_host.is_none());
+            let host = public.cloned().unwrap_or_else(|| private_ip.clone());
+            Some(Node {
+                host: NodeHost {
+                    address: address.clone(),
+                    instance_id: id.to_string(),
+                    host,
+                },
+                role: i.pool.clone(),
+                private_ip,
+            })
+        })
+        .collect()
+}
+
+pub struct Swarm<'a> {
+    pub cloud: &'a Cloud,
+    pub stack: String,
+    pub settings: SshSettings,
+    /// Where the ssh config and known_hosts of the stack live (state/).
+    pub dir: PathBuf,
+}
+
+impl Swarm<'_> {
+    fn token_parameter(&self, role: &str) -> String {
+        format!("/infra/{}/swarm/{role}-token", self.stack)
+    }
+
+    /// The parameters the Swarm keeps in Parameter Store (removed on destroy).
+    pub fn parameters(&self) -> Vec<String> {
+        ["worker", "manager"]
+            .iter()
+            .map(|r| self.token_parameter(r))
+            .collect()
+    }
+
+    fn ssh(&self, nodes: &[&Node]) -> Result<Ssh, SshError> {
+        let hosts: Vec<NodeHost> = nodes.iter().map(|n| n.host.clone()).collect();
+        Ssh::prepare(&self.dir, &self.stack, &self.settings, &hosts)
+    }
+
+    async fn session(&self, node: &Node) -> Result<NodeSession, SshError> {
+        self.ssh(&[node])?
+            .connect(&node.host, CONNECT_TIMEOUT)
+            .await
+    }
+
+    /// Waits (bounded) until the node answers over SSH and Docker runs; a changed host key
+    /// fails at once. Returns the session and the node's Swarm state.
+    async fn wait_ready(&self, node: &Node) -> Result<(NodeSession, String), SwarmError> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            match self.session(node).await {
+                Ok(s) => {
+                    let state = s.run("wait for docker", docker::ready(), None).await?;
+                    return Ok((s, state.trim().to_string()));
+                }
+                Err(e @ SshError::HostKeyChanged { .. }) => return Err(e.into()),
+                Err(e) if Instant::now() >= deadline => return Err(e.into()),
+                Err(e) => {
+                    tracing::debug!("{}: not reachable yet: {e}", node.host.address);
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                }
+            }
+        }
+    }
+
+    /// The Swarm as one reachable manager sees it: `Ok(None)` if no manager is in a Swarm
+    /// (there is none yet); an error if managers exist in the state but none answers.
+    pub async fn read(&self, managers: &[Node]) -> Result<Option<(Node, Vec<Member>)>, SwarmError> {
+        let mut last_error = None;
+        for m in managers {
+            let session = match self.session(m).await {
+                Ok(s) => s,
+                Err(e @ SshError::HostKeyChanged { .. }) => return Err(e.into()),
+                Err(e) => {
+                    last_error = Some(e);
+                    continue;
+                }
+            };
+            let listed = session.run("docker node ls", docker::list(), None).await;
+            session.close().await;
+            match listed {
+                Ok(out) => {
+                    let members = docker::parse_members(&out).map_err(|e| {
+                        SwarmError::Other(format!(
+                            "{}: cannot read docker node inspect: {e}",
+                            m.host.address
+                        ))
+                    })?;
+                    return Ok(Some((m.clone(), members)));
+                }
+                // Reachable, but not a manager of any Swarm (yet).
+                Err(SshError::Command { .. }) => continue,
+                Err(e) => last_error = Some(e),
+            }
+        }
+        match last_error {
+            Some(e) => Err(e.into()),
+            None => Ok(None),
+        }
+    }
+
+    /// The Swarm's members in address space. `by_ip` maps private IPs to instance addresses,
+    /// for members that joined but were not labelled yet (an interrupted run).
+    pub fn observe(members: &[Member], by_ip: &BTreeMap<String, Address>) -> Live {
+        let mut sorted: Vec<&Member> = members.iter().collect();
+        // A working member wins its address over a stale Down entry of the same node.
+        sorted.sort_by_key(|m| m.state != "ready");
+        let mut live = Live::new();
+        for m in sorted {
+            let instance = m
+                .labels
+                .get(LABEL_ADDRESS)
+                .map(|a| Address::new(a.as_str()))
+                .or_else(|| by_ip.get(&m.addr).cloned());
+            let address = match &instance {
+                Some(i) if !live.contains_key(&swarm_address(i)) => swarm_address(i),
+                _ => Address::new(format!("orphan.swarm_node.{}", m.id)),
+            };
+            let spec = SwarmNodeSpec {
+                instance: instance.unwrap_or_else(|| Address::new(m.hostname.clone())),
+                role: m.role.clone(),
+                availability: m.availability.clone(),
+                state: m.state.clone(),
+                labels: m.labels.clone(),
+            };
+            let outputs = BTreeMap::from([
+                ("hostname".to_string(), m.hostname.clone()),
+                ("addr".to_string(), m.addr.clone()),
+            ]);
+            live.insert(
+                address,
+                Observed {
+                    id: m.id.clone(),
+                    spec: Spec::SwarmNode(spec),
+                    outputs,
+                },
+            );
+        }
+        live
+    }
+
+    /// Makes `node` a member: `swarm init` when no manager runs a Swarm yet and it is a manager,
+    /// otherwise a join with the token from Parameter Store. Returns its Swarm node id.
+    pub async fn join(
+        &self,
+        node: &Node,
+        spec: &SwarmNodeSpec,
+        managers: &[Node],
+    ) -> Result<String, SwarmError> {
+        let (session, state) = self.wait_ready(node).await?;
+        let leader = self.find_manager(managers, &node.host.address).await?;
+        let id = match (&leader, state.as_str()) {
+            // Already a member (an earlier run joined it, then stopped): keep it.
+            (_, "active") => {
+                session
+                    .run(
+                        "docker info",
+                        "docker info --format '{{.Swarm.NodeID}}'",
+                        None,
+                    )
+                    .await?
+            }
+            (None, _) if spec.role == "manager" => {
+                let id = session
+                    .run("docker swarm init", &docker::init(&node.private_ip), None)
+                    .await?;
+                for role in ["worker", "manager"] {
+                    let token = session
+                        .run("docker swarm join-token", &docker::join_token(role), None)
+                        .await?;
+                    self.cloud
+                        .put_secret(&self.token_parameter(role), token.trim())
+                        .await?;
+                }
+                id
+            }
+            (None, _) => {
+                return Err(SwarmError::Other(format!(
+                    "{}: no manager runs a Swarm to join; the first manager must join first",
+                    node.host.address
+                )));
+            }
+            (Some((manager, manager_session)), _) => {
+                let token = self.token(&spec.role, manager_session).await?;
+                let id = session
+                    .run(
+                        "docker swarm join",
+                        &docker::join(&node.private_ip, &manager.private_ip),
+                        Some(&token),
+                    )
+                    .await;
+                id?
+            }
+        };
+        let id = id.trim().to_string();
+        session.close().await;
+        // Labels and availability are set from a manager (a worker cannot change them).
+        let manager = match leader {
+            Some((_, s)) => s,
+            None => self.session(node).await?,
+        };
+        manager
+            .run(
+                "docker node update",
+                &docker::update(&id, &spec.role, &spec.availability, &spec.labels, &[]),
+                None,
+            )
+            .await?;
+        manager.close().await;
+        Ok(id)
+    }
+
+    /// Role, availability and labels, changed from a manager.
+    pub async fn update(
+        &self,
+        id: &str,
+        before: &SwarmNodeSpec,
+        after: &SwarmNodeSpec,
+        managers: &[Node],
+    ) -> Result<(), SwarmError> {
+        let Some((_, s)) = self.find_manager(managers, &after.instance).await? else {
+            return Err(SwarmError::Other("no Swarm manager answers".into()));
+        };
+        let removed: Vec<String> = before
+            .labels
+            .keys()
+            .filter(|k| !after.labels.contains_key(*k))
+            .cloned()
+            .collect();
+        s.run(
+            "docker node update",
+            &docker::update(
+                id,
+                &after.role,
+                &after.availability,
+                &after.labels,
+                &removed,
+            ),
+            None,
+        )
+        .await?;
+        s.close().await;
+        Ok(())
+    }
+
+    /// Takes a member out: it leaves (if its node still answers), then a manager removes it.
+    pub async fn remove(
+        &self,
+        id: &str,
+        node: Option<&Node>,
+        managers: &[Node],
+    ) -> Result<(), SwarmError> {
+        if let Some(node) = node
+            && let Ok(s) = self.session(node).await
+        {
+            let _ = s.run("docker swarm leave", docker::leave(), None).await;
+            s.close().await;
+        }
+        let exclude = node
+            .map(|n| n.host.address.clone())
+            .unwrap_or_else(|| Address::new(""));
+        if let Some((_, s)) = self.find_manager(managers, &exclude).await? {
+            s.run("docker node rm", &docker::remove(id), None).await?;
+            s.close().await;
+        }
+        Ok(())
+    }
+
+    /// The join token for `role`: from Parameter Store, or asked of a manager and stored.
+    async fn token(&self, role: &str, manager: &NodeSession) -> Result<String, SwarmError> {
+        let name = self.token_parameter(role);
+        if let Some(t) = self.cloud.get_secret(&name).await? {
+            return Ok(t);
+        }
+        let token = manager
+            .run("docker swarm join-token", &docker::join_token(role), None)
+            .await?
+            .trim()
+            .to_string();
+        self.cloud.put_secret(&name, &token).await?;
+        Ok(token)
+    }
+
+    /// A manager (other than `except`) that runs a Swarm, with an open session to it.
+    async fn find_manager(
+        &self,
+        managers: &[Node],
+        except: &Address,
+    ) -> Result<Option<(Node, NodeSession)>, SwarmError> {
+        for m in managers.iter().filter(|m| &m.host.address != except) {
+            let Ok(s) = self.session(m).await else {
+                continue;
+            };
+            let control = s
+                .run(
+                    "docker info",
+                    "docker info --format '{{.Swarm.ControlAvailable}}'",
+                    None,
+                )
+                .await;
+            if control.is_ok_and(|c| c.trim() == "true") {
+                return Ok(Some((m.clone(), s)));
+            }
+            s.close().await;
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,232 @@
+//! Swarm bootstrap end to end: moto plays AWS, testbed nodes (real sshd + dockerd in network
+//! namespaces) play the instances, mapped by the harness's ssh ProxyCommand, which also runs
+//! each instance's real user-data on first contact. Needs root.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::Project;
+
+const ID: &str = "43";
+
+struct Testbed {
+    dir: PathBuf,
+}
+
+impl Testbed {
+    fn up(dir: PathBuf, nodes: usize) -> Testbed {
+        testbed(&["up", ID, &nodes.to_string(), dir.to_str().unwrap()]);
+        Testbed { dir }
+    }
+
+    /// The testbed node an instance landed on, from the harness's map.
+    fn node_of(&self, instance_id: &str) -> usize {
+        let map = std::fs::read_to_string(self.dir.join("map")).unwrap();
+        let line = map
+            .lines()
+            .find(|l| l.ends_with(instance_id))
+            .unwrap_or_else(|| panic!("{instance_id} not in {map}"));
+        line.split(' ').nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Our own ssh to a node, independent of the tool.
+    fn ssh(&self, node: usize, command: &str) -> String {
+        let out = Command::new("ssh")
+            .args([
+                "-i",
+                self.dir.join("id_ed25519").to_str().unwrap(),
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "LogLevel=ERROR",
+            ])
+            .args(["-o", "StrictHostKeyChecking=accept-new", "-o"])
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.dir.join("test_known_hosts").display()
+            ))
+            .arg(format!("root@10.77.{ID}.{}", 10 + node))
+            .arg(command)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "node {node}: {command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        testbed(&["down", ID, self.dir.to_str().unwrap()]);
+    }
+}
+
+fn testbed(args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/testbed");
+    let out = Command::new(script).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "testbed {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn instance_id(p: &Project, address: &str) -> String {
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.state_file()).unwrap()).unwrap();
+    state["resources"][address]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
+    let mut p = Project::new("swarm", 2);
+    let bed = Testbed::up(p.dir.path().join("testbed"), 3);
+    let connect = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/connect");
+    let ssh_config = p.dir.path().join("testbed.ssh_config");
+    std::fs::write(
+        &ssh_config,
+        format!(
+            "Host *\n  ProxyCommand {} {ID} {} %h %p\n",
+            connect.display(),
+            bed.dir.display()
+        ),
+    )
+    .unwrap();
+    p.fixture = "swarm.toml".into();
+    p.replacements = vec![
+        (
+            "TESTBED_KEY".into(),
+            bed.dir.join("id_ed25519").display().to_string(),
+        ),
+        ("SSH_CONFIG".into(), ssh_config.display().to_string()),
+    ];
+    p.write_stack(2);
+    let mut outputs = Vec::new();
+
+    // From nothing: the cloud, then a Swarm of 1 manager + 2 workers.
+    let run = p.ok(&["apply", "--auto-approve", "-v"]);
+    outputs.push(run.all());
+    assert!(
+        run.stdout
+            .contains("swarm.node.manager[0]: Creation complete"),
+        "{}",
+        run.stdout
+    );
+    let manager = bed.node_of(&instance_id(&p, "node.manager[0]"));
+    let nodes = bed.ssh(
+        manager,
+        "docker node ls --format '{{.Status}} {{.ManagerStatus}}' | sed 's/ *$//' | sort",
+    );
+    assert_eq!(
+        nodes, "Ready\nReady\nReady Leader",
+        "3 Ready nodes, one the leader"
+    );
+    let labels = bed.ssh(manager, "docker node inspect $(docker node ls -q) --format '{{index .Spec.Labels \"infra.address\"}}' | sort");
+    assert_eq!(labels, "node.manager[0]\nnode.worker[0]\nnode.worker[1]");
+    let user_data =
+        std::fs::read_to_string(bed.dir.join(format!("node-{manager}/etc-infra/node.env")))
+            .unwrap();
+    assert!(
+        user_data.contains("INFRA_ROLE=manager"),
+        "the instance's user-data ran: {user_data}"
+    );
+
+    // A second plan: nothing to do, in the cloud or the Swarm.
+    let again = p.infra(&["plan", "--detailed-exitcode"]);
+    outputs.push(again.all());
+    assert_eq!(again.code, 0, "{}", again.all());
+
+    // A worker leaves the Swarm behind infra's back: the plan shows its rejoin, apply does it.
+    let worker = bed.node_of(&instance_id(&p, "node.worker[1]"));
+    bed.ssh(worker, "docker swarm leave");
+    wait_until("the manager sees the worker down", || {
+        bed.ssh(manager, "docker node ls --format '{{.Status}}'")
+            .contains("Down")
+    });
+    let plan = p.infra(&["plan", "--detailed-exitcode"]);
+    outputs.push(plan.all());
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    assert!(
+        plan.stdout
+            .contains("# swarm.node.worker[1] must be replaced"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("~ state = \"down\" -> \"ready\" # forces replacement"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("Plan: 1 to add, 0 to change, 1 to destroy."),
+        "{}",
+        plan.stdout
+    );
+    let json = p.infra(&["plan", "--json"]);
+    outputs.push(json.all());
+    let healed = p.ok(&["apply", "--auto-approve", "-v"]);
+    outputs.push(healed.all());
+    let nodes = bed.ssh(manager, "docker node ls --format '{{.Status}}' | sort");
+    assert_eq!(
+        nodes, "Ready\nReady\nReady",
+        "rejoined, and the stale Down entry removed"
+    );
+    assert_eq!(p.infra(&["plan", "--detailed-exitcode"]).code, 0);
+
+    // The join tokens are nowhere the tool wrote.
+    let tokens =
+        ["worker", "manager"].map(|r| bed.ssh(manager, &format!("docker swarm join-token -q {r}")));
+    let state = std::fs::read_to_string(p.state_file()).unwrap();
+    for token in &tokens {
+        assert!(token.starts_with("SWMTKN-"));
+        assert!(
+            !state.contains(token.as_str()),
+            "a join token is in the state"
+        );
+        for out in &outputs {
+            assert!(
+                !out.contains(token.as_str()),
+                "a join token is in the output"
+            );
+        }
+    }
+    let stored = p.aws(&["ssm-get", "/infra/swarm/swarm/worker-token"]);
+    assert_eq!(
+        stored["value"],
+        tokens[0].as_str(),
+        "kept in Parameter Store"
+    );
+    assert_eq!(stored["type"], "SecureString");
+
+    // The manager's host key changes: infra refuses to talk to it, and says which node.
+    bed.ssh(manager, "true");
+    testbed(&["rekey", ID, bed.dir.to_str().unwrap(), &manager.to_string()]);
+    let refused = p.infra(&["plan"]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("node.manager[0] (i-")
+            && refused.stderr.contains("its SSH host key changed"),
+        "{}",
+        refused.stderr
+    );
+    p.extra.clear();
+}
