@@ -148,6 +148,21 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
         "the instance's user-data ran: {user_data}"
     );
 
+    // What a person checks next: status, and a shell on a node.
+    let status = p.ok(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let nodes = status["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    for n in nodes {
+        assert_eq!(n["swarm_state"], "ready", "{n}");
+        assert_eq!(n["swarm_availability"], "active", "{n}");
+        assert_eq!(n["target_health"], "healthy", "{n}");
+        assert_eq!(n["swarm_role"], n["pool"], "{n}");
+    }
+    let worker0 = bed.node_of(&instance_id(&p, "node.worker[0]"));
+    let shell = p.ok(&["ssh", "worker[0]", "--", "hostname"]);
+    assert_eq!(shell.stdout.trim(), format!("node-{worker0}"));
+
     // A second plan: nothing to do, in the cloud or the Swarm.
     let again = p.infra(&["plan", "--detailed-exitcode"]);
     outputs.push(again.all());

@@ -70,6 +70,10 @@ pub enum Command {
     Destroy(apply::DestroyArgs),
     /// Show the load balancer's DNS name and the nodes, from the state.
     Output(simple::OutputArgs),
+    /// The nodes now: instance, zone, Swarm role and state, target health.
+    Status(simple::StatusArgs),
+    /// A shell on a node (`worker[1]` or an instance id), or one command after `--`.
+    Ssh(simple::SshArgs),
     /// Release a lock left behind by a run that crashed.
     ForceUnlock(simple::UnlockArgs),
     /// Manage the state: move it between a local file and S3.
@@ -105,6 +109,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, OpsError> {
         Command::Output(args) => simple::output(&ctx, args).await,
         Command::ForceUnlock(args) => simple::unlock(&ctx, args).await,
         Command::State(command) => simple::state(&ctx, command).await,
+        Command::Status(args) => simple::status(&ctx, args).await,
+        Command::Ssh(args) => simple::ssh(&ctx, args).await,
         Command::Schema => unreachable!("handled before the workspace is needed"),
     };
     tracing::debug!(target: "infra::aws", total = ctx.calls.total(), calls = ?ctx.calls.counts(), "AWS calls made");

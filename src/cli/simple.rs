@@ -2,7 +2,35 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::ops::{self, Context, MigrateOptions, OpsError, OutputOptions};
+use crate::ops::{self, Context, MigrateOptions, OpsError, OutputOptions, StatusOptions};
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// The node: `worker[1]`, `node.manager[0]` or an instance id.
+    pub node: String,
+    /// A command to run instead of a shell (after `--`).
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+pub async fn status(ctx: &Context, a: StatusArgs) -> Result<ExitCode, OpsError> {
+    ops::status(ctx, StatusOptions { json: a.json })
+        .await
+        .map(|_| ExitCode::SUCCESS)
+}
+
+pub async fn ssh(ctx: &Context, a: SshArgs) -> Result<ExitCode, OpsError> {
+    ops::ssh(ctx, &a.node, &a.command)
+        .await
+        .map(|_| ExitCode::SUCCESS)
+}
 
 #[derive(Debug, Args)]
 pub struct OutputArgs {

@@ -479,12 +479,21 @@ impl Cloud {
                 target_group: tg_addr.clone(),
                 instances: names.all(registered),
             });
+            // Each target's health, by node address, for `infra status`.
+            let health_by_node = health
+                .iter()
+                .filter_map(|h| {
+                    let node = names.of(h.target()?.id());
+                    let state = h.target_health()?.state()?.as_str().to_string();
+                    Some((node.to_string(), state))
+                })
+                .collect();
             insert(
                 &mut live,
                 Address::new("targets.web"),
                 t.target_group_arn(),
                 spec,
-                BTreeMap::new(),
+                health_by_node,
             );
         }
         for l in &listeners {

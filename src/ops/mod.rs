@@ -4,6 +4,8 @@ mod apply;
 mod migrate;
 mod output;
 mod plan;
+mod shell;
+mod status;
 mod validate;
 mod workspace;
 
@@ -14,6 +16,8 @@ pub use apply::{ApplyOptions, apply, destroy, force_unlock};
 pub use migrate::{MigrateOptions, migrate};
 pub use output::{OutputOptions, output};
 pub use plan::{PlanFormat, PlanOptions, plan};
+pub use shell::ssh;
+pub use status::{StatusOptions, status};
 pub use validate::{schema, validate};
 pub use workspace::Workspace;
 

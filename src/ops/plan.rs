@@ -134,6 +134,16 @@ pub(super) async fn prepare(
 /// The Swarm's members, read with one SSH call to a reachable manager. Nothing before the Swarm
 /// exists; an error when the state knows a Swarm but no manager answers (a plan that ignored it
 /// would propose to build a second one).
+/// The Swarm's members as `infra status` shows them: any failure to read is reported.
+pub(super) async fn read_swarm_live(
+    ctx: &Context,
+    cloud: &Cloud,
+    stack: &Stack,
+    live: &crate::model::Live,
+) -> Result<crate::model::Live> {
+    read_swarm(ctx, cloud, stack, live, true).await
+}
+
 async fn read_swarm(
     ctx: &Context,
     cloud: &Cloud,

@@ -1,0 +1,53 @@
+//! `infra ssh NODE`: a shell (or one command) on a node, through the same ssh config and pinned
+//! host keys as every other run.
+
+use std::os::unix::process::CommandExt;
+
+use super::validate::load;
+use super::{Context, OpsError, Result};
+use crate::swarm::{Ssh, nodes};
+
+/// `worker[1]`, `node.worker[1]` or an instance id.
+pub async fn ssh(ctx: &Context, node: &str, command: &[String]) -> Result<()> {
+    let (loaded, _) = load(ctx)?;
+    let stack = loaded.stack;
+    let backend = super::backend(ctx, &stack.state, stack.region.as_deref()).await?;
+    let state = backend.load().await?.ok_or_else(|| {
+        OpsError::Usage(format!("stack {} has no state: apply it first", stack.name))
+    })?;
+    let records = state
+        .resources
+        .iter()
+        .map(|(a, r)| (a, r.id.as_str(), &r.spec, &r.outputs));
+    let all = nodes(records, &stack.ssh);
+    let wanted = if node.starts_with("i-") || node.starts_with("node.") {
+        node.to_string()
+    } else {
+        format!("node.{node}")
+    };
+    let target = all
+        .iter()
+        .find(|n| n.host.instance_id == wanted || n.host.address.as_str() == wanted)
+        .ok_or_else(|| {
+            let known: Vec<String> = all.iter().map(|n| n.host.address.to_string()).collect();
+            OpsError::Usage(format!(
+                "no node {node} in stack {} (nodes: {})",
+                stack.name,
+                known.join(", ")
+            ))
+        })?;
+    let hosts: Vec<_> = all.iter().map(|n| n.host.clone()).collect();
+    let ssh = Ssh::prepare(&ctx.workspace.state_dir(), &stack.name, &stack.ssh, &hosts)
+        .map_err(|e| OpsError::Usage(e.to_string()))?;
+    let err = std::process::Command::new("ssh")
+        .arg("-F")
+        .arg(ssh.config_path())
+        .arg(&target.host.instance_id)
+        .args(command)
+        .exec();
+    Err(OpsError::Io {
+        what: "cannot run",
+        path: "ssh".into(),
+        source: err,
+    })
+}

@@ -1,0 +1,108 @@
+//! `infra status`: the nodes as AWS and the Swarm see them right now.
+
+use serde_json::{Value, json};
+
+use super::plan::read_swarm_live;
+use super::validate::load;
+use super::{Context, Result};
+use crate::cloud::Cloud;
+use crate::model::resources::swarm_address;
+use crate::model::{Address, Spec};
+
+pub struct StatusOptions {
+    pub json: bool,
+}
+
+pub async fn status(ctx: &Context, opts: StatusOptions) -> Result<()> {
+    let (loaded, _) = load(ctx)?;
+    let stack = loaded.stack;
+    let cloud = Cloud::connect(&stack.name, stack.region.as_deref(), ctx.calls.clone()).await?;
+    let live = cloud.read_live().await?;
+    let (swarm, swarm_note) = if stack.swarm {
+        match read_swarm_live(ctx, &cloud, &stack, &live).await {
+            Ok(members) => (members, None),
+            Err(e) => (
+                Default::default(),
+                Some(format!("the Swarm could not be read: {e}")),
+            ),
+        }
+    } else {
+        (Default::default(), None)
+    };
+    let health = live
+        .get(&Address::new("targets.web"))
+        .map(|t| t.outputs.clone())
+        .unwrap_or_default();
+    let nodes: Vec<Value> = live
+        .iter()
+        .filter(|(_, o)| matches!(o.spec, Spec::Instance(_)))
+        .map(|(address, o)| {
+            let Spec::Instance(i) = &o.spec else {
+                unreachable!("filtered")
+            };
+            let member = swarm
+                .get(&swarm_address(address))
+                .and_then(|m| match &m.spec {
+                    Spec::SwarmNode(s) => Some(s),
+                    _ => None,
+                });
+            json!({
+                "address": address,
+                "instance": o.id,
+                "zone": o.outputs.get("zone"),
+                "instance_state": o.outputs.get("state"),
+                "private_ip": o.outputs.get("private_ip"),
+                "public_ip": o.outputs.get("public_ip"),
+                "pool": i.pool,
+                "swarm_role": member.map(|m| m.role.clone()),
+                "swarm_availability": member.map(|m| m.availability.clone()),
+                "swarm_state": member.map(|m| m.state.clone()),
+                "target_health": health.get(address.as_str()),
+            })
+        })
+        .collect();
+    let dns = live
+        .get(&Address::new("lb"))
+        .and_then(|l| l.outputs.get("dns_name"))
+        .cloned();
+    if opts.json {
+        let doc = json!({ "stack": stack.name, "load_balancer_dns_name": dns, "nodes": nodes, "note": swarm_note });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("serializes")
+        );
+        return Ok(());
+    }
+    println!(
+        "stack {}: load balancer {}",
+        stack.name,
+        dns.as_deref().unwrap_or("(none)")
+    );
+    if nodes.is_empty() {
+        println!("no nodes");
+    } else {
+        let cell = |n: &Value, k: &str| n[k].as_str().unwrap_or("-").to_string();
+        println!(
+            "{:<18} {:<21} {:<12} {:<9} {:<15} {:<9} {:<8} {:<6} {}",
+            "NODE", "INSTANCE", "ZONE", "STATE", "PRIVATE IP", "ROLE", "SWARM", "AVAIL", "TARGET"
+        );
+        for n in &nodes {
+            println!(
+                "{:<18} {:<21} {:<12} {:<9} {:<15} {:<9} {:<8} {:<6} {}",
+                cell(n, "address"),
+                cell(n, "instance"),
+                cell(n, "zone"),
+                cell(n, "instance_state"),
+                cell(n, "private_ip"),
+                cell(n, "swarm_role"),
+                cell(n, "swarm_state"),
+                cell(n, "swarm_availability"),
+                cell(n, "target_health")
+            );
+        }
+    }
+    if let Some(note) = swarm_note {
+        eprintln!("warning: {note}");
+    }
+    Ok(())
+}
