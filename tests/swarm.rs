@@ -245,3 +245,31 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
     );
     p.extra.clear();
 }
+
+/// Measurement, not a check (README: "Swarm bootstrap time"): `infra apply` from nothing to a
+/// Swarm of 3 and of 6 nodes. Run with `cargo test --test swarm -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_bootstrap_of_3_and_6_nodes() {
+    for n in [3usize, 6] {
+        let mut p = Project::new(&format!("boot{n}"), n - 1);
+        let bed = Testbed::up(p.dir.path().join("testbed"), n);
+        let connect = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/connect");
+        let ssh_config = p.dir.path().join("testbed.ssh_config");
+        std::fs::write(&ssh_config, format!("Host *\n  ProxyCommand {} {ID} {} %h %p\n", connect.display(), bed.dir.display())).unwrap();
+        p.fixture = "swarm.toml".into();
+        p.replacements = vec![
+            ("TESTBED_KEY".into(), bed.dir.join("id_ed25519").display().to_string()),
+            ("SSH_CONFIG".into(), ssh_config.display().to_string()),
+        ];
+        p.write_stack(n - 1);
+        let start = Instant::now();
+        let run = p.ok(&["apply", "--auto-approve"]);
+        let total = start.elapsed();
+        let manager = bed.node_of(&instance_id(&p, "node.manager[0]"));
+        let ready = bed.ssh(manager, "docker node ls --format '{{.Status}}' | grep -c Ready");
+        assert_eq!(ready, n.to_string());
+        let swarm_lines: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("swarm.") && l.contains("complete after")).collect();
+        println!("{n} nodes: infra apply {:.1} s in all; {}", total.as_secs_f64(), swarm_lines.join("; "));
+    }
+}
