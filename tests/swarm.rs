@@ -256,10 +256,21 @@ fn measure_bootstrap_of_3_and_6_nodes() {
         let bed = Testbed::up(p.dir.path().join("testbed"), n);
         let connect = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/connect");
         let ssh_config = p.dir.path().join("testbed.ssh_config");
-        std::fs::write(&ssh_config, format!("Host *\n  ProxyCommand {} {ID} {} %h %p\n", connect.display(), bed.dir.display())).unwrap();
+        std::fs::write(
+            &ssh_config,
+            format!(
+                "Host *\n  ProxyCommand {} {ID} {} %h %p\n",
+                connect.display(),
+                bed.dir.display()
+            ),
+        )
+        .unwrap();
         p.fixture = "swarm.toml".into();
         p.replacements = vec![
-            ("TESTBED_KEY".into(), bed.dir.join("id_ed25519").display().to_string()),
+            (
+                "TESTBED_KEY".into(),
+                bed.dir.join("id_ed25519").display().to_string(),
+            ),
             ("SSH_CONFIG".into(), ssh_config.display().to_string()),
         ];
         p.write_stack(n - 1);
@@ -267,9 +278,20 @@ fn measure_bootstrap_of_3_and_6_nodes() {
         let run = p.ok(&["apply", "--auto-approve"]);
         let total = start.elapsed();
         let manager = bed.node_of(&instance_id(&p, "node.manager[0]"));
-        let ready = bed.ssh(manager, "docker node ls --format '{{.Status}}' | grep -c Ready");
+        let ready = bed.ssh(
+            manager,
+            "docker node ls --format '{{.Status}}' | grep -c Ready",
+        );
         assert_eq!(ready, n.to_string());
-        let swarm_lines: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("swarm.") && l.contains("complete after")).collect();
-        println!("{n} nodes: infra apply {:.1} s in all; {}", total.as_secs_f64(), swarm_lines.join("; "));
+        let swarm_lines: Vec<&str> = run
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("swarm.") && l.contains("complete after"))
+            .collect();
+        println!(
+            "{n} nodes: infra apply {:.1} s in all; {}",
+            total.as_secs_f64(),
+            swarm_lines.join("; ")
+        );
     }
 }

@@ -288,3 +288,42 @@ fn a_replacement_deletes_then_creates() {
             .contains(&of(StepKind::Delete))
     );
 }
+
+#[test]
+fn managers_join_one_at_a_time_and_workers_after_the_first() {
+    let read = |_: &std::path::Path| Ok("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB test".to_string());
+    let text = STACK.replace("[nodes.managers]\ncount = 1", "[nodes.managers]\ncount = 3");
+    let stack = crate::config::parse("stacks/demo.toml", &text, &BTreeMap::new(), &read)
+        .unwrap()
+        .stack;
+    let inputs = Inputs {
+        manager_ami: "ami-1".into(),
+        worker_ami: "ami-1".into(),
+        manager_user_data: String::new(),
+        worker_user_data: String::new(),
+    };
+    let changes = diff(&expand(&stack, &inputs), None, &Live::new());
+    let steps = steps(&changes).unwrap();
+    let index = |addr: &str| {
+        steps
+            .iter()
+            .position(|s| {
+                s.changes
+                    .iter()
+                    .any(|&c| changes[c].address.as_str() == addr)
+            })
+            .unwrap()
+    };
+    let waits_for = |a: &str, b: &str| steps[index(b)].after.contains(&index(a));
+    assert!(waits_for("swarm.node.manager[0]", "swarm.node.manager[1]"));
+    assert!(waits_for("swarm.node.manager[1]", "swarm.node.manager[2]"));
+    assert!(
+        !waits_for("swarm.node.manager[0]", "swarm.node.manager[2]"),
+        "a chain, not a fan"
+    );
+    assert!(waits_for("swarm.node.manager[0]", "swarm.node.worker[2]"));
+    assert!(
+        !waits_for("swarm.node.worker[0]", "swarm.node.worker[1]"),
+        "workers join in parallel"
+    );
+}
