@@ -77,6 +77,31 @@ fn testbed(args: &[&str]) {
     );
 }
 
+/// A stack of 1 manager and `nodes - 1` workers whose instances are played by `nodes` fresh
+/// testbed nodes, through the harness's ProxyCommand.
+fn swarm_project(name: &str, nodes: usize) -> (Project, Testbed) {
+    let mut p = Project::new(name, nodes - 1);
+    let bed = Testbed::up(p.dir.path().join("testbed"), nodes);
+    let connect = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/connect");
+    let ssh_config = p.dir.path().join("testbed.ssh_config");
+    let proxy = format!(
+        "Host *\n  ProxyCommand {} {ID} {} %h %p\n",
+        connect.display(),
+        bed.dir.display()
+    );
+    std::fs::write(&ssh_config, proxy).unwrap();
+    p.fixture = "swarm.toml".into();
+    p.replacements = vec![
+        (
+            "TESTBED_KEY".into(),
+            bed.dir.join("id_ed25519").display().to_string(),
+        ),
+        ("SSH_CONFIG".into(), ssh_config.display().to_string()),
+    ];
+    p.write_stack(nodes - 1);
+    (p, bed)
+}
+
 fn instance_id(p: &Project, address: &str) -> String {
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(p.state_file()).unwrap()).unwrap();
@@ -96,28 +121,7 @@ fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
 
 #[test]
 fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
-    let mut p = Project::new("swarm", 2);
-    let bed = Testbed::up(p.dir.path().join("testbed"), 3);
-    let connect = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/connect");
-    let ssh_config = p.dir.path().join("testbed.ssh_config");
-    std::fs::write(
-        &ssh_config,
-        format!(
-            "Host *\n  ProxyCommand {} {ID} {} %h %p\n",
-            connect.display(),
-            bed.dir.display()
-        ),
-    )
-    .unwrap();
-    p.fixture = "swarm.toml".into();
-    p.replacements = vec![
-        (
-            "TESTBED_KEY".into(),
-            bed.dir.join("id_ed25519").display().to_string(),
-        ),
-        ("SSH_CONFIG".into(), ssh_config.display().to_string()),
-    ];
-    p.write_stack(2);
+    let (p, bed) = swarm_project("swarm", 3);
     let mut outputs = Vec::new();
 
     // From nothing: the cloud, then a Swarm of 1 manager + 2 workers.
@@ -243,7 +247,6 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
         "{}",
         refused.stderr
     );
-    p.extra.clear();
 }
 
 /// Measurement, not a check (README: "Swarm bootstrap time"): `infra apply` from nothing to a
@@ -252,28 +255,7 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
 #[ignore]
 fn measure_bootstrap_of_3_and_6_nodes() {
     for n in [3usize, 6] {
-        let mut p = Project::new(&format!("boot{n}"), n - 1);
-        let bed = Testbed::up(p.dir.path().join("testbed"), n);
-        let connect = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/connect");
-        let ssh_config = p.dir.path().join("testbed.ssh_config");
-        std::fs::write(
-            &ssh_config,
-            format!(
-                "Host *\n  ProxyCommand {} {ID} {} %h %p\n",
-                connect.display(),
-                bed.dir.display()
-            ),
-        )
-        .unwrap();
-        p.fixture = "swarm.toml".into();
-        p.replacements = vec![
-            (
-                "TESTBED_KEY".into(),
-                bed.dir.join("id_ed25519").display().to_string(),
-            ),
-            ("SSH_CONFIG".into(), ssh_config.display().to_string()),
-        ];
-        p.write_stack(n - 1);
+        let (p, bed) = swarm_project(&format!("boot{n}"), n);
         let start = Instant::now();
         let run = p.ok(&["apply", "--auto-approve"]);
         let total = start.elapsed();

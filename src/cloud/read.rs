@@ -85,6 +85,21 @@ fn outputs(pairs: &[(&str, Option<&str>)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Every page of a describe call, as one list; an error names the call.
+macro_rules! all_pages {
+    ($request:expr, $call:literal, $resource:expr) => {
+        async {
+            $request
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(fail($resource, $call))
+        }
+    };
+}
+
 impl Cloud {
     fn stack_filter(&self) -> Filter {
         Filter::builder()
@@ -98,56 +113,27 @@ impl Cloud {
         let ec2 = &self.ec2;
         let f = || self.stack_filter();
         let (vpcs, subnets, igws, tables, groups, keys, instances, volumes, lb, tg) = tokio::try_join!(
-            async {
-                ec2.describe_vpcs()
-                    .filters(f())
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .collect::<Result<Vec<_>, _>>()
-                    .await
-                    .map_err(fail(&stack, "ec2:DescribeVpcs"))
-            },
-            async {
-                ec2.describe_subnets()
-                    .filters(f())
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .collect::<Result<Vec<_>, _>>()
-                    .await
-                    .map_err(fail(&stack, "ec2:DescribeSubnets"))
-            },
-            async {
-                ec2.describe_internet_gateways()
-                    .filters(f())
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .collect::<Result<Vec<_>, _>>()
-                    .await
-                    .map_err(fail(&stack, "ec2:DescribeInternetGateways"))
-            },
-            async {
-                ec2.describe_route_tables()
-                    .filters(f())
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .collect::<Result<Vec<_>, _>>()
-                    .await
-                    .map_err(fail(&stack, "ec2:DescribeRouteTables"))
-            },
-            async {
-                ec2.describe_security_groups()
-                    .filters(f())
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .collect::<Result<Vec<_>, _>>()
-                    .await
-                    .map_err(fail(&stack, "ec2:DescribeSecurityGroups"))
-            },
+            all_pages!(ec2.describe_vpcs().filters(f()), "ec2:DescribeVpcs", &stack),
+            all_pages!(
+                ec2.describe_subnets().filters(f()),
+                "ec2:DescribeSubnets",
+                &stack
+            ),
+            all_pages!(
+                ec2.describe_internet_gateways().filters(f()),
+                "ec2:DescribeInternetGateways",
+                &stack
+            ),
+            all_pages!(
+                ec2.describe_route_tables().filters(f()),
+                "ec2:DescribeRouteTables",
+                &stack
+            ),
+            all_pages!(
+                ec2.describe_security_groups().filters(f()),
+                "ec2:DescribeSecurityGroups",
+                &stack
+            ),
             async {
                 ec2.describe_key_pairs()
                     .filters(f())
@@ -161,26 +147,18 @@ impl Cloud {
                     .name("instance-state-name")
                     .set_values(Some(LIVE_STATES.iter().map(|s| s.to_string()).collect()))
                     .build();
-                ec2.describe_instances()
-                    .filters(f())
-                    .filters(states)
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .collect::<Result<Vec<_>, _>>()
-                    .await
-                    .map_err(fail(&stack, "ec2:DescribeInstances"))
+                all_pages!(
+                    ec2.describe_instances().filters(f()).filters(states),
+                    "ec2:DescribeInstances",
+                    &stack
+                )
+                .await
             },
-            async {
-                ec2.describe_volumes()
-                    .filters(f())
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .collect::<Result<Vec<_>, _>>()
-                    .await
-                    .map_err(fail(&stack, "ec2:DescribeVolumes"))
-            },
+            all_pages!(
+                ec2.describe_volumes().filters(f()),
+                "ec2:DescribeVolumes",
+                &stack
+            ),
             self.find_load_balancer(),
             self.find_target_group(),
         )?;
