@@ -49,7 +49,7 @@ async fn exercise(dir: std::path::PathBuf) {
         config_file: Some(empty_config),
     };
     let state = dir.join("state");
-    let ssh = Ssh::prepare(&state, "t", &settings, &[node(1), node(2)]).unwrap();
+    let ssh = Ssh::prepare(&state, "t", &settings, &[node(1), node(2)], &[]).unwrap();
     let timeout = Duration::from_secs(10);
 
     let one = ssh.connect(&node(1), timeout).await.unwrap();

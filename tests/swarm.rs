@@ -236,8 +236,17 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
     );
     assert_eq!(stored["type"], "SecureString");
 
-    // The manager's host key changes: infra refuses to talk to it, and says which node.
-    bed.ssh(manager, "true");
+    // The manager's host key changes: infra refuses to talk to it, and says which node, even on
+    // a fresh runner without the local known_hosts file (the keys are pinned in the state).
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.state_file()).unwrap()).unwrap();
+    let pinned = state["host_keys"].as_array().unwrap();
+    assert_eq!(pinned.len(), 3, "one key per node: {pinned:?}");
+    assert!(
+        pinned.iter().all(|k| k.as_str().unwrap().starts_with("i-")),
+        "keyed by instance id"
+    );
+    std::fs::remove_file(p.dir.path().join("state/swarm.known_hosts")).unwrap();
     testbed(&["rekey", ID, bed.dir.to_str().unwrap(), &manager.to_string()]);
     let refused = p.infra(&["plan"]);
     assert_eq!(refused.code, 1);

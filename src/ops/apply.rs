@@ -104,7 +104,7 @@ async fn execute(
     let swarm = plan
         .ssh
         .as_ref()
-        .map(|ssh| super::plan::swarm_ops(ctx, cloud, &plan.stack, ssh));
+        .map(|ssh| super::plan::swarm_ops(ctx, cloud, &plan.stack, ssh, &journal.state.host_keys));
     let options = Options {
         parallelism,
         cancel,
@@ -112,6 +112,14 @@ async fn execute(
     };
     let result = apply::apply(plan, cloud, &mut journal, options).await;
     on_interrupt.abort();
+    // Host keys met in this run are pinned in the state, whatever else happened.
+    if let Some(swarm) = &swarm {
+        let keys = swarm.host_keys();
+        if keys != journal.state.host_keys {
+            journal.state.host_keys = keys;
+            backend.save(&mut journal.state).await?;
+        }
+    }
     result?;
     if plan.destroy
         && let Some(swarm) = &swarm

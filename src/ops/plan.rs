@@ -97,7 +97,11 @@ pub(super) async fn prepare(
         let had_swarm = state
             .as_ref()
             .is_some_and(|s| s.resources.keys().any(|a| a.as_str().starts_with("swarm.")));
-        live.extend(read_swarm(ctx, &cloud, stack, &live, had_swarm).await?);
+        let pinned = state
+            .as_ref()
+            .map(|s| s.host_keys.clone())
+            .unwrap_or_default();
+        live.extend(read_swarm(ctx, &cloud, stack, &live, had_swarm, &pinned).await?);
     }
     let changes = plan::diff(&desired, state.as_ref(), &live);
     plan::graph::steps(&changes)?;
@@ -131,25 +135,27 @@ pub(super) async fn prepare(
     Ok(Prepared { plan, cloud, state })
 }
 
-/// The Swarm's members, read with one SSH call to a reachable manager. Nothing before the Swarm
-/// exists; an error when the state knows a Swarm but no manager answers (a plan that ignored it
-/// would propose to build a second one).
 /// The Swarm's members as `infra status` shows them: any failure to read is reported.
 pub(super) async fn read_swarm_live(
     ctx: &Context,
     cloud: &Cloud,
     stack: &Stack,
     live: &crate::model::Live,
+    pinned: &[String],
 ) -> Result<crate::model::Live> {
-    read_swarm(ctx, cloud, stack, live, true).await
+    read_swarm(ctx, cloud, stack, live, true, pinned).await
 }
 
+/// The Swarm's members, read with one SSH call to a reachable manager. Nothing before the Swarm
+/// exists; an error when the state knows a Swarm but no manager answers (a plan that ignored it
+/// would propose to build a second one).
 async fn read_swarm(
     ctx: &Context,
     cloud: &Cloud,
     stack: &Stack,
     live: &crate::model::Live,
     had_swarm: bool,
+    pinned: &[String],
 ) -> Result<crate::model::Live> {
     let instances = live
         .iter()
@@ -163,7 +169,7 @@ async fn read_swarm(
     if managers.is_empty() {
         return Ok(Default::default());
     }
-    let swarm = swarm_ops(ctx, cloud, &stack.name, &stack.ssh);
+    let swarm = swarm_ops(ctx, cloud, &stack.name, &stack.ssh, pinned);
     match swarm.read(&managers).await {
         Ok(Some((_, members))) => {
             let by_ip = nodes
@@ -186,12 +192,14 @@ pub(super) fn swarm_ops<'a>(
     cloud: &'a Cloud,
     stack: &str,
     ssh: &crate::model::SshSettings,
+    pinned: &[String],
 ) -> crate::swarm::Swarm<'a> {
     crate::swarm::Swarm {
         cloud,
         stack: stack.to_string(),
         settings: ssh.clone(),
         dir: ctx.workspace.state_dir(),
+        pinned: pinned.to_vec(),
     }
 }
 

@@ -37,8 +37,14 @@ pub async fn ssh(ctx: &Context, node: &str, command: &[String]) -> Result<()> {
             ))
         })?;
     let hosts: Vec<_> = all.iter().map(|n| n.host.clone()).collect();
-    let ssh = Ssh::prepare(&ctx.workspace.state_dir(), &stack.name, &stack.ssh, &hosts)
-        .map_err(|e| OpsError::Usage(e.to_string()))?;
+    let ssh = Ssh::prepare(
+        &ctx.workspace.state_dir(),
+        &stack.name,
+        &stack.ssh,
+        &hosts,
+        &state.host_keys,
+    )
+    .map_err(|e| OpsError::Usage(e.to_string()))?;
     let err = std::process::Command::new("ssh")
         .arg("-F")
         .arg(ssh.config_path())

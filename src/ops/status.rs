@@ -18,8 +18,14 @@ pub async fn status(ctx: &Context, opts: StatusOptions) -> Result<()> {
     let stack = loaded.stack;
     let cloud = Cloud::connect(&stack.name, stack.region.as_deref(), ctx.calls.clone()).await?;
     let live = cloud.read_live().await?;
+    let backend = super::backend(ctx, &stack.state, stack.region.as_deref()).await?;
+    let pinned = backend
+        .load()
+        .await?
+        .map(|s| s.host_keys)
+        .unwrap_or_default();
     let (swarm, swarm_note) = if stack.swarm {
-        match read_swarm_live(ctx, &cloud, &stack, &live).await {
+        match read_swarm_live(ctx, &cloud, &stack, &live, &pinned).await {
             Ok(members) => (members, None),
             Err(e) => (
                 Default::default(),

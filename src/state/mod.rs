@@ -34,6 +34,10 @@ pub struct State {
     /// Calls started but not known to have finished (an interrupted run leaves them here).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<Intent>,
+    /// The nodes' SSH host keys as pinned on first contact (known_hosts lines keyed by instance
+    /// id; public keys, not secrets). Kept here so a fresh CI runner verifies them too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_keys: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -61,6 +65,7 @@ impl State {
             serial: 0,
             resources: BTreeMap::new(),
             pending: Vec::new(),
+            host_keys: Vec::new(),
         }
     }
 

@@ -69,11 +69,18 @@ pub struct Swarm<'a> {
     pub settings: SshSettings,
     /// Where the ssh config and known_hosts of the stack live (state/).
     pub dir: PathBuf,
+    /// Host keys pinned in the state.
+    pub pinned: Vec<String>,
 }
 
 impl Swarm<'_> {
     fn token_parameter(&self, role: &str) -> String {
         format!("/infra/{}/swarm/{role}-token", self.stack)
+    }
+
+    /// Every host key known after this run, for the state.
+    pub fn host_keys(&self) -> Vec<String> {
+        self.ssh(&[]).map(|s| s.host_keys()).unwrap_or_default()
     }
 
     /// The parameters the Swarm keeps in Parameter Store (removed on destroy).
@@ -86,7 +93,7 @@ impl Swarm<'_> {
 
     fn ssh(&self, nodes: &[&Node]) -> Result<Ssh, SshError> {
         let hosts: Vec<NodeHost> = nodes.iter().map(|n| n.host.clone()).collect();
-        Ssh::prepare(&self.dir, &self.stack, &self.settings, &hosts)
+        Ssh::prepare(&self.dir, &self.stack, &self.settings, &hosts, &self.pinned)
     }
 
     async fn session(&self, node: &Node) -> Result<NodeSession, SshError> {

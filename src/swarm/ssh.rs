@@ -109,12 +109,15 @@ pub fn render_config(
 }
 
 impl Ssh {
-    /// Writes `<dir>/<stack>.ssh_config` for these nodes; `known_hosts` is `<dir>/<stack>.known_hosts`.
+    /// Writes `<dir>/<stack>.ssh_config` for these nodes, and `<dir>/<stack>.known_hosts` with
+    /// the `pinned` keys (from the state), which win over any line the local file has for the same
+    /// instance.
     pub fn prepare(
         dir: &Path,
         stack: &str,
         settings: &SshSettings,
         nodes: &[NodeHost],
+        pinned: &[String],
     ) -> Result<Ssh, SshError> {
         let io = |path: &Path| {
             let path = path.display().to_string();
@@ -129,6 +132,18 @@ impl Ssh {
         let user_config = settings.config_file.clone().or(home_config);
         let text = render_config(settings, &known_hosts, nodes, user_config.as_deref());
         std::fs::write(&config, text).map_err(io(&config))?;
+        let host = |line: &str| line.split_whitespace().next().unwrap_or("").to_string();
+        let pinned_hosts: Vec<String> = pinned.iter().map(|l| host(l)).collect();
+        let local = std::fs::read_to_string(&known_hosts).unwrap_or_default();
+        let mut lines: Vec<String> = pinned.to_vec();
+        lines.extend(
+            local
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !pinned_hosts.contains(&host(l)))
+                .map(str::to_string),
+        );
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&known_hosts, text).map_err(io(&known_hosts))?;
         Ok(Ssh {
             config,
             known_hosts,
@@ -137,6 +152,19 @@ impl Ssh {
 
     pub fn config_path(&self) -> &Path {
         &self.config
+    }
+
+    /// The host keys known now (pinned before, and met for the first time in this run).
+    pub fn host_keys(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.known_hosts).unwrap_or_default();
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines.dedup();
+        lines
     }
 
     /// A multiplexed session to one node; fails at once on a changed host key.
