@@ -67,7 +67,7 @@ mod tests {
 
     #[test]
     fn natural_order() {
-        let mut v = vec![
+        let mut v = [
             Address::node("worker", 10),
             Address::node("worker", 2),
             Address::new("lb"),

@@ -89,8 +89,8 @@ pub async fn status(ctx: &Context, opts: StatusOptions) -> Result<()> {
     } else {
         let cell = |n: &Value, k: &str| n[k].as_str().unwrap_or("-").to_string();
         println!(
-            "{:<18} {:<21} {:<12} {:<9} {:<15} {:<9} {:<8} {:<6} {}",
-            "NODE", "INSTANCE", "ZONE", "STATE", "PRIVATE IP", "ROLE", "SWARM", "AVAIL", "TARGET"
+            "{:<18} {:<21} {:<12} {:<9} {:<15} {:<9} {:<8} {:<6} TARGET",
+            "NODE", "INSTANCE", "ZONE", "STATE", "PRIVATE IP", "ROLE", "SWARM", "AVAIL"
         );
         for n in &nodes {
             println!(
