@@ -14,7 +14,7 @@ pub struct Location {
 
 impl Location {
     pub fn of(file: &str, source: &str, offset: usize) -> Self {
-        let before = &source[..offset.min(source.len())];
+        let before = &source[..source.floor_char_boundary(offset.min(source.len()))];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         Location {
@@ -54,7 +54,9 @@ impl ConfigError {
         message: String,
         help: Option<String>,
     ) -> Self {
-        let span = span.start.min(source.len())..span.end.min(source.len());
+        // Never slice inside a character, whatever span a caller computed.
+        let start = source.floor_char_boundary(span.start.min(source.len()));
+        let span = start..source.ceil_char_boundary(span.end.clamp(start, source.len()));
         let label = source[span.clone()]
             .lines()
             .next()
