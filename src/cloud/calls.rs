@@ -8,6 +8,7 @@ use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
@@ -40,7 +41,12 @@ impl Intercept for CallLog {
     ) -> Result<(), BoxError> {
         if let Some(m) = cfg.load::<Metadata>() {
             let call = format!("{}:{}", m.service(), m.name());
-            tracing::debug!(target: "infra::aws", "call {call}");
+            let attempt = cfg.load::<RequestAttempts>().map_or(1, |a| a.attempts());
+            if attempt > 1 {
+                tracing::debug!(target: "infra::aws", "retry {} of call {call} (throttled, 5xx or dropped)", attempt - 1);
+            } else {
+                tracing::debug!(target: "infra::aws", "call {call}");
+            }
             *self
                 .counts
                 .lock()

@@ -66,6 +66,7 @@ impl Backend {
     pub async fn lock(&self, operation: &str, timeout: Duration) -> Result<Lock<'_>, StateError> {
         let deadline = Instant::now() + timeout;
         let mut told = false;
+        let mut cleared = false;
         loop {
             let info = LockInfo::new(operation);
             let id = info.id.clone();
@@ -74,6 +75,17 @@ impl Backend {
                 Backend::S3(s) => s.try_lock(&info).await.map(|_| Lock::S3 { backend: s, id }),
             };
             match attempt {
+                // Its holder ran on this machine and is gone: nobody else can release it.
+                Err(StateError::Locked(holder)) if holder.is_stale() && !cleared => {
+                    eprintln!(
+                        "note: removing the lock left by pid {} ({} since {}), which no longer runs",
+                        holder.pid,
+                        holder.operation,
+                        holder.created.format("%H:%M:%S UTC")
+                    );
+                    self.force_unlock(&holder.id).await?;
+                    cleared = true;
+                }
                 Err(StateError::Locked(holder)) if Instant::now() < deadline => {
                     if !told {
                         eprintln!(

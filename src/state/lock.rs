@@ -40,6 +40,16 @@ impl LockInfo {
     }
 }
 
+impl LockInfo {
+    /// A lock taken on this machine by a process that no longer runs (killed, crashed).
+    pub fn is_stale(&self) -> bool {
+        let here = gethostname::gethostname().to_string_lossy().into_owned();
+        self.host == here
+            && self.pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
 impl LockGuard {
     pub(super) fn acquire(path: PathBuf, info: LockInfo) -> Result<Self, StateError> {
         let lock_err = |source| StateError::Lock {

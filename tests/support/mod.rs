@@ -238,3 +238,69 @@ pub fn live_instances(dump: &serde_json::Value) -> Vec<&serde_json::Value> {
         .filter(|i| i["state"] != "terminated")
         .collect()
 }
+
+/// The fault proxy (tests/support/fault_proxy.py) in front of a moto server.
+pub struct FaultProxy {
+    child: Child,
+    pub endpoint: String,
+    pub log: PathBuf,
+}
+
+impl FaultProxy {
+    /// `throttle`, `error`: the share of requests failed that way (before reaching moto).
+    pub fn start(target: &str, throttle: f64, error: f64, seed: u64, log: PathBuf) -> FaultProxy {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fault_proxy.py");
+        let child = Command::new(venv().join("bin/python"))
+            .arg(script)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--target",
+                target,
+                "--log",
+                log.to_str().unwrap(),
+            ])
+            .args([
+                "--throttle",
+                &throttle.to_string(),
+                "--error",
+                &error.to_string(),
+                "--seed",
+                &seed.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the fault proxy");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the fault proxy did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        FaultProxy {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    /// Requests seen so far, with their outcome: `ec2:RunInstances ok`.
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
