@@ -169,3 +169,151 @@ fn apply_killed_at_any_of_30_points_is_finished_by_the_next() {
         "most runs were really killed mid-way ({killed} of 30)"
     );
 }
+
+/// `infra destroy` killed at 15 points spread over it: the next destroy leaves nothing tagged.
+#[test]
+fn destroy_killed_at_any_of_15_points_is_finished_by_the_next() {
+    let mut p = Project::new("d", 1);
+    let proxy = FaultProxy::start(
+        &p.moto.endpoint,
+        0.0,
+        0.0,
+        1,
+        p.dir.path().join("proxy.log"),
+    );
+    let via_proxy = |p: &Project, args: &[&str]| {
+        let mut cmd = p.command(env!("CARGO_BIN_EXE_infra"));
+        cmd.env("AWS_ENDPOINT_URL", &proxy.endpoint)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    };
+    p.stack = "dcount".into();
+    p.write_stack(1);
+    p.ok(&["apply", "--auto-approve", "--stack", "dcount"]);
+    let start = proxy.requests().len();
+    assert!(
+        via_proxy(&p, &["destroy", "--auto-approve", "--stack", "dcount"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let total = proxy.requests().len() - start;
+
+    for point in 0..15 {
+        let stack = format!("d{point}");
+        p.stack = stack.clone();
+        p.write_stack(1);
+        p.ok(&["apply", "--auto-approve", "--stack", &stack]);
+        let kill_at = 1 + point * (total - 2) / 14;
+        let before = proxy.requests().len();
+        let mut child = via_proxy(&p, &["destroy", "--auto-approve", "--stack", &stack])
+            .spawn()
+            .unwrap();
+        while child.try_wait().unwrap().is_none() {
+            if proxy.requests().len() - before >= kill_at {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let again = p.infra(&["destroy", "--auto-approve", "--stack", &stack]);
+        assert_eq!(
+            again.code,
+            0,
+            "{stack} (killed after {kill_at} requests):\n{}",
+            again.all()
+        );
+        let d = p.aws(&["dump", &stack]);
+        for kind in [
+            "vpcs",
+            "subnets",
+            "igws",
+            "route_tables",
+            "security_groups",
+            "key_pairs",
+            "load_balancers",
+            "target_groups",
+        ] {
+            assert!(
+                d[kind].as_array().unwrap().is_empty(),
+                "{stack}: {kind} left: {}",
+                d[kind]
+            );
+        }
+        assert!(live_instances(&d).is_empty(), "{stack}: instances left");
+        let last = p.ok(&["destroy", "--auto-approve", "--stack", &stack]);
+        assert!(
+            last.stdout.contains("No changes."),
+            "{stack}: {}",
+            last.stdout
+        );
+    }
+}
+
+/// Ctrl-C: the calls in flight finish and are recorded, nothing new starts, the lock is released,
+/// and the next apply finishes the job.
+#[test]
+fn an_interrupted_apply_stops_cleanly_and_the_next_one_finishes() {
+    let p = Project::new("sigint", 2);
+    let proxy = FaultProxy::start_slow(
+        &p.moto.endpoint,
+        0.0,
+        0.0,
+        1,
+        p.dir.path().join("proxy.log"),
+        150,
+    );
+    let child = p
+        .command(env!("CARGO_BIN_EXE_infra"))
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .args(["apply", "--auto-approve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the first objects exist.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !proxy
+        .requests()
+        .iter()
+        .any(|r| r.starts_with("ec2:CreateVpc"))
+    {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("Interrupt received"), "{stdout}");
+    assert!(
+        stderr.contains("interrupted:") && stderr.contains("steps finished and are recorded"),
+        "{stderr}"
+    );
+    assert!(
+        !p.dir.path().join("state/sigint.lock").exists(),
+        "the lock is released"
+    );
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(p.state_file()).unwrap()).unwrap();
+    assert!(
+        state["resources"]["vpc"]["id"].is_string(),
+        "finished steps are recorded"
+    );
+    assert!(
+        state.get("pending").is_none(),
+        "no call was left in flight: {}",
+        state["pending"]
+    );
+    p.ok(&["apply", "--auto-approve"]);
+    assert_converged(&p, "sigint", 2);
+}

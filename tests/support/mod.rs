@@ -249,6 +249,18 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// `throttle`, `error`: the share of requests failed that way (before reaching moto).
     pub fn start(target: &str, throttle: f64, error: f64, seed: u64, log: PathBuf) -> FaultProxy {
+        FaultProxy::start_slow(target, throttle, error, seed, log, 0)
+    }
+
+    /// The same, each request delayed by `latency_ms`.
+    pub fn start_slow(
+        target: &str,
+        throttle: f64,
+        error: f64,
+        seed: u64,
+        log: PathBuf,
+        latency_ms: u64,
+    ) -> FaultProxy {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -273,7 +285,10 @@ impl FaultProxy {
                 "--seed",
                 &seed.to_string(),
             ])
+            .args(["--latency-ms", &latency_ms.to_string()])
             .stdout(Stdio::null())
+            // Clients killed mid-request make it print broken pipes: noise here.
+            .stderr(Stdio::null())
             .spawn()
             .expect("start the fault proxy");
         let deadline = Instant::now() + Duration::from_secs(20);
