@@ -1,7 +1,10 @@
 //! The SSH layer (src/swarm/ssh.rs) against real testbed nodes: the system ssh through the
 //! openssh crate, host keys pinned by instance id, secrets over stdin only. Needs root.
 
-use std::path::Path;
+mod support;
+
+use support::testbed;
+
 use std::process::Command;
 use std::time::Duration;
 
@@ -9,16 +12,6 @@ use infra::model::{Address, SshSettings};
 use infra::swarm::{NodeHost, Ssh, SshError};
 
 const ID: &str = "42";
-
-fn testbed(args: &[&str]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/testbed");
-    let out = Command::new(script).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "testbed {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn node(i: usize) -> NodeHost {
     NodeHost {

@@ -4,6 +4,8 @@
 
 mod support;
 
+use support::testbed;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -65,16 +67,6 @@ impl Drop for Testbed {
     fn drop(&mut self) {
         testbed(&["down", ID, self.dir.to_str().unwrap()]);
     }
-}
-
-fn testbed(args: &[&str]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/testbed");
-    let out = Command::new(script).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "testbed {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A stack of 1 manager and `nodes - 1` workers whose instances are played by `nodes` fresh

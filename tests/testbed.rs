@@ -1,22 +1,14 @@
 //! The node testbed itself (tests/testbed/): real sshd + dockerd nodes in network namespaces
 //! form a real Swarm, and stopping them leaves nothing behind. Needs root, like the testbed.
 
+mod support;
+
+use support::testbed;
+
 use std::path::Path;
 use std::process::Command;
 
 const ID: &str = "41";
-
-fn testbed(args: &[&str]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/testbed");
-    let out = Command::new(script).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "testbed {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn ssh(dir: &Path, node: u32, command: &str) -> String {
     let out = Command::new("ssh")

@@ -86,6 +86,18 @@ fn actions(changes: &[Change]) -> Vec<(String, Action)> {
         .collect()
 }
 
+/// The index of the step that changes `address`.
+fn step_of(steps: &[graph::Step], changes: &[Change], address: &str) -> usize {
+    steps
+        .iter()
+        .position(|s| {
+            s.changes
+                .iter()
+                .any(|&c| changes[c].address.as_str() == address)
+        })
+        .unwrap()
+}
+
 #[test]
 fn everything_is_created_from_nothing() {
     let plan = plan_of(diff(&desired(), None, &Live::new()));
@@ -195,16 +207,7 @@ fn a_replaced_subnet_replaces_its_instances_and_updates_its_users() {
 fn creates_follow_references_and_same_subnet_instances_launch_together() {
     let changes = diff(&desired(), None, &Live::new());
     let steps = steps(&changes).unwrap();
-    let index = |addr: &str| {
-        steps
-            .iter()
-            .position(|s| {
-                s.changes
-                    .iter()
-                    .any(|&c| changes[c].address.as_str() == addr)
-            })
-            .unwrap()
-    };
+    let index = |addr: &str| step_of(&steps, &changes, addr);
     let before = |a: &str, b: &str| {
         assert!(
             steps[index(b)].after.contains(&index(a)),
@@ -236,16 +239,7 @@ fn destroy_removes_users_before_what_they_use() {
     let changes = diff(&[], None, &applied(&d));
     assert!(changes.iter().all(|c| c.action == Action::Delete));
     let steps = steps(&changes).unwrap();
-    let index = |addr: &str| {
-        steps
-            .iter()
-            .position(|s| {
-                s.changes
-                    .iter()
-                    .any(|&c| changes[c].address.as_str() == addr)
-            })
-            .unwrap()
-    };
+    let index = |addr: &str| step_of(&steps, &changes, addr);
     let before = |a: &str, b: &str| {
         assert!(
             steps[index(b)].after.contains(&index(a)),
@@ -304,16 +298,7 @@ fn managers_join_one_at_a_time_and_workers_after_the_first() {
     };
     let changes = diff(&expand(&stack, &inputs), None, &Live::new());
     let steps = steps(&changes).unwrap();
-    let index = |addr: &str| {
-        steps
-            .iter()
-            .position(|s| {
-                s.changes
-                    .iter()
-                    .any(|&c| changes[c].address.as_str() == addr)
-            })
-            .unwrap()
-    };
+    let index = |addr: &str| step_of(&steps, &changes, addr);
     let waits_for = |a: &str, b: &str| steps[index(b)].after.contains(&index(a));
     assert!(waits_for("swarm.node.manager[0]", "swarm.node.manager[1]"));
     assert!(waits_for("swarm.node.manager[1]", "swarm.node.manager[2]"));

@@ -319,3 +319,17 @@ impl Drop for FaultProxy {
         let _ = self.child.wait();
     }
 }
+
+/// Runs tests/testbed/testbed (needs root); returns what it printed.
+pub fn testbed(args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/testbed");
+    let out = Command::new(script).args(args).output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    assert!(
+        out.status.success(),
+        "testbed {args:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
