@@ -12,16 +12,16 @@ use std::time::{Duration, Instant};
 
 use support::Project;
 
-const ID: &str = "43";
-
+/// Each test has its own testbed (they run in parallel).
 struct Testbed {
+    id: &'static str,
     dir: PathBuf,
 }
 
 impl Testbed {
-    fn up(dir: PathBuf, nodes: usize) -> Testbed {
-        testbed(&["up", ID, &nodes.to_string(), dir.to_str().unwrap()]);
-        Testbed { dir }
+    fn up(id: &'static str, dir: PathBuf, nodes: usize) -> Testbed {
+        testbed(&["up", id, &nodes.to_string(), dir.to_str().unwrap()]);
+        Testbed { id, dir }
     }
 
     /// The testbed node an instance landed on, from the harness's map.
@@ -50,7 +50,7 @@ impl Testbed {
                 "UserKnownHostsFile={}",
                 self.dir.join("test_known_hosts").display()
             ))
-            .arg(format!("root@10.77.{ID}.{}", 10 + node))
+            .arg(format!("root@10.77.{}.{}", self.id, 10 + node))
             .arg(command)
             .output()
             .unwrap();
@@ -65,19 +65,19 @@ impl Testbed {
 
 impl Drop for Testbed {
     fn drop(&mut self) {
-        testbed(&["down", ID, self.dir.to_str().unwrap()]);
+        testbed(&["down", self.id, self.dir.to_str().unwrap()]);
     }
 }
 
 /// A stack of 1 manager and `nodes - 1` workers whose instances are played by `nodes` fresh
 /// testbed nodes, through the harness's ProxyCommand.
-fn swarm_project(name: &str, nodes: usize) -> (Project, Testbed) {
+fn swarm_project(id: &'static str, name: &str, nodes: usize) -> (Project, Testbed) {
     let mut p = Project::new(name, nodes - 1);
-    let bed = Testbed::up(p.dir.path().join("testbed"), nodes);
+    let bed = Testbed::up(id, p.dir.path().join("testbed"), nodes);
     let connect = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/connect");
     let ssh_config = p.dir.path().join("testbed.ssh_config");
     let proxy = format!(
-        "Host *\n  ProxyCommand {} {ID} {} %h %p\n",
+        "Host *\n  ProxyCommand {} {id} {} %h %p\n",
         connect.display(),
         bed.dir.display()
     );
@@ -113,7 +113,7 @@ fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
 
 #[test]
 fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
-    let (p, bed) = swarm_project("swarm", 3);
+    let (p, bed) = swarm_project("43", "swarm", 3);
     let mut outputs = Vec::new();
 
     // From nothing: the cloud, then a Swarm of 1 manager + 2 workers.
@@ -239,7 +239,12 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
         "keyed by instance id"
     );
     std::fs::remove_file(p.dir.path().join("state/swarm.known_hosts")).unwrap();
-    testbed(&["rekey", ID, bed.dir.to_str().unwrap(), &manager.to_string()]);
+    testbed(&[
+        "rekey",
+        bed.id,
+        bed.dir.to_str().unwrap(),
+        &manager.to_string(),
+    ]);
     let refused = p.infra(&["plan"]);
     assert_eq!(refused.code, 1);
     assert!(
@@ -256,7 +261,7 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
 #[ignore]
 fn measure_bootstrap_of_3_and_6_nodes() {
     for n in [3usize, 6] {
-        let (p, bed) = swarm_project(&format!("boot{n}"), n);
+        let (p, bed) = swarm_project("45", &format!("boot{n}"), n);
         let start = Instant::now();
         let run = p.ok(&["apply", "--auto-approve"]);
         let total = start.elapsed();
@@ -277,4 +282,69 @@ fn measure_bootstrap_of_3_and_6_nodes() {
             swarm_lines.join("; ")
         );
     }
+}
+
+/// A node lost for good (its instance terminated behind infra's back, the machine gone): the
+/// plan replaces the instance and its membership, and the Swarm heals on a fresh node.
+#[test]
+fn a_lost_node_is_replaced_and_the_swarm_heals() {
+    // 3 nodes for the stack, and a spare for the replacement instance.
+    let (p, bed) = swarm_project("44", "heal", 3);
+    testbed(&["up", bed.id, "4", bed.dir.to_str().unwrap()]);
+    p.ok(&["apply", "--auto-approve"]);
+    let manager = bed.node_of(&instance_id(&p, "node.manager[0]"));
+    let lost = instance_id(&p, "node.worker[0]");
+    let lost_node = bed.node_of(&lost);
+    p.aws(&["terminate", "heal", "node.worker[0]"]);
+    testbed(&[
+        "stop",
+        bed.id,
+        bed.dir.to_str().unwrap(),
+        &lost_node.to_string(),
+    ]);
+    wait_until("the manager sees the node down", || {
+        bed.ssh(manager, "docker node ls --format '{{.Status}}'")
+            .contains("Down")
+    });
+
+    let plan = p.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    assert!(
+        plan.stdout.contains("# node.worker[0] will be created"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("# swarm.node.worker[0] must be replaced"),
+        "{}",
+        plan.stdout
+    );
+    p.ok(&["apply", "--auto-approve"]);
+
+    let replacement = instance_id(&p, "node.worker[0]");
+    assert_ne!(replacement, lost);
+    assert_eq!(
+        bed.node_of(&replacement),
+        4,
+        "the new instance runs on the spare node"
+    );
+    let nodes = bed.ssh(
+        manager,
+        "docker node ls --format '{{.Hostname}} {{.Status}}' | sort",
+    );
+    let expected: Vec<String> = {
+        let mut v: Vec<String> = (1..=4)
+            .filter(|&n| n != lost_node)
+            .map(|n| format!("node-{n} Ready"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        nodes,
+        expected.join("\n"),
+        "healed: the lost node removed, the new one joined"
+    );
+    assert_eq!(p.infra(&["plan", "--detailed-exitcode"]).code, 0);
 }
