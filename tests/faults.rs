@@ -101,6 +101,47 @@ fn apply_converges_through_throttling_and_server_errors() {
     assert_converged(&p, "faulty", 3);
 }
 
+/// Half the launches and their per-instance tags throttled: the batched launch path retries
+/// without launching anything twice.
+#[test]
+fn launches_converge_when_run_instances_and_tagging_are_throttled() {
+    let p = Project::new("launchy", 4);
+    let ops = ["RunInstances", "CreateTags", "RegisterTargets"];
+    let proxy = FaultProxy::start_for(
+        &p.moto.endpoint,
+        0.5,
+        0.0,
+        11,
+        p.dir.path().join("proxy.log"),
+        &ops,
+    );
+    let out = p
+        .command(env!("CARGO_BIN_EXE_infra"))
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .args(["apply", "--auto-approve"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let requests = proxy.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("ec2:RunInstances throttled")),
+        "{requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .filter(|r| !r.ends_with(" ok"))
+            .all(|r| ops.iter().any(|o| r.contains(o)))
+    );
+    assert_converged(&p, "launchy", 4);
+}
+
 /// 30 kill points spread over a whole apply, chosen by counting the requests it makes.
 #[test]
 fn apply_killed_at_any_of_30_points_is_finished_by_the_next() {
@@ -170,9 +211,9 @@ fn apply_killed_at_any_of_30_points_is_finished_by_the_next() {
     );
 }
 
-/// `infra destroy` killed at 15 points spread over it: the next destroy leaves nothing tagged.
+/// `infra destroy` killed at 30 points spread over it: the next destroy leaves nothing tagged.
 #[test]
-fn destroy_killed_at_any_of_15_points_is_finished_by_the_next() {
+fn destroy_killed_at_any_of_30_points_is_finished_by_the_next() {
     let mut p = Project::new("d", 1);
     let proxy = FaultProxy::start(
         &p.moto.endpoint,
@@ -201,12 +242,12 @@ fn destroy_killed_at_any_of_15_points_is_finished_by_the_next() {
     );
     let total = proxy.requests().len() - start;
 
-    for point in 0..15 {
+    for point in 0..30 {
         let stack = format!("d{point}");
         p.stack = stack.clone();
         p.write_stack(1);
         p.ok(&["apply", "--auto-approve", "--stack", &stack]);
-        let kill_at = 1 + point * (total - 2) / 14;
+        let kill_at = 1 + point * (total - 2) / 29;
         let before = proxy.requests().len();
         let mut child = via_proxy(&p, &["destroy", "--auto-approve", "--stack", &stack])
             .spawn()

@@ -8,7 +8,8 @@ is logged as one line `<service>:<Operation> <outcome>` to --log, which tests co
 kill points.
 
 usage: fault_proxy.py --port P --target URL --log FILE [--throttle R] [--error R] [--drop R]
-                      [--latency-ms N] [--seed N]
+                      [--latency-ms N] [--seed N] [--ops Op1,Op2]
+--ops limits the faults (not the latency) to those operations, e.g. RunInstances,CreateTags.
 """
 import argparse
 import random
@@ -78,6 +79,8 @@ class Handler(BaseHTTPRequestHandler):
         if ARGS.latency_ms:
             threading.Event().wait(ARGS.latency_ms / 1000)
         outcome = "ok"
+        if ARGS.ops and op not in ARGS.ops:
+            roll = 1.0
         if roll < ARGS.drop:
             outcome = "dropped"
         elif roll < ARGS.drop + ARGS.throttle:
@@ -132,6 +135,7 @@ def main():
     p.add_argument("--drop", type=float, default=0.0)
     p.add_argument("--latency-ms", type=int, default=0)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--ops", type=lambda v: set(v.split(",")), default=set())
     ARGS = p.parse_args()
     RNG.seed(ARGS.seed)
     ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler).serve_forever()

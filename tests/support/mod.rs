@@ -249,7 +249,19 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// `throttle`, `error`: the share of requests failed that way (before reaching moto).
     pub fn start(target: &str, throttle: f64, error: f64, seed: u64, log: PathBuf) -> FaultProxy {
-        FaultProxy::start_slow(target, throttle, error, seed, log, 0)
+        FaultProxy::launch(target, throttle, error, seed, log, 0, &[])
+    }
+
+    /// Faults on these operations only (e.g. `RunInstances`).
+    pub fn start_for(
+        target: &str,
+        throttle: f64,
+        error: f64,
+        seed: u64,
+        log: PathBuf,
+        ops: &[&str],
+    ) -> FaultProxy {
+        FaultProxy::launch(target, throttle, error, seed, log, 0, ops)
     }
 
     /// The same, each request delayed by `latency_ms`.
@@ -260,6 +272,18 @@ impl FaultProxy {
         seed: u64,
         log: PathBuf,
         latency_ms: u64,
+    ) -> FaultProxy {
+        FaultProxy::launch(target, throttle, error, seed, log, latency_ms, &[])
+    }
+
+    fn launch(
+        target: &str,
+        throttle: f64,
+        error: f64,
+        seed: u64,
+        log: PathBuf,
+        latency_ms: u64,
+        ops: &[&str],
     ) -> FaultProxy {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -286,6 +310,11 @@ impl FaultProxy {
                 &seed.to_string(),
             ])
             .args(["--latency-ms", &latency_ms.to_string()])
+            .args(if ops.is_empty() {
+                vec![]
+            } else {
+                vec!["--ops".to_string(), ops.join(",")]
+            })
             .stdout(Stdio::null())
             // Clients killed mid-request make it print broken pipes: noise here.
             .stderr(Stdio::null())
