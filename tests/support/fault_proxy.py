@@ -20,7 +20,7 @@ from http.client import HTTPConnection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ARGS = None
-RNG = random.Random()
+COUNTS = {}
 LOCK = threading.Lock()
 
 
@@ -74,8 +74,11 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         svc, op = service(self.headers), operation(self.headers, body)
+        # The n-th request of an operation always gets the same roll, whatever the interleaving of
+        # concurrent requests: runs are repeatable.
         with LOCK:
-            roll = RNG.random()
+            COUNTS[op] = COUNTS.get(op, 0) + 1
+            roll = random.Random(f"{ARGS.seed}:{op}:{COUNTS[op]}").random()
         if ARGS.latency_ms:
             threading.Event().wait(ARGS.latency_ms / 1000)
         outcome = "ok"
@@ -134,10 +137,9 @@ def main():
     p.add_argument("--error", type=float, default=0.0)
     p.add_argument("--drop", type=float, default=0.0)
     p.add_argument("--latency-ms", type=int, default=0)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ops", type=lambda v: set(v.split(",")), default=set())
     ARGS = p.parse_args()
-    RNG.seed(ARGS.seed)
     ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler).serve_forever()
 
 
