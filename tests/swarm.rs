@@ -4,10 +4,9 @@
 
 mod support;
 
-use support::testbed;
+use support::{node_ssh, testbed};
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::Project;
@@ -36,30 +35,7 @@ impl Testbed {
 
     /// Our own ssh to a node, independent of the tool.
     fn ssh(&self, node: usize, command: &str) -> String {
-        let out = Command::new("ssh")
-            .args([
-                "-i",
-                self.dir.join("id_ed25519").to_str().unwrap(),
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "LogLevel=ERROR",
-            ])
-            .args(["-o", "StrictHostKeyChecking=accept-new", "-o"])
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                self.dir.join("test_known_hosts").display()
-            ))
-            .arg(format!("root@10.77.{}.{}", self.id, 10 + node))
-            .arg(command)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "node {node}: {command}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        node_ssh(&self.dir, self.id, node, command, None)
     }
 }
 

@@ -3,38 +3,15 @@
 
 mod support;
 
-use support::testbed;
+use support::{node_ssh, testbed};
 
 use std::path::Path;
 use std::process::Command;
 
 const ID: &str = "41";
 
-fn ssh(dir: &Path, node: u32, command: &str) -> String {
-    let out = Command::new("ssh")
-        .args(["-i", dir.join("id_ed25519").to_str().unwrap()])
-        .args([
-            "-o",
-            "StrictHostKeyChecking=accept-new",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "LogLevel=ERROR",
-        ])
-        .args([
-            "-o",
-            &format!("UserKnownHostsFile={}", dir.join("known_hosts").display()),
-        ])
-        .arg(format!("root@10.77.{ID}.{}", 10 + node))
-        .arg(command)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "node {node}: {command}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+fn ssh(dir: &Path, node: usize, command: &str) -> String {
+    node_ssh(dir, ID, node, command, None)
 }
 
 #[test]
@@ -58,36 +35,8 @@ fn three_nodes_form_a_swarm_and_leave_nothing_behind() {
         let token = ssh(&nodes, 1, "docker swarm join-token -q worker");
         for n in 2..=3 {
             // The token goes over stdin, not on a command line.
-            let out = Command::new("ssh")
-                .args([
-                    "-i",
-                    nodes.join("id_ed25519").to_str().unwrap(),
-                    "-o",
-                    "BatchMode=yes",
-                    "-o",
-                    "LogLevel=ERROR",
-                ])
-                .args([
-                    "-o",
-                    &format!("UserKnownHostsFile={}", nodes.join("known_hosts").display()),
-                ])
-                .arg(format!("root@10.77.{ID}.{}", 10 + n))
-                .arg(format!(
-                    "docker swarm join --token \"$(cat)\" {manager}:2377"
-                ))
-                .stdin(std::process::Stdio::piped())
-                .spawn()
-                .and_then(|mut child| {
-                    use std::io::Write;
-                    child.stdin.take().unwrap().write_all(token.as_bytes())?;
-                    child.wait_with_output()
-                })
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let join = format!("docker swarm join --token \"$(cat)\" {manager}:2377");
+            node_ssh(&nodes, ID, n, &join, Some(&token));
         }
         let nodes_ls = ssh(
             &nodes,

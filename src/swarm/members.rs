@@ -207,7 +207,7 @@ impl Swarm<'_> {
         managers: &[Node],
     ) -> Result<String, SwarmError> {
         let (session, state) = self.wait_ready(node).await?;
-        let leader = self.find_manager(managers, &node.host.address).await?;
+        let (leader, silent) = self.find_manager(managers, &node.host.address).await?;
         let id = match (&leader, state.as_str()) {
             // Already a member (an earlier run joined it, then stopped): keep it.
             (_, "active") => {
@@ -218,6 +218,16 @@ impl Swarm<'_> {
                         None,
                     )
                     .await?
+            }
+            // A manager that does not answer may run the Swarm: starting another would split it.
+            (None, _) if !silent.is_empty() => {
+                let silent: Vec<String> = silent.iter().map(|a| a.to_string()).collect();
+                return Err(SwarmError::Other(format!(
+                    "{}: cannot join: no manager that answered runs a Swarm, and {} did not answer; \
+                     refusing to start a second Swarm. Bring them back (or remove them from the stack), then apply again.",
+                    node.host.address,
+                    silent.join(", ")
+                )));
             }
             (None, _) if spec.role == "manager" => {
                 let id = session
@@ -277,7 +287,7 @@ impl Swarm<'_> {
         after: &SwarmNodeSpec,
         managers: &[Node],
     ) -> Result<(), SwarmError> {
-        let Some((_, s)) = self.find_manager(managers, &after.instance).await? else {
+        let (Some((_, s)), _) = self.find_manager(managers, &after.instance).await? else {
             return Err(SwarmError::Other("no Swarm manager answers".into()));
         };
         let removed: Vec<String> = before
@@ -318,7 +328,7 @@ impl Swarm<'_> {
         let exclude = node
             .map(|n| n.host.address.clone())
             .unwrap_or_else(|| Address::new(""));
-        if let Some((_, s)) = self.find_manager(managers, &exclude).await? {
+        if let (Some((_, s)), _) = self.find_manager(managers, &exclude).await? {
             s.run("docker node rm", &docker::remove(id), None).await?;
             s.close().await;
         }
@@ -341,13 +351,17 @@ impl Swarm<'_> {
     }
 
     /// A manager (other than `except`) that runs a Swarm, with an open session to it.
+    /// Also returns the managers that did not answer: with any of them silent, "no Swarm" is
+    /// not known to be true.
     async fn find_manager(
         &self,
         managers: &[Node],
         except: &Address,
-    ) -> Result<Option<(Node, NodeSession)>, SwarmError> {
+    ) -> Result<(Option<(Node, NodeSession)>, Vec<Address>), SwarmError> {
+        let mut silent = Vec::new();
         for m in managers.iter().filter(|m| &m.host.address != except) {
             let Ok(s) = self.session(m).await else {
+                silent.push(m.host.address.clone());
                 continue;
             };
             let control = s
@@ -358,10 +372,10 @@ impl Swarm<'_> {
                 )
                 .await;
             if control.is_ok_and(|c| c.trim() == "true") {
-                return Ok(Some((m.clone(), s)));
+                return Ok((Some((m.clone(), s)), silent));
             }
             s.close().await;
         }
-        Ok(None)
+        Ok((None, silent))
     }
 }

@@ -362,3 +362,43 @@ pub fn testbed(args: &[&str]) -> String {
     );
     text(&out.stdout)
 }
+
+/// The tests' own ssh to testbed node `node` (root, the testbed's key), independent of the tool;
+/// `input` goes to the remote command's stdin.
+pub fn node_ssh(dir: &Path, id: &str, node: usize, command: &str, input: Option<&str>) -> String {
+    use std::io::Write;
+    let mut child = Command::new("ssh")
+        .args(["-i", dir.join("id_ed25519").to_str().unwrap()])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+        ])
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            dir.join("test_known_hosts").display()
+        ))
+        .arg(format!("root@10.77.{id}.{}", 10 + node))
+        .arg(command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some(input) = input {
+        stdin.write_all(input.as_bytes()).unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "node {node}: {command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
