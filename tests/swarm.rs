@@ -4,46 +4,12 @@
 
 mod support;
 
-use support::{node_ssh, testbed};
+use support::{Testbed, testbed};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::Project;
-
-/// Each test has its own testbed (they run in parallel).
-struct Testbed {
-    id: &'static str,
-    dir: PathBuf,
-}
-
-impl Testbed {
-    fn up(id: &'static str, dir: PathBuf, nodes: usize) -> Testbed {
-        testbed(&["up", id, &nodes.to_string(), dir.to_str().unwrap()]);
-        Testbed { id, dir }
-    }
-
-    /// The testbed node an instance landed on, from the harness's map.
-    fn node_of(&self, instance_id: &str) -> usize {
-        let map = std::fs::read_to_string(self.dir.join("map")).unwrap();
-        let line = map
-            .lines()
-            .find(|l| l.ends_with(instance_id))
-            .unwrap_or_else(|| panic!("{instance_id} not in {map}"));
-        line.split(' ').nth(1).unwrap().parse().unwrap()
-    }
-
-    /// Our own ssh to a node, independent of the tool.
-    fn ssh(&self, node: usize, command: &str) -> String {
-        node_ssh(&self.dir, self.id, node, command, None)
-    }
-}
-
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        testbed(&["down", self.id, self.dir.to_str().unwrap()]);
-    }
-}
 
 /// A stack of 1 manager and `nodes - 1` workers whose instances are played by `nodes` fresh
 /// testbed nodes, through the harness's ProxyCommand.

@@ -127,10 +127,11 @@ pub async fn apply(
                 known.entry(a.clone()).or_insert_with(|| r.clone());
             }
             let swarm = opts.swarm;
+            let progress = &progress;
             let token = sha256_hex(&format!("{run_id}{}", join(&addresses)))[..64].to_string();
             in_flight.push(async move {
                 let started = Instant::now();
-                let result = run_step(plan, step, cloud, swarm, &known, &token).await;
+                let result = run_step(plan, step, cloud, swarm, &known, &token, progress).await;
                 Outcome {
                     step: i,
                     started,
@@ -258,16 +259,16 @@ async fn run_step(
     swarm: Option<&Swarm<'_>>,
     known: &BTreeMap<Address, ResourceState>,
     token: &str,
+    progress: &Progress,
 ) -> Result<Vec<(Address, Option<Created>)>, StepError> {
     let change = &plan.changes[step.changes[0]];
     let a = &change.address;
-    if let Spec::SwarmNode(_) = change.spec() {
+    if let Spec::SwarmNode(_) | Spec::SwarmSecret(_) | Spec::Service(_) = change.spec() {
         let swarm =
             swarm.ok_or_else(|| SwarmError::Other(format!("{a}: the plan has no ssh settings")))?;
-        return Ok(vec![(
-            a.clone(),
-            run_swarm_step(step.kind, change, swarm, known).await?,
-        )]);
+        let created =
+            run_swarm_step(plan, step.kind, change, swarm, known, cloud, progress).await?;
+        return Ok(vec![(a.clone(), created)]);
     }
     let ids: Ids = known
         .iter()
@@ -312,13 +313,17 @@ async fn run_step(
     }
 }
 
-/// Join, update or remove one Swarm member; nodes are found in what is known so far.
+/// One step on the Swarm (a member, a secret or a service); nodes are found in what is known
+/// so far.
 async fn run_swarm_step(
+    plan: &Plan,
     kind: StepKind,
     change: &crate::plan::Change,
     swarm: &Swarm<'_>,
     known: &BTreeMap<Address, ResourceState>,
-) -> Result<Option<Created>, SwarmError> {
+    cloud: &Cloud,
+    progress: &Progress,
+) -> Result<Option<Created>, StepError> {
     let instances = known
         .iter()
         .map(|(a, r)| (a, r.id.as_str(), &r.spec, &r.outputs));
@@ -328,11 +333,57 @@ async fn run_swarm_step(
         .filter(|n| n.role == "manager")
         .cloned()
         .collect();
+    let id = change.id.as_deref().unwrap_or_default();
+    let created = |id: String| {
+        Some(Created {
+            id,
+            spec: change.spec().clone(),
+            outputs: BTreeMap::new(),
+        })
+    };
+    let a = &change.address;
+    match (change.spec(), kind) {
+        (Spec::Service(spec), StepKind::Create | StepKind::Update) => {
+            let report = |line: String| progress.line(line);
+            let id = swarm
+                .deploy(a, spec, &managers, &plan.deploy, &report)
+                .await?;
+            return Ok(created(id));
+        }
+        (Spec::Service(_), StepKind::Delete) => {
+            swarm.remove_service(a, &managers).await?;
+            return Ok(None);
+        }
+        (Spec::SwarmSecret(spec), StepKind::Create) => {
+            let secret = plan
+                .changes
+                .iter()
+                .find(|c| c.address == spec.secret)
+                .and_then(|c| c.after.as_ref())
+                .or_else(|| known.get(&spec.secret).map(|r| &r.spec));
+            let Some(Spec::Secret(secret)) = secret else {
+                return Err(SwarmError::Other(format!(
+                    "{a}: its secret {} is not known",
+                    spec.secret
+                ))
+                .into());
+            };
+            let value = cloud.secret_value(&spec.secret, secret).await?;
+            let id = swarm
+                .create_secret(a, &spec.name, &spec.secret, &value, &managers)
+                .await?;
+            return Ok(created(id));
+        }
+        (Spec::SwarmSecret(spec), _) => {
+            swarm.remove_secret(&spec.name, &managers).await?;
+            return Ok(None);
+        }
+        _ => {}
+    }
     let Spec::SwarmNode(spec) = change.spec() else {
-        unreachable!("swarm steps have swarm specs")
+        unreachable!("the other swarm steps returned above")
     };
     let node = nodes.iter().find(|n| n.host.address == spec.instance);
-    let id = change.id.as_deref().unwrap_or_default();
     match kind {
         StepKind::Create => {
             let node = node.ok_or_else(|| {
@@ -342,11 +393,7 @@ async fn run_swarm_step(
                 ))
             })?;
             let id = swarm.join(node, spec, &managers).await?;
-            Ok(Some(Created {
-                id,
-                spec: change.spec().clone(),
-                outputs: BTreeMap::new(),
-            }))
+            Ok(created(id))
         }
         StepKind::Update => {
             let Some(Spec::SwarmNode(before)) = &change.before else {

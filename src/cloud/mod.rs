@@ -4,6 +4,9 @@ mod calls;
 mod ec2;
 mod elb;
 mod read;
+mod ssm;
+
+pub use ssm::read_source;
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -291,7 +294,9 @@ impl Cloud {
         spec: &crate::model::Spec,
         ids: &Ids,
     ) -> Result<Created, CloudError> {
-        if is_elb(spec) {
+        if let crate::model::Spec::Secret(s) = spec {
+            self.put_secret_spec(address, s).await
+        } else if is_elb(spec) {
             self.create_elb(address, spec, ids).await
         } else {
             self.create_ec2(address, spec, ids).await
@@ -306,7 +311,9 @@ impl Cloud {
         after: &crate::model::Spec,
         ids: &Ids,
     ) -> Result<(), CloudError> {
-        if is_elb(after) {
+        if let crate::model::Spec::Secret(s) = after {
+            self.put_secret_spec(address, s).await.map(drop)
+        } else if is_elb(after) {
             self.update_elb(address, id, after, ids).await
         } else {
             self.update_ec2(address, id, before, after, ids).await
@@ -320,7 +327,10 @@ impl Cloud {
         id: &str,
         spec: &crate::model::Spec,
     ) -> Result<(), CloudError> {
-        if is_elb(spec) {
+        if let crate::model::Spec::Secret(s) = spec {
+            self.delete_secrets(std::slice::from_ref(&s.parameter))
+                .await
+        } else if is_elb(spec) {
             self.delete_elb(address, id, spec).await
         } else {
             self.delete_ec2(address, id, spec).await

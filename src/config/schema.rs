@@ -30,6 +30,109 @@ pub struct StackFile {
     #[schemars(with = "Option<SshFile>")]
     pub ssh: Option<Spanned<SshFile>>,
     pub swarm: Option<SwarmFile>,
+    /// Secrets the services use, by name: where each value comes from (never the value).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, SecretFile>")]
+    pub secrets: BTreeMap<String, Spanned<SecretFile>>,
+    /// The services to run, by name; or `[swarm] compose_file` for a compose file of your own.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ServiceFile>")]
+    pub services: BTreeMap<String, Spanned<ServiceFile>>,
+}
+
+/// Where a secret's value comes from: exactly one of `env` and `file`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretFile {
+    /// The environment variable holding the value.
+    #[schemars(with = "Option<String>")]
+    pub env: Option<Spanned<String>>,
+    /// A file holding the value (relative to the stack file).
+    #[schemars(with = "Option<String>")]
+    pub file: Option<Spanned<String>>,
+}
+
+/// One service, rendered into a compose file by templates/stack.yml.tera.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFile {
+    /// May use template variables, e.g. `registry/app:{{ tag }}`.
+    #[schemars(with = "String")]
+    pub image: Spanned<String>,
+    /// The port published on the nodes (the load balancer's target port for the web service).
+    #[schemars(with = "Option<i64>")]
+    pub port: Option<Spanned<i64>>,
+    /// The port the container listens on. Default: `port`.
+    #[schemars(with = "Option<i64>")]
+    pub target_port: Option<Spanned<i64>>,
+    /// `ingress` (the routing mesh, default) or `host` (each node's own task).
+    #[schemars(with = "Option<String>")]
+    pub publish: Option<Spanned<String>>,
+    /// `replicated` (default) or `global` (one task on every eligible node).
+    #[schemars(with = "Option<String>")]
+    pub mode: Option<Spanned<String>>,
+    /// Tasks of a replicated service. Default: 2.
+    #[schemars(with = "Option<i64>")]
+    pub replicas: Option<Spanned<i64>>,
+    /// Placement constraints, e.g. `node.role == worker`, `node.labels.infra.zone == eu-west-1a`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub placement: Vec<Spanned<String>>,
+    #[schemars(with = "Option<Vec<String>>")]
+    pub command: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub env: BTreeMap<String, Spanned<String>>,
+    /// Names from `[secrets]`, mounted at /run/secrets/<name>.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub secrets: Vec<Spanned<String>>,
+    /// How long a task may take to stop before it is killed, e.g. `10s`.
+    #[schemars(with = "Option<String>")]
+    pub stop_grace_period: Option<Spanned<String>>,
+    #[schemars(with = "Option<ServiceHealthFile>")]
+    pub health_check: Option<Spanned<ServiceHealthFile>>,
+    #[schemars(with = "Option<UpdateFile>")]
+    pub update: Option<Spanned<UpdateFile>>,
+}
+
+/// The container health check Docker runs; a rolling update waits for it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceHealthFile {
+    /// A shell command; exit 0 means healthy.
+    #[schemars(with = "String")]
+    pub command: Spanned<String>,
+    #[schemars(with = "Option<String>")]
+    pub interval: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+    #[schemars(with = "Option<i64>")]
+    pub retries: Option<Spanned<i64>>,
+    #[schemars(with = "Option<String>")]
+    pub start_period: Option<Spanned<String>>,
+}
+
+/// Rolling updates (also used for rollbacks).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateFile {
+    /// `start-first` (default; `stop-first` for a global service published in host mode) or
+    /// `stop-first`.
+    #[schemars(with = "Option<String>")]
+    pub order: Option<Spanned<String>>,
+    /// Tasks updated at once. Default: 1.
+    #[schemars(with = "Option<i64>")]
+    pub parallelism: Option<Spanned<i64>>,
+    /// Pause between batches. Default: 5s.
+    #[schemars(with = "Option<String>")]
+    pub delay: Option<Spanned<String>>,
+    /// How long a new task is watched for failure. Default: 15s.
+    #[schemars(with = "Option<String>")]
+    pub monitor: Option<Spanned<String>>,
+    /// `rollback` (default), `pause` or `continue`.
+    #[schemars(with = "Option<String>")]
+    pub failure_action: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -37,6 +140,15 @@ pub struct StackFile {
 pub struct SwarmFile {
     /// Run the Swarm on the nodes (default true); false provisions only the cloud half.
     pub enabled: Option<bool>,
+    /// A compose file of your own (rendered with the stack's variables) instead of `[services]`.
+    #[schemars(with = "Option<String>")]
+    pub compose_file: Option<Spanned<String>>,
+    /// `always` (default), `changed` or `never`: whether a deploy asks the registry for digests.
+    #[schemars(with = "Option<String>")]
+    pub resolve_image: Option<Spanned<String>>,
+    /// How long apply waits for a deploy to converge, e.g. `5m` (default).
+    #[schemars(with = "Option<String>")]
+    pub converge_timeout: Option<Spanned<String>>,
 }
 
 /// How infra reaches the nodes: the system ssh, honouring your ssh config.

@@ -90,6 +90,7 @@ impl<'a> Validator<'a> {
         let load_balancer = self.load_balancer(f.load_balancer.get_ref(), f.load_balancer.span());
         let state = self.state(f.state.as_ref(), &name, region.as_deref());
         let ssh = self.ssh(f.ssh.as_ref().map(|s| s.get_ref()));
+        let apps = self.apps(&f, read_file);
 
         if !self.errors.is_empty() {
             return Err(ConfigErrors {
@@ -108,6 +109,7 @@ impl<'a> Validator<'a> {
             state: state.expect("no errors"),
             ssh,
             swarm: f.swarm.as_ref().and_then(|s| s.enabled).unwrap_or(true),
+            apps: apps.expect("no errors"),
         };
         Ok(Loaded {
             stack,
@@ -383,6 +385,315 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// Secrets, services (or the user's compose file) and how to deploy them.
+    fn apps(&mut self, f: &StackFile, read_file: ReadFile) -> Option<Apps> {
+        let errors = self.errors.len();
+        let mut secrets = Vec::new();
+        for (name, s) in &f.secrets {
+            self.object_name(name, s.span(), "secret");
+            let source = match (&s.get_ref().env, &s.get_ref().file) {
+                (Some(env), None) => ValueSource::Env(env.get_ref().clone()),
+                (None, Some(file)) => ValueSource::File(file.get_ref().into()),
+                _ => {
+                    self.error(
+                        s.span(),
+                        format!("secret {name:?} needs exactly one of env and file"),
+                        Some("e.g. env = \"DB_PASSWORD\": the value itself never goes in the stack file"),
+                    );
+                    continue;
+                }
+            };
+            secrets.push(SecretSource {
+                name: name.clone(),
+                source,
+            });
+        }
+        let declared: Vec<&str> = secrets.iter().map(|s| s.name.as_str()).collect();
+        let services: Vec<Service> = f
+            .services
+            .iter()
+            .filter_map(|(name, s)| self.service(name, s, &declared))
+            .collect();
+        let swarm = f.swarm.as_ref();
+        let compose = swarm
+            .and_then(|s| s.compose_file.as_ref())
+            .and_then(|path| {
+                if !f.services.is_empty() {
+                    self.error(
+                        path.span(),
+                        "compose_file and [services] cannot both be used",
+                        Some("describe the services in one place"),
+                    );
+                    return None;
+                }
+                self.compose_file(path, read_file)
+            });
+        let resolve_image = match swarm.and_then(|s| s.resolve_image.as_ref()) {
+            None => "always".to_string(),
+            Some(r) => self.one_of(r, "resolve_image", &["always", "changed", "never"]),
+        };
+        let converge_timeout = swarm
+            .and_then(|s| s.converge_timeout.as_ref())
+            .and_then(|t| self.duration(t))
+            .unwrap_or(std::time::Duration::from_secs(300));
+        (self.errors.len() == errors).then_some(Apps {
+            secrets,
+            services,
+            compose,
+            deploy: DeploySettings {
+                resolve_image,
+                converge_timeout_secs: converge_timeout.as_secs().max(1),
+            },
+        })
+    }
+
+    fn service(
+        &mut self,
+        name: &str,
+        s: &Spanned<ServiceFile>,
+        secrets: &[&str],
+    ) -> Option<Service> {
+        let errors = self.errors.len();
+        self.object_name(name, s.span(), "service");
+        let f = s.get_ref();
+        let image = self.templated(&f.image);
+        let port = |v: &mut Self, p: &Option<Spanned<i64>>, what| {
+            p.as_ref()
+                .and_then(|p| v.int(p, what, 1..=65535))
+                .map(|p| p as u16)
+        };
+        let published = port(self, &f.port, "port");
+        let target_port = port(self, &f.target_port, "target_port").or(published);
+        let publish = f.publish.as_ref().map_or("ingress".to_string(), |p| {
+            self.one_of(p, "publish", &["ingress", "host"])
+        });
+        let mode = f.mode.as_ref().map_or("replicated".to_string(), |m| {
+            self.one_of(m, "mode", &["replicated", "global"])
+        });
+        let replicas = f
+            .replicas
+            .as_ref()
+            .and_then(|r| self.int(r, "replicas", 0..=1000))
+            .unwrap_or(2) as u32;
+        for secret in &f.secrets {
+            if !secrets.contains(&secret.get_ref().as_str()) {
+                self.error(
+                    secret.span(),
+                    format!("secret {:?} is not declared in [secrets]", secret.get_ref()),
+                    Some("declare it as [secrets.NAME] with env = \"VAR\" or file = \"path\""),
+                );
+            }
+        }
+        let env = f
+            .env
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), self.templated(v)?)))
+            .collect();
+        let texts = |v: &[Spanned<String>]| v.iter().map(|s| s.get_ref().clone()).collect();
+        let stop_grace_period = f
+            .stop_grace_period
+            .as_ref()
+            .and_then(|d| self.duration(d))
+            .map(go_duration);
+        let health_check = f.health_check.as_ref().map(|h| {
+            let h = h.get_ref();
+            let d = |v: &mut Self, d: &Option<Spanned<String>>, default| {
+                d.as_ref()
+                    .and_then(|d| v.duration(d))
+                    .map_or_else(|| String::from(default), go_duration)
+            };
+            ServiceHealth {
+                command: h.command.get_ref().clone(),
+                interval: d(self, &h.interval, "5s"),
+                timeout: d(self, &h.timeout, "3s"),
+                retries: h
+                    .retries
+                    .as_ref()
+                    .and_then(|r| self.int(r, "retries", 1..=100))
+                    .unwrap_or(3) as u32,
+                start_period: d(self, &h.start_period, "0s"),
+            }
+        });
+        let update = self.update_policy(f.update.as_ref(), &publish, &mode);
+        if publish == "host" && published.is_none() {
+            self.error(
+                s.span(),
+                format!("service {name:?} publishes in host mode but names no port"),
+                Some("add port = 3000"),
+            );
+        }
+        (self.errors.len() == errors).then(|| Service {
+            name: name.to_string(),
+            image: image.expect("no errors"),
+            port: published,
+            target_port,
+            publish,
+            mode,
+            replicas,
+            placement: texts(&f.placement),
+            command: f.command.as_deref().map(texts),
+            env,
+            secrets: texts(&f.secrets),
+            stop_grace_period,
+            health_check,
+            update,
+        })
+    }
+
+    /// Start-first by default: a new task is healthy before the old one stops. A global service
+    /// publishing in host mode cannot do that (two tasks cannot hold one node's port), so it
+    /// stops first, and asking for start-first there is an error rather than a hung update.
+    fn update_policy(
+        &mut self,
+        u: Option<&Spanned<UpdateFile>>,
+        publish: &str,
+        mode: &str,
+    ) -> UpdatePolicy {
+        let pinned_to_nodes = publish == "host" && mode == "global";
+        let default_order = if pinned_to_nodes {
+            "stop-first"
+        } else {
+            "start-first"
+        };
+        let Some(u) = u else {
+            return UpdatePolicy {
+                order: default_order.into(),
+                parallelism: 1,
+                delay: "5s".into(),
+                monitor: "15s".into(),
+                failure_action: "rollback".into(),
+            };
+        };
+        let f = u.get_ref();
+        let order = f.order.as_ref().map_or(default_order.to_string(), |o| {
+            self.one_of(o, "order", &["start-first", "stop-first"])
+        });
+        if let Some(o) = &f.order
+            && pinned_to_nodes
+            && order == "start-first"
+        {
+            self.error(
+                o.span(),
+                "start-first cannot work for a global service published in host mode: the new task would wait forever for the port its predecessor holds",
+                Some("use order = \"stop-first\" with a stop_grace_period your app drains in, or publish = \"ingress\""),
+            );
+        }
+        let d = |v: &mut Self, d: &Option<Spanned<String>>, default: &str| {
+            d.as_ref()
+                .and_then(|d| v.duration(d))
+                .map_or_else(|| default.to_string(), go_duration)
+        };
+        UpdatePolicy {
+            order,
+            parallelism: f
+                .parallelism
+                .as_ref()
+                .and_then(|p| self.int(p, "parallelism", 0..=100))
+                .unwrap_or(1) as u32,
+            delay: d(self, &f.delay, "5s"),
+            monitor: d(self, &f.monitor, "15s"),
+            failure_action: f.failure_action.as_ref().map_or("rollback".into(), |a| {
+                self.one_of(a, "failure_action", &["rollback", "pause", "continue"])
+            }),
+        }
+    }
+
+    /// The user's compose file, rendered with the stack's variables and checked to be YAML.
+    fn compose_file(&mut self, path: &Spanned<String>, read_file: ReadFile) -> Option<ComposeFile> {
+        let text = match read_file(Path::new(path.get_ref())) {
+            Ok(t) => t,
+            Err(e) => {
+                self.error(
+                    path.span(),
+                    format!("cannot read compose file {:?}: {e}", path.get_ref()),
+                    None,
+                );
+                return None;
+            }
+        };
+        let rendered = match template::render(&text, &self.vars) {
+            Ok(r) => r,
+            Err(e) => {
+                let mut detail = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    detail = format!("{detail}: {s}");
+                    source = s.source();
+                }
+                self.error(
+                    path.span(),
+                    format!("compose file {:?}: {detail}", path.get_ref()),
+                    Some("every {{ variable }} must be declared in [vars] or passed with --var"),
+                );
+                return None;
+            }
+        };
+        if let Err(e) = serde_yaml_ng::from_str::<serde_json::Value>(&rendered) {
+            let at = e
+                .location()
+                .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+                .unwrap_or_default();
+            self.error(
+                path.span(),
+                format!(
+                    "compose file {:?} is not valid YAML{at}: {e}",
+                    path.get_ref()
+                ),
+                None,
+            );
+            return None;
+        }
+        Some(ComposeFile {
+            path: path.get_ref().clone(),
+            text: rendered,
+        })
+    }
+
+    /// Names become Docker and Parameter Store names: a letter, then letters, digits, `-`, `_`.
+    fn object_name(&mut self, name: &str, span: Range<usize>, what: &str) {
+        let ok = name.len() <= 40
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !ok {
+            self.error(
+                span,
+                format!("{what} name {name:?} must start with a lowercase letter and hold only a-z, 0-9, - and _ (at most 40)"),
+                None,
+            );
+        }
+    }
+
+    fn one_of(&mut self, v: &Spanned<String>, what: &str, allowed: &[&str]) -> String {
+        if !allowed.contains(&v.get_ref().as_str()) {
+            self.error(
+                v.span(),
+                format!(
+                    "{what} {:?} is not one of {}",
+                    v.get_ref(),
+                    allowed.join(", ")
+                ),
+                None,
+            );
+        }
+        v.get_ref().clone()
+    }
+
+    fn duration(&mut self, v: &Spanned<String>) -> Option<std::time::Duration> {
+        match humantime::parse_duration(v.get_ref()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(
+                    v.span(),
+                    format!("{:?} is not a duration: {e}", v.get_ref()),
+                    Some("write it like 10s, 2m or 1m30s"),
+                );
+                None
+            }
+        }
+    }
+
     /// A string that may hold `{{ var }}` references: every name must be declared.
     fn templated(&mut self, s: &Spanned<String>) -> Option<String> {
         let mut ok = true;
@@ -503,15 +814,14 @@ impl<'a> Validator<'a> {
     }
 
     fn load_balancer(&mut self, lb: &LoadBalancerFile, span: Range<usize>) -> Option<LoadBalancer> {
-        let certificate_arn = match &lb.certificate_arn {
-            Some(c) if c.get_ref().starts_with("arn:") && c.get_ref().contains(":certificate/") => {
-                Some(c.get_ref().clone())
+        let templated = lb.certificate_arn.as_ref().map(|c| (c, self.templated(c)));
+        let certificate_arn = match templated {
+            Some((_, None)) => None,
+            Some((_, Some(arn))) if arn.starts_with("arn:") && arn.contains(":certificate/") => {
+                Some(arn)
             }
-            Some(c) => {
-                let msg = format!(
-                    "certificate_arn {:?} is not an ACM certificate ARN",
-                    c.get_ref()
-                );
+            Some((c, Some(arn))) => {
+                let msg = format!("certificate_arn {arn:?} is not an ACM certificate ARN");
                 self.error(
                     c.span(),
                     msg,
@@ -619,5 +929,14 @@ impl<'a> Validator<'a> {
             healthy_threshold: healthy? as u32,
             unhealthy_threshold: unhealthy? as u32,
         })
+    }
+}
+
+/// A duration as Docker writes it: whole seconds, or milliseconds when finer.
+fn go_duration(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
     }
 }

@@ -43,6 +43,14 @@ pub fn sha256_hex(data: &str) -> String {
     hex::encode(Sha256::digest(data.as_bytes()))
 }
 
+/// `hmac-sha256:<hex>` of a secret value, keyed with the stack's hashing key.
+pub fn value_hmac(key: &str, value: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
+    mac.update(value.as_bytes());
+    format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
+}
+
 pub fn addr(s: &str) -> Address {
     Address::new(s)
 }
@@ -257,6 +265,98 @@ pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
             };
             add(swarm_address(&instance), Spec::SwarmNode(spec));
         }
+    }
+    out
+}
+
+/// A secret as the plan needs it: where it comes from and the keyed hash of its value.
+pub struct SecretInput {
+    pub name: String,
+    pub source: String,
+    pub value_hmac: String,
+}
+
+/// A service as rendered from the compose file (see render::compose).
+pub struct ServiceInput {
+    pub name: String,
+    pub image: String,
+    pub mode: String,
+    pub ports: Vec<String>,
+    pub secrets: Vec<Address>,
+    pub definition: String,
+    pub definition_sha256: String,
+}
+
+/// An image reference as Docker keeps it, without a pinned digest or the default registry:
+/// `docker.io/library/nginx@sha256:…` and `nginx` are both `nginx:latest`.
+pub fn normalize_image(image: &str) -> String {
+    let name = image.split('@').next().unwrap_or(image);
+    let name = name
+        .strip_prefix("docker.io/library/")
+        .or_else(|| name.strip_prefix("docker.io/"))
+        .unwrap_or(name);
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+/// Parameter Store name of a stack's secret.
+pub fn secret_parameter(stack: &str, name: &str) -> String {
+    format!("/infra/{stack}/secrets/{name}")
+}
+
+/// `greeting` with value hash `hmac-sha256:1f2e…` → `greeting_1f2e3d4c5b`.
+pub fn swarm_secret_name(name: &str, value_hmac: &str) -> String {
+    let hex = value_hmac.rsplit(':').next().unwrap_or_default();
+    format!("{name}_{}", &hex[..hex.len().min(10)])
+}
+
+pub fn swarm_secret_address(swarm_name: &str) -> Address {
+    Address::new(format!("swarm.secret.{swarm_name}"))
+}
+
+pub fn service_address(name: &str) -> Address {
+    Address::new(format!("swarm.service.{name}"))
+}
+
+/// The application half: secrets in Parameter Store, their Swarm secrets, the services.
+pub fn expand_apps(
+    stack: &str,
+    secrets: &[SecretInput],
+    services: &[ServiceInput],
+) -> Vec<Resource> {
+    let mut out = Vec::new();
+    for s in secrets {
+        let secret = Address::new(format!("secret.{}", s.name));
+        out.push(Resource {
+            address: secret.clone(),
+            spec: Spec::Secret(SecretSpec {
+                parameter: secret_parameter(stack, &s.name),
+                value: s.value_hmac.clone(),
+                source: s.source.clone(),
+            }),
+        });
+        let name = swarm_secret_name(&s.name, &s.value_hmac);
+        out.push(Resource {
+            address: swarm_secret_address(&name),
+            spec: Spec::SwarmSecret(SwarmSecretSpec { name, secret }),
+        });
+    }
+    for s in services {
+        out.push(Resource {
+            address: service_address(&s.name),
+            spec: Spec::Service(ServiceSpec {
+                image: normalize_image(&s.image),
+                mode: s.mode.clone(),
+                ports: s.ports.clone(),
+                secrets: s.secrets.clone(),
+                definition_sha256: s.definition_sha256.clone(),
+                definition: s.definition.clone(),
+            }),
+        });
     }
     out
 }

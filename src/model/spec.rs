@@ -22,6 +22,9 @@ pub enum Spec {
     Listener(ListenerSpec),
     Targets(TargetsSpec),
     SwarmNode(SwarmNodeSpec),
+    Secret(SecretSpec),
+    SwarmSecret(SwarmSecretSpec),
+    Service(ServiceSpec),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -205,6 +208,45 @@ pub struct SwarmNodeSpec {
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
+/// A secret's value in Parameter Store (SecureString). Only a keyed hash of the value is
+/// compared, shown (masked) and kept: the value itself is read from its source at apply time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SecretSpec {
+    pub parameter: String,
+    /// `hmac-sha256:<hex>` of the value, keyed with the stack's hashing key.
+    pub value: String,
+    /// Where apply reads the value (`env:NAME` or `file:/path`); not compared.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+}
+
+/// A Swarm secret, named after its secret and a short keyed hash of the content: a new value is
+/// a new Swarm secret, and services roll onto it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SwarmSecretSpec {
+    pub name: String,
+    /// The Parameter Store secret it is made from.
+    pub secret: Address,
+}
+
+/// A Swarm service, deployed with `docker stack deploy`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    pub image: String,
+    /// `global` or `replicated N`.
+    pub mode: String,
+    pub ports: Vec<String>,
+    pub secrets: Vec<Address>,
+    /// Hash of the whole compose definition: any other change shows here.
+    pub definition_sha256: String,
+    /// The compose document to deploy; kept in plans (apply needs it) but not compared.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub definition: String,
+}
+
+/// The one field whose values are never shown, even as hashes.
+pub const SENSITIVE_FIELD: (&str, &str) = ("secret", "value");
+
 impl Spec {
     pub fn kind(&self) -> &'static str {
         match self {
@@ -220,6 +262,9 @@ impl Spec {
             Spec::Listener(_) => "listener",
             Spec::Targets(_) => "targets",
             Spec::SwarmNode(_) => "swarm_node",
+            Spec::Secret(_) => "secret",
+            Spec::SwarmSecret(_) => "swarm_secret",
+            Spec::Service(_) => "service",
         }
     }
 
@@ -248,6 +293,9 @@ impl Spec {
             Spec::Listener(_) => &["load_balancer", "port", "action"],
             Spec::Targets(_) => &["target_group"],
             Spec::SwarmNode(_) => &["instance", "state"],
+            Spec::Secret(_) => &["parameter"],
+            Spec::SwarmSecret(_) => &["name", "secret"],
+            Spec::Service(_) => &[],
         }
     }
 
@@ -285,17 +333,23 @@ impl Spec {
             }
             Spec::Targets(t) => [&t.target_group].into_iter().chain(&t.instances).collect(),
             Spec::SwarmNode(n) => vec![&n.instance],
+            Spec::Secret(_) => vec![],
+            Spec::SwarmSecret(s) => vec![&s.secret],
+            Spec::Service(s) => s.secrets.iter().collect(),
         }
     }
 
     /// The fields that are compared and shown, as JSON values in declaration order.
-    /// Bulky inputs that are represented by a hash (user-data, public key) are left out.
+    /// Bulky inputs that are represented by a hash (user-data, public key, compose definition)
+    /// and where a secret comes from are left out.
     pub fn attributes(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut value = serde_json::to_value(self).expect("specs serialize");
         let map = value.as_object_mut().expect("specs are objects");
         map.shift_remove("type");
         map.shift_remove("user_data");
         map.shift_remove("public_key");
+        map.shift_remove("source");
+        map.shift_remove("definition");
         std::mem::take(map)
     }
 }

@@ -16,6 +16,97 @@ pub struct Stack {
     pub ssh: SshSettings,
     /// Whether infra runs the Swarm on the nodes (`[swarm] enabled`), or only the cloud half.
     pub swarm: bool,
+    /// What runs on the Swarm: secrets and services.
+    pub apps: Apps,
+}
+
+/// The application half of a stack: secrets and services.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Apps {
+    pub secrets: Vec<SecretSource>,
+    /// From `[services]`; rendered into a compose file by templates/stack.yml.tera.
+    pub services: Vec<Service>,
+    /// The user's own compose file, already rendered with the stack's variables.
+    pub compose: Option<ComposeFile>,
+    pub deploy: DeploySettings,
+}
+
+/// How services are deployed; carried in plans, since apply never reads the stack file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeploySettings {
+    /// `always`, `changed` or `never` (`docker stack deploy --resolve-image`).
+    pub resolve_image: String,
+    /// How long apply waits for one service to converge, in seconds.
+    pub converge_timeout_secs: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ComposeFile {
+    /// As the stack file names it, for messages.
+    pub path: String,
+    pub text: String,
+}
+
+/// A secret's name and where its value is read from. The value itself is never in the model.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SecretSource {
+    pub name: String,
+    pub source: ValueSource,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueSource {
+    Env(String),
+    File(std::path::PathBuf),
+}
+
+impl std::fmt::Display for ValueSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValueSource::Env(v) => write!(f, "environment variable {v}"),
+            ValueSource::File(p) => write!(f, "file {}", p.display()),
+        }
+    }
+}
+
+/// One service of `[services]`, with defaults filled in; the context of templates/stack.yml.tera.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Service {
+    pub name: String,
+    pub image: String,
+    pub port: Option<u16>,
+    pub target_port: Option<u16>,
+    /// `ingress` or `host`.
+    pub publish: String,
+    /// `replicated` or `global`.
+    pub mode: String,
+    pub replicas: u32,
+    pub placement: Vec<String>,
+    pub command: Option<Vec<String>>,
+    pub env: BTreeMap<String, String>,
+    pub secrets: Vec<String>,
+    pub stop_grace_period: Option<String>,
+    pub health_check: Option<ServiceHealth>,
+    pub update: UpdatePolicy,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ServiceHealth {
+    pub command: String,
+    pub interval: String,
+    pub timeout: String,
+    pub retries: u32,
+    pub start_period: String,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct UpdatePolicy {
+    pub order: String,
+    pub parallelism: u32,
+    pub delay: String,
+    pub monitor: String,
+    pub failure_action: String,
 }
 
 /// How the nodes are reached over SSH.

@@ -49,6 +49,8 @@ pub enum OpsError {
     Cycle(#[from] crate::plan::graph::CycleError),
     #[error(transparent)]
     Swarm(#[from] crate::swarm::SwarmError),
+    #[error(transparent)]
+    Compose(#[from] crate::render::compose::ComposeError),
     #[error("{0}")]
     Usage(String),
     #[error(

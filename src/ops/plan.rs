@@ -2,12 +2,17 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::validate::expand_home;
 use super::validate::load;
 use super::{Context, OpsError, Result};
 use crate::cloud::Cloud;
-use crate::model::resources::{Inputs, Resource, expand, sha256_hex};
-use crate::model::{AmiSource, Role, Stack};
+use crate::model::resources::{
+    Inputs, LABEL_ADDRESS, Resource, SecretInput, ServiceInput, expand, expand_apps,
+    service_address, sha256_hex, swarm_secret_address, swarm_secret_name, value_hmac,
+};
+use crate::model::{Address, AmiSource, Role, Stack, ValueSource};
 use crate::plan::{self, PLAN_FORMAT_VERSION, Plan};
+use crate::render::compose;
 use crate::state::{Backend, ResourceState, State};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,16 +88,27 @@ pub(super) async fn prepare(
         );
     }
     let cloud = Cloud::connect(&stack.name, stack.region.as_deref(), ctx.calls.clone()).await?;
-    let (desired, mut live) = tokio::try_join!(
+    // The key that hashes secret values; the first plan of a stack with secrets makes it.
+    let key = cloud
+        .secrets_key(!destroy && !stack.apps.secrets.is_empty())
+        .await?;
+    let (desired, mut live, secrets) = tokio::try_join!(
         async {
             if destroy {
                 Ok(Vec::new())
             } else {
-                desired(&cloud, stack).await
+                desired(ctx, &cloud, stack, key.as_deref()).await
             }
         },
         async { cloud.read_live().await.map_err(OpsError::from) },
+        async {
+            cloud
+                .read_secrets(key.as_deref())
+                .await
+                .map_err(OpsError::from)
+        },
     )?;
+    live.extend(secrets);
     if stack.swarm {
         let had_swarm = state
             .as_ref()
@@ -131,6 +147,7 @@ pub(super) async fn prepare(
         changes,
         unchanged,
         ssh: stack.swarm.then(|| stack.ssh.clone()),
+        deploy: stack.apps.deploy.clone(),
     };
     Ok(Prepared { plan, cloud, state })
 }
@@ -171,12 +188,12 @@ async fn read_swarm(
     }
     let swarm = swarm_ops(ctx, cloud, &stack.name, &stack.ssh, pinned);
     match swarm.read(&managers).await {
-        Ok(Some((_, members))) => {
+        Ok(Some((_, view))) => {
             let by_ip = nodes
                 .iter()
                 .map(|n| (n.private_ip.clone(), n.host.address.clone()))
                 .collect();
-            Ok(crate::swarm::Swarm::observe(&members, &by_ip))
+            Ok(swarm.observe(&view, &by_ip))
         }
         Ok(None) => Ok(Default::default()),
         Err(e) if had_swarm => Err(OpsError::Swarm(e)),
@@ -204,8 +221,75 @@ pub(super) fn swarm_ops<'a>(
 }
 
 /// The stack's objects as they should be: AMIs resolved (one SSM call per distinct parameter),
-/// user-data rendered, then the pure expansion.
-async fn desired(cloud: &Cloud, stack: &Stack) -> Result<Vec<Resource>> {
+/// user-data rendered, then the pure expansion; then secrets and services.
+async fn desired(
+    ctx: &Context,
+    cloud: &Cloud,
+    stack: &Stack,
+    key: Option<&str>,
+) -> Result<Vec<Resource>> {
+    let mut resources = cloud_resources(cloud, stack).await?;
+    if stack.swarm {
+        resources.extend(apps(ctx, stack, key.unwrap_or_default())?);
+    }
+    Ok(resources)
+}
+
+/// Secrets (read from their sources, kept only as keyed hashes) and services (rendered into one
+/// compose document each, pointing at the Swarm secrets of the current values).
+fn apps(ctx: &Context, stack: &Stack, key: &str) -> Result<Vec<Resource>> {
+    let dir = ctx.workspace.stack_dir();
+    let mut secrets = Vec::new();
+    for s in &stack.apps.secrets {
+        let source = match &s.source {
+            ValueSource::Env(var) => format!("env:{var}"),
+            ValueSource::File(path) => format!("file:{}", expand_home(&dir, path).display()),
+        };
+        let address = Address::new(format!("secret.{}", s.name));
+        let value = crate::cloud::read_source(&address, &source)?;
+        secrets.push(SecretInput {
+            name: s.name.clone(),
+            source,
+            value_hmac: value_hmac(key, &value),
+        });
+    }
+    let swarm_names: BTreeMap<String, String> = secrets
+        .iter()
+        .map(|s| (s.name.clone(), swarm_secret_name(&s.name, &s.value_hmac)))
+        .collect();
+    let file = stack.apps.compose.as_ref().map_or_else(
+        || "templates/stack.yml.tera".to_string(),
+        |c| c.path.clone(),
+    );
+    let docs = compose::services(&compose::compose_text(stack)?, &file)?;
+    let services: Vec<ServiceInput> = docs
+        .iter()
+        .map(|doc| {
+            let address = service_address(&doc.name);
+            let labels = BTreeMap::from([(LABEL_ADDRESS.to_string(), address.to_string())]);
+            let (definition, hash) = doc.document(&swarm_names, &labels);
+            let mut secrets: Vec<Address> = doc
+                .secrets()
+                .iter()
+                .filter_map(|n| swarm_names.get(n))
+                .map(|n| swarm_secret_address(n))
+                .collect();
+            secrets.sort();
+            ServiceInput {
+                name: doc.name.clone(),
+                image: doc.image(),
+                mode: doc.mode(),
+                ports: doc.ports(),
+                secrets,
+                definition: definition.to_string(),
+                definition_sha256: hash,
+            }
+        })
+        .collect();
+    Ok(expand_apps(&stack.name, &secrets, &services))
+}
+
+async fn cloud_resources(cloud: &Cloud, stack: &Stack) -> Result<Vec<Resource>> {
     let resolve = |source: AmiSource| async move {
         match source {
             AmiSource::Id(id) => Ok::<_, OpsError>(id),

@@ -67,12 +67,32 @@ pub async fn status(ctx: &Context, opts: StatusOptions) -> Result<()> {
             })
         })
         .collect();
+    let services: Vec<Value> = swarm
+        .iter()
+        .filter(|(_, o)| matches!(o.spec, Spec::Service(_)))
+        .map(|(address, o)| {
+            let out = |k: &str| o.outputs.get(k).cloned().unwrap_or_default();
+            json!({
+                "address": address,
+                "name": out("name"),
+                "replicas": out("replicas"),
+                "image": out("image"),
+                "update_state": out("update_state"),
+            })
+        })
+        .collect();
     let dns = live
         .get(&Address::new("lb"))
         .and_then(|l| l.outputs.get("dns_name"))
         .cloned();
     if opts.json {
-        let doc = json!({ "stack": stack.name, "load_balancer_dns_name": dns, "nodes": nodes, "note": swarm_note });
+        let doc = json!({
+            "stack": stack.name,
+            "load_balancer_dns_name": dns,
+            "nodes": nodes,
+            "services": services,
+            "note": swarm_note,
+        });
         println!(
             "{}",
             serde_json::to_string_pretty(&doc).expect("serializes")
@@ -104,6 +124,22 @@ pub async fn status(ctx: &Context, opts: StatusOptions) -> Result<()> {
                 cell(n, "swarm_state"),
                 cell(n, "swarm_availability"),
                 cell(n, "target_health")
+            );
+        }
+    }
+    if !services.is_empty() {
+        let cell = |n: &Value, k: &str| n[k].as_str().unwrap_or("-").to_string();
+        println!(
+            "\n{:<24} {:<10} {:<20} IMAGE",
+            "SERVICE", "RUNNING", "LAST UPDATE"
+        );
+        for s in &services {
+            println!(
+                "{:<24} {:<10} {:<20} {}",
+                cell(s, "name"),
+                cell(s, "replicas"),
+                cell(s, "update_state"),
+                cell(s, "image")
             );
         }
     }

@@ -13,7 +13,15 @@ pub fn load(ctx: &Context) -> Result<(Loaded, String)> {
         .unwrap_or(Path::new("."))
         .to_path_buf();
     let read = move |p: &Path| std::fs::read_to_string(expand_home(&dir, p));
-    let loaded = config::parse(&ws.shown_stack_file(), &source, &ctx.vars, &read)?;
+    let mut loaded = config::parse(&ws.shown_stack_file(), &source, &vars(ctx, &source), &read)?;
+    // ssh reads these from anywhere: make them independent of the working directory.
+    let ssh = &mut loaded.stack.ssh;
+    for path in [&mut ssh.identity_file, &mut ssh.config_file]
+        .into_iter()
+        .flatten()
+    {
+        *path = expand_home(&ws.stack_dir(), path);
+    }
     for w in &loaded.warnings {
         let help = w
             .help
@@ -23,6 +31,21 @@ pub fn load(ctx: &Context) -> Result<(Loaded, String)> {
         eprintln!("warning: {w}{help}");
     }
     Ok((loaded, source))
+}
+
+/// Template variables: `INFRA_VAR_<name>` from the environment for each name the stack file
+/// declares (others are not ours to judge), then `--var`, which wins.
+fn vars(ctx: &Context, source: &str) -> crate::model::Vars {
+    let declared: Vec<String> = toml::from_str::<toml::Table>(source)
+        .ok()
+        .and_then(|t| Some(t.get("vars")?.as_table()?.keys().cloned().collect()))
+        .unwrap_or_default();
+    let mut vars: crate::model::Vars = std::env::vars()
+        .filter_map(|(k, v)| Some((k.strip_prefix("INFRA_VAR_")?.to_string(), v)))
+        .filter(|(k, _)| declared.contains(k))
+        .collect();
+    vars.extend(ctx.vars.clone());
+    vars
 }
 
 pub fn read_stack_file(ctx: &Context) -> Result<String> {
@@ -44,7 +67,7 @@ pub fn schema() -> Result<()> {
 }
 
 /// `~/x` is in the home directory; a relative path is relative to the stack file.
-fn expand_home(dir: &Path, p: &Path) -> std::path::PathBuf {
+pub(super) fn expand_home(dir: &Path, p: &Path) -> std::path::PathBuf {
     match p.strip_prefix("~") {
         Ok(rest) => std::env::var_os("HOME")
             .map(std::path::PathBuf::from)

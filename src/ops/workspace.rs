@@ -66,6 +66,14 @@ impl Workspace {
         })
     }
 
+    /// The stack file's directory: relative paths in the stack file start there.
+    pub fn stack_dir(&self) -> PathBuf {
+        self.stack_file
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .to_path_buf()
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.root.join("state")
     }

@@ -97,6 +97,7 @@ pub fn steps(changes: &[Change]) -> Result<Vec<Step>, CycleError> {
         }
     }
     order_swarm_joins(changes, &mut steps, &index);
+    order_apps(changes, &mut steps, &index);
     let steps = batch_instance_creates(changes, steps);
     check_acyclic(changes, &steps)?;
     Ok(steps)
@@ -130,6 +131,38 @@ fn order_swarm_joins(
         if let Some(p) = previous.filter(|&p| p != me) {
             steps[me].after.insert(p);
         }
+    }
+}
+
+/// Services and their secrets are deployed once the Swarm's members are in place, and taken
+/// down before members leave (while a manager still answers).
+fn order_apps(
+    changes: &[Change],
+    steps: &mut [Step],
+    index: &BTreeMap<(&Address, StepKind), usize>,
+) {
+    let is_app = |c: &Change| matches!(c.spec(), Spec::Service(_) | Spec::SwarmSecret(_));
+    let steps_of = |pick: &dyn Fn(&Change) -> bool, kinds: &[StepKind]| -> Vec<usize> {
+        changes
+            .iter()
+            .filter(|c| pick(c))
+            .flat_map(|c| {
+                kinds
+                    .iter()
+                    .filter_map(|&k| index.get(&(&c.address, k)).copied())
+            })
+            .collect()
+    };
+    let is_member = |c: &Change| matches!(c.spec(), Spec::SwarmNode(_));
+    let joins = steps_of(&is_member, &[StepKind::Create, StepKind::Update]);
+    let leaves = steps_of(&is_member, &[StepKind::Delete]);
+    let deploys = steps_of(&is_app, &[StepKind::Create, StepKind::Update]);
+    let removals = steps_of(&is_app, &[StepKind::Delete]);
+    for &d in &deploys {
+        steps[d].after.extend(&joins);
+    }
+    for &l in &leaves {
+        steps[l].after.extend(&removals);
     }
 }
 

@@ -41,6 +41,9 @@ pub struct Plan {
     /// How to reach the nodes, when infra runs the Swarm on them.
     #[serde(default)]
     pub ssh: Option<crate::model::SshSettings>,
+    /// How services are deployed, when the stack has any.
+    #[serde(default)]
+    pub deploy: crate::model::DeploySettings,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]

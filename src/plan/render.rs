@@ -6,6 +6,7 @@ use console::Style;
 use serde_json::{Value, json};
 
 use super::{Action, Change, PLAN_FORMAT_VERSION, Plan};
+use crate::model::SENSITIVE_FIELD;
 
 struct Palette {
     add: Style,
@@ -88,7 +89,7 @@ pub mod text {
         );
         match c.action {
             Action::Create => {
-                let attrs = c.spec().attributes();
+                let attrs = masked(c.spec());
                 let width = attrs.keys().map(String::len).max().unwrap_or(0);
                 for (k, v) in &attrs {
                     let _ = writeln!(
@@ -107,7 +108,14 @@ pub mod text {
                     } else {
                         String::new()
                     };
-                    if let (Value::Array(b), Value::Array(a)) = (&f.before, &f.after) {
+                    if is_sensitive(c, &f.name) {
+                        let _ = writeln!(
+                            out,
+                            "      {} {:width$} = (sensitive value changed){forces}",
+                            p.change.apply_to("~"),
+                            f.name
+                        );
+                    } else if let (Value::Array(b), Value::Array(a)) = (&f.before, &f.after) {
                         let _ = writeln!(
                             out,
                             "      {} {:width$} = [{forces}",
@@ -151,6 +159,21 @@ pub mod text {
     }
 }
 
+/// A spec's attributes with the sensitive one masked.
+fn masked(spec: &crate::model::Spec) -> serde_json::Map<String, Value> {
+    let mut attrs = spec.attributes();
+    if spec.kind() == SENSITIVE_FIELD.0
+        && let Some(v) = attrs.get_mut(SENSITIVE_FIELD.1)
+    {
+        *v = json!("(sensitive value)");
+    }
+    attrs
+}
+
+fn is_sensitive(c: &Change, field: &str) -> bool {
+    (c.spec().kind(), field) == SENSITIVE_FIELD
+}
+
 pub mod json {
     use super::*;
 
@@ -167,9 +190,16 @@ pub mod json {
                     "action": c.action,
                     "id": c.id,
                     "reason": c.reason,
-                    "fields": c.fields,
-                    "before": c.before.as_ref().map(|b| b.attributes()),
-                    "after": c.after.as_ref().map(|a| a.attributes()),
+                    "fields": c.fields.iter().map(|f| {
+                        let mut f = f.clone();
+                        if is_sensitive(c, &f.name) {
+                            f.before = json!("(sensitive value)");
+                            f.after = json!("(sensitive value changed)");
+                        }
+                        f
+                    }).collect::<Vec<_>>(),
+                    "before": c.before.as_ref().map(masked),
+                    "after": c.after.as_ref().map(masked),
                 })
             })
             .collect();

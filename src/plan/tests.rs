@@ -76,6 +76,7 @@ fn plan_of(changes: Vec<Change>) -> Plan {
         changes,
         unchanged: BTreeMap::new(),
         ssh: None,
+        deploy: Default::default(),
     }
 }
 

@@ -1,4 +1,6 @@
-//! Templates rendered with tera: the user-data that prepares a node.
+//! Templates rendered with tera: the user-data that prepares a node, the services' compose file.
+
+pub mod compose;
 
 use crate::model::{Role, Stack};
 

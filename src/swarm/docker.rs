@@ -30,9 +30,63 @@ pub fn join(advertise: &str, manager: &str) -> String {
     )
 }
 
-/// Every node of the Swarm, one JSON document a line: one call, whatever the size.
-pub fn list() -> &'static str {
-    "docker node ls -q | xargs -r docker node inspect --format '{{json .}}'"
+/// Everything of the Swarm a plan compares, one JSON document a line with its kind first:
+/// nodes, the stack's services (and their running/desired counts) and secrets. One call,
+/// whatever the size.
+pub fn list(stack: &str) -> String {
+    let services = format!("label=com.docker.stack.namespace={stack}");
+    format!(
+        "docker node ls -q | xargs -r docker node inspect --format 'node {{{{json .}}}}' && \
+         docker service ls -q --filter {services} | xargs -r docker service inspect --format 'service {{{{json .}}}}' && \
+         docker service ls --filter {services} --format 'replicas {{{{.Name}}}} {{{{.Replicas}}}}' && \
+         docker secret ls -q --filter label=infra.stack={stack} | xargs -r docker secret inspect --format 'secret {{{{json .}}}}'"
+    )
+}
+
+/// Deploys one service's compose document, read from stdin. Prints the manager's clock first,
+/// so that an update started by this deploy can be told from an older one.
+pub fn deploy(stack: &str, resolve_image: &str) -> String {
+    format!(
+        "date +%s && docker stack deploy --with-registry-auth --resolve-image {resolve_image} --compose-file - {stack} >/dev/null"
+    )
+}
+
+/// `id|update state|update start (unix)|update message`, then `name running/desired`.
+pub fn service_status(service: &str) -> String {
+    format!(
+        "docker service inspect {service} --format '{{{{.ID}}}}|{{{{with .UpdateStatus}}}}{{{{.State}}}}|{{{{if .StartedAt}}}}{{{{.StartedAt.Unix}}}}{{{{end}}}}|{{{{.Message}}}}{{{{else}}}}||{{{{end}}}}' && \
+         docker service ls --filter name={service} --format '{{{{.Name}}}} {{{{.Replicas}}}}'"
+    )
+}
+
+/// The errors of the service's recent failed tasks, newest first.
+pub fn task_errors(service: &str) -> String {
+    format!(
+        "docker service ps {service} --no-trunc --format '{{{{.Name}}}} {{{{.Image}}}} {{{{.CurrentState}}}}: {{{{.Error}}}}' | grep -v ': $' | head -5"
+    )
+}
+
+pub fn remove_service(service: &str) -> String {
+    format!(
+        "docker service rm {service} >/dev/null 2>&1 || ! docker service inspect {service} >/dev/null 2>&1"
+    )
+}
+
+/// Creates a secret from stdin (kept if it exists: its name is its content); prints its id.
+pub fn create_secret(name: &str, labels: &BTreeMap<String, String>) -> String {
+    let labels: String = labels
+        .iter()
+        .map(|(k, v)| format!(" --label {}", quote(&format!("{k}={v}"))))
+        .collect();
+    format!(
+        "docker secret inspect {name} >/dev/null 2>&1 || docker secret create{labels} {name} - >/dev/null && \
+         docker secret inspect --format '{{{{.ID}}}}' {name}"
+    )
+}
+
+/// Fails while a service still uses the secret; fine if it is already gone.
+pub fn remove_secret(name: &str) -> String {
+    format!("docker secret rm {name} >/dev/null || ! docker secret inspect {name} >/dev/null 2>&1")
 }
 
 pub fn update(
@@ -121,6 +175,153 @@ struct InspectStatus {
 struct InspectManager {
     #[serde(default)]
     leader: bool,
+}
+
+/// What `list` printed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SwarmView {
+    pub members: Vec<Member>,
+    pub services: Vec<ServiceInfo>,
+    pub secrets: Vec<SecretInfo>,
+}
+
+/// One service as `docker service inspect` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceInfo {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    /// `global` or `replicated N`.
+    pub mode: String,
+    pub ports: Vec<String>,
+    pub secrets: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    /// `running/desired`, as `docker service ls` shows it.
+    pub replicas: String,
+    /// The last rolling update's state (`completed`, `rollback_completed`, …), if any.
+    pub update_state: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretInfo {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ServiceInspect {
+    #[serde(rename = "ID")]
+    id: String,
+    spec: ServiceInspectSpec,
+    update_status: Option<UpdateStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ServiceInspectSpec {
+    name: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    task_template: serde_json::Value,
+    mode: serde_json::Value,
+    #[serde(default)]
+    endpoint_spec: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UpdateStatus {
+    #[serde(default)]
+    state: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SecretInspect {
+    #[serde(rename = "ID")]
+    id: String,
+    spec: SecretInspectSpec,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SecretInspectSpec {
+    name: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+pub fn parse_view(output: &str) -> Result<SwarmView, serde_json::Error> {
+    let mut view = SwarmView::default();
+    let mut replicas = BTreeMap::new();
+    for line in output.lines() {
+        let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match kind {
+            "node" => view.members.extend(parse_members(rest)?),
+            "service" => view.services.push(parse_service(rest)?),
+            "replicas" => {
+                let mut words = rest.split_whitespace();
+                if let (Some(name), Some(count)) = (words.next(), words.next()) {
+                    replicas.insert(name.to_string(), count.to_string());
+                }
+            }
+            "secret" => {
+                let i: SecretInspect = serde_json::from_str(rest)?;
+                view.secrets.push(SecretInfo {
+                    id: i.id,
+                    name: i.spec.name,
+                    labels: i.spec.labels,
+                });
+            }
+            _ => {}
+        }
+    }
+    for s in &mut view.services {
+        s.replicas = replicas.get(&s.name).cloned().unwrap_or_default();
+    }
+    Ok(view)
+}
+
+fn parse_service(json: &str) -> Result<ServiceInfo, serde_json::Error> {
+    let i: ServiceInspect = serde_json::from_str(json)?;
+    let container = &i.spec.task_template["ContainerSpec"];
+    let mode = match i.spec.mode.get("Replicated") {
+        Some(r) => format!("replicated {}", r["Replicas"].as_u64().unwrap_or(0)),
+        None => "global".to_string(),
+    };
+    let mut ports: Vec<String> = i.spec.endpoint_spec["Ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            crate::render::compose::port_text(
+                p["PublishedPort"].as_u64().unwrap_or(0),
+                p["TargetPort"].as_u64().unwrap_or(0),
+                p["Protocol"].as_str().unwrap_or("tcp"),
+                p["PublishMode"].as_str().unwrap_or("ingress"),
+            )
+        })
+        .collect();
+    ports.sort();
+    let secrets = container["Secrets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["SecretName"].as_str().map(str::to_string))
+        .collect();
+    Ok(ServiceInfo {
+        id: i.id,
+        name: i.spec.name,
+        image: container["Image"].as_str().unwrap_or_default().to_string(),
+        mode,
+        ports,
+        secrets,
+        labels: i.spec.labels,
+        replicas: String::new(),
+        update_state: i.update_status.map(|u| u.state).unwrap_or_default(),
+    })
 }
 
 pub fn parse_members(output: &str) -> Result<Vec<Member>, serde_json::Error> {

@@ -7,11 +7,16 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use super::docker::{self, Member};
+use super::docker::{self, Member, SwarmView};
 use super::ssh::{NodeHost, NodeSession, Ssh, SshError};
 use crate::cloud::{Cloud, CloudError};
-use crate::model::resources::{LABEL_ADDRESS, swarm_address};
-use crate::model::{Address, Live, Observed, Spec, SshSettings, SwarmNodeSpec};
+use crate::model::resources::{
+    LABEL_ADDRESS, normalize_image, service_address, swarm_address, swarm_secret_address,
+};
+use crate::model::{
+    Address, Live, Observed, ServiceSpec, Spec, SshSettings, SwarmNodeSpec, SwarmSecretSpec,
+};
+use crate::render::compose::LABEL_DEFINITION;
 
 /// A node the Swarm code can reach: how to ssh to it, and the address it advertises.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,7 +129,7 @@ impl Swarm<'_> {
 
     /// The Swarm as one reachable manager sees it: `Ok(None)` if no manager is in a Swarm
     /// (there is none yet); an error if managers exist in the state but none answers.
-    pub async fn read(&self, managers: &[Node]) -> Result<Option<(Node, Vec<Member>)>, SwarmError> {
+    pub async fn read(&self, managers: &[Node]) -> Result<Option<(Node, SwarmView)>, SwarmError> {
         let mut last_error = None;
         for m in managers {
             let session = match self.session(m).await {
@@ -135,17 +140,19 @@ impl Swarm<'_> {
                     continue;
                 }
             };
-            let listed = session.run("docker node ls", docker::list(), None).await;
+            let listed = session
+                .run("read the Swarm", &docker::list(&self.stack), None)
+                .await;
             session.close().await;
             match listed {
                 Ok(out) => {
-                    let members = docker::parse_members(&out).map_err(|e| {
+                    let view = docker::parse_view(&out).map_err(|e| {
                         SwarmError::Other(format!(
-                            "{}: cannot read docker node inspect: {e}",
+                            "{}: cannot read docker inspect output: {e}",
                             m.host.address
                         ))
                     })?;
-                    return Ok(Some((m.clone(), members)));
+                    return Ok(Some((m.clone(), view)));
                 }
                 // Reachable, but not a manager of any Swarm (yet).
                 Err(SshError::Command { .. }) => continue,
@@ -158,9 +165,57 @@ impl Swarm<'_> {
         }
     }
 
-    /// The Swarm's members in address space. `by_ip` maps private IPs to instance addresses,
-    /// for members that joined but were not labelled yet (an interrupted run).
-    pub fn observe(members: &[Member], by_ip: &BTreeMap<String, Address>) -> Live {
+    /// The Swarm in address space: members, services and secrets. `by_ip` maps private IPs to
+    /// instance addresses, for members that joined but were not labelled yet (an interrupted run).
+    pub fn observe(&self, view: &SwarmView, by_ip: &BTreeMap<String, Address>) -> Live {
+        let mut live = Self::observe_members(&view.members, by_ip);
+        let prefix = format!("{}_", self.stack);
+        for s in &view.services {
+            let short = s.name.strip_prefix(&prefix).unwrap_or(&s.name);
+            let mut secrets: Vec<Address> =
+                s.secrets.iter().map(|n| swarm_secret_address(n)).collect();
+            secrets.sort();
+            let spec = ServiceSpec {
+                image: normalize_image(&s.image),
+                mode: s.mode.clone(),
+                ports: s.ports.clone(),
+                secrets,
+                definition_sha256: s.labels.get(LABEL_DEFINITION).cloned().unwrap_or_default(),
+                definition: String::new(),
+            };
+            let outputs = BTreeMap::from([
+                ("name".to_string(), s.name.clone()),
+                ("replicas".to_string(), s.replicas.clone()),
+                ("update_state".to_string(), s.update_state.clone()),
+                ("image".to_string(), s.image.clone()),
+            ]);
+            live.insert(
+                service_address(short),
+                Observed {
+                    id: s.id.clone(),
+                    spec: Spec::Service(spec),
+                    outputs,
+                },
+            );
+        }
+        for s in &view.secrets {
+            let secret = s.labels.get("infra.secret").cloned().unwrap_or_default();
+            live.insert(
+                swarm_secret_address(&s.name),
+                Observed {
+                    id: s.id.clone(),
+                    spec: Spec::SwarmSecret(SwarmSecretSpec {
+                        name: s.name.clone(),
+                        secret: Address::new(secret),
+                    }),
+                    outputs: BTreeMap::new(),
+                },
+            );
+        }
+        live
+    }
+
+    fn observe_members(members: &[Member], by_ip: &BTreeMap<String, Address>) -> Live {
         let mut sorted: Vec<&Member> = members.iter().collect();
         // A working member wins its address over a stale Down entry of the same node.
         sorted.sort_by_key(|m| m.state != "ready");
@@ -353,7 +408,7 @@ impl Swarm<'_> {
     /// A manager (other than `except`) that runs a Swarm, with an open session to it.
     /// Also returns the managers that did not answer: with any of them silent, "no Swarm" is
     /// not known to be true.
-    async fn find_manager(
+    pub(super) async fn find_manager(
         &self,
         managers: &[Node],
         except: &Address,

@@ -1,6 +1,7 @@
 //! The nodes, over SSH: sessions through the system ssh (openssh crate, multiplexed) with host
 //! keys pinned per stack. Knows nothing of plans.
 
+mod apps;
 pub mod docker;
 mod members;
 pub mod ssh;

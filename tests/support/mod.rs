@@ -2,6 +2,8 @@
 //! binary, and an independent boto3 reader (tests/support/aws.py).
 #![allow(dead_code)]
 
+pub mod traffic;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -72,6 +74,8 @@ pub struct Project {
     pub fixture: String,
     /// Placeholders in the fixture and their values.
     pub replacements: Vec<(String, String)>,
+    /// More environment for infra (template variables, secret values).
+    pub env: Vec<(String, String)>,
 }
 
 pub struct Run {
@@ -99,6 +103,7 @@ impl Project {
             extra: String::new(),
             fixture: "moto.toml".into(),
             replacements: Vec::new(),
+            env: Vec::new(),
         };
         p.cert_arn = p.aws(&["import-cert"])["arn"].as_str().unwrap().to_string();
         std::fs::create_dir_all(p.dir.path().join("stacks")).unwrap();
@@ -195,7 +200,8 @@ impl Project {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("HOME", self.dir.path())
             .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN");
+            .env_remove("AWS_SESSION_TOKEN")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
     }
 
     /// Runs the real binary in the project directory.
@@ -401,4 +407,38 @@ pub fn node_ssh(dir: &Path, id: &str, node: usize, command: &str, input: Option<
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Each test has its own testbed (they run in parallel).
+pub struct Testbed {
+    pub id: &'static str,
+    pub dir: PathBuf,
+}
+
+impl Testbed {
+    pub fn up(id: &'static str, dir: PathBuf, nodes: usize) -> Testbed {
+        testbed(&["up", id, &nodes.to_string(), dir.to_str().unwrap()]);
+        Testbed { id, dir }
+    }
+
+    /// The testbed node an instance landed on, from the harness's map.
+    pub fn node_of(&self, instance_id: &str) -> usize {
+        let map = std::fs::read_to_string(self.dir.join("map")).unwrap();
+        let line = map
+            .lines()
+            .find(|l| l.ends_with(instance_id))
+            .unwrap_or_else(|| panic!("{instance_id} not in {map}"));
+        line.split(' ').nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Our own ssh to a node, independent of the tool.
+    pub fn ssh(&self, node: usize, command: &str) -> String {
+        node_ssh(&self.dir, self.id, node, command, None)
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        testbed(&["down", self.id, self.dir.to_str().unwrap()]);
+    }
 }

@@ -1,0 +1,281 @@
+//! Services and secrets on the Swarm, through one manager: secrets created from stdin, services
+//! deployed one compose document at a time with `docker stack deploy`, then watched until they
+//! converge or Docker rolls them back.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::docker;
+use super::members::{Node, Swarm, SwarmError};
+use super::ssh::NodeSession;
+use crate::model::{Address, DeploySettings, ServiceSpec};
+
+/// One look at a service during a deploy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Status {
+    id: String,
+    update_state: String,
+    update_started: Option<i64>,
+    message: String,
+    running: u64,
+    desired: u64,
+}
+
+fn parse_status(service: &str, out: &str) -> Status {
+    let mut lines = out.lines();
+    let mut fields = lines.next().unwrap_or_default().split('|');
+    let mut next = || fields.next().unwrap_or_default().trim().to_string();
+    let (id, update_state, started, message) = (next(), next(), next(), next());
+    let counts = lines
+        .filter_map(|l| l.split_once(' '))
+        .find(|(name, _)| *name == service)
+        .map(|(_, r)| r.split_whitespace().next().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    let (running, desired) = counts.split_once('/').unwrap_or(("0", "0"));
+    Status {
+        id,
+        update_state,
+        update_started: started.parse().ok(),
+        message,
+        running: running.parse().unwrap_or(0),
+        desired: desired.parse().unwrap_or(0),
+    }
+}
+
+impl Swarm<'_> {
+    fn service_name(&self, address: &Address) -> String {
+        let short = address.as_str().trim_start_matches("swarm.service.");
+        format!("{}_{short}", self.stack)
+    }
+
+    async fn manager(&self, managers: &[Node]) -> Result<NodeSession, SwarmError> {
+        match self.find_manager(managers, &Address::new("")).await? {
+            (Some((_, s)), _) => Ok(s),
+            (None, silent) => Err(SwarmError::Other(format!(
+                "no Swarm manager answers{}",
+                if silent.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({} unreachable)",
+                        silent
+                            .iter()
+                            .map(|a| a.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            ))),
+        }
+    }
+
+    /// Creates a Swarm secret with `value` given on stdin; returns its id.
+    pub async fn create_secret(
+        &self,
+        address: &Address,
+        name: &str,
+        secret: &Address,
+        value: &str,
+        managers: &[Node],
+    ) -> Result<String, SwarmError> {
+        let labels = BTreeMap::from([
+            ("infra.stack".to_string(), self.stack.clone()),
+            ("infra.address".to_string(), address.to_string()),
+            ("infra.secret".to_string(), secret.to_string()),
+        ]);
+        let s = self.manager(managers).await?;
+        let id = s
+            .run(
+                "docker secret create",
+                &docker::create_secret(name, &labels),
+                Some(value),
+            )
+            .await;
+        s.close().await;
+        Ok(id?.trim().to_string())
+    }
+
+    pub async fn remove_secret(&self, name: &str, managers: &[Node]) -> Result<(), SwarmError> {
+        let s = self.manager(managers).await?;
+        let done = s
+            .run("docker secret rm", &docker::remove_secret(name), None)
+            .await;
+        s.close().await;
+        Ok(done.map(drop)?)
+    }
+
+    pub async fn remove_service(
+        &self,
+        address: &Address,
+        managers: &[Node],
+    ) -> Result<(), SwarmError> {
+        let s = self.manager(managers).await?;
+        let done = s
+            .run(
+                "docker service rm",
+                &docker::remove_service(&self.service_name(address)),
+                None,
+            )
+            .await;
+        s.close().await;
+        Ok(done.map(drop)?)
+    }
+
+    /// Deploys one service and waits until it converges: all its tasks running, and the rolling
+    /// update this deploy started completed. A rollback, a paused update or the timeout is an
+    /// error that names the service and its tasks' errors. Returns the service id.
+    pub async fn deploy(
+        &self,
+        address: &Address,
+        spec: &ServiceSpec,
+        managers: &[Node],
+        opts: &DeploySettings,
+        report: &(dyn Fn(String) + Sync),
+    ) -> Result<String, SwarmError> {
+        let s = self.manager(managers).await?;
+        let result = self.deploy_on(&s, address, spec, opts, report).await;
+        s.close().await;
+        result
+    }
+
+    async fn deploy_on(
+        &self,
+        s: &NodeSession,
+        address: &Address,
+        spec: &ServiceSpec,
+        opts: &DeploySettings,
+        report: &(dyn Fn(String) + Sync),
+    ) -> Result<String, SwarmError> {
+        let name = self.service_name(address);
+        let clock = s
+            .run(
+                "docker stack deploy",
+                &docker::deploy(&self.stack, &opts.resolve_image),
+                Some(&spec.definition),
+            )
+            .await?;
+        let deployed_at: i64 = clock.trim().parse().unwrap_or(0);
+        let started = Instant::now();
+        let timeout = Duration::from_secs(opts.converge_timeout_secs);
+        let mut last_report = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let out = s
+                .run(
+                    "docker service inspect",
+                    &docker::service_status(&name),
+                    None,
+                )
+                .await?;
+            let st = parse_status(&name, &out);
+            let ours = st.update_started.is_some_and(|t| t >= deployed_at);
+            let converged = st.running == st.desired;
+            let failed = ours
+                && matches!(
+                    st.update_state.as_str(),
+                    "rollback_completed" | "rollback_paused" | "paused"
+                );
+            // Report a rollback once it has brought every task back.
+            if failed && (converged || started.elapsed() >= timeout) {
+                let what = if st.update_state.starts_with("rollback") {
+                    "the update failed and Docker rolled the service back to its previous version"
+                } else {
+                    "the update failed and Docker paused it"
+                };
+                return Err(self.deploy_failed(s, address, &name, what, &st).await);
+            }
+            let done = if failed {
+                false
+            } else if ours {
+                st.update_state == "completed" && converged
+            } else {
+                // No rolling update (a new service, or nothing that restarts tasks changed).
+                converged && started.elapsed() >= Duration::from_secs(4)
+            };
+            if done {
+                return Ok(st.id);
+            }
+            if started.elapsed() >= timeout {
+                let what = format!(
+                    "did not converge within {} ({} of {} tasks running{})",
+                    humantime::format_duration(timeout),
+                    st.running,
+                    st.desired,
+                    if st.update_state.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", update {}", st.update_state)
+                    }
+                );
+                return Err(self.deploy_failed(s, address, &name, &what, &st).await);
+            }
+            if last_report.elapsed() >= Duration::from_secs(10) {
+                last_report = Instant::now();
+                let state = if st.update_state.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", st.update_state.replace('_', " "))
+                };
+                report(format!(
+                    "{address}: {}/{} tasks running{state} [{}s elapsed]",
+                    st.running,
+                    st.desired,
+                    started.elapsed().as_secs()
+                ));
+            }
+        }
+    }
+
+    async fn deploy_failed(
+        &self,
+        s: &NodeSession,
+        address: &Address,
+        name: &str,
+        what: &str,
+        st: &Status,
+    ) -> SwarmError {
+        let tasks = s
+            .run("docker service ps", &docker::task_errors(name), None)
+            .await
+            .unwrap_or_default();
+        let mut text = format!("{address} ({name}): {what}");
+        if !st.message.is_empty() {
+            text.push_str(&format!("\n      docker: {}", st.message));
+        }
+        for line in tasks.lines().filter(|l| !l.trim().is_empty()) {
+            text.push_str(&format!("\n      task {line}"));
+        }
+        text.push_str(&format!(
+            "\n      See `infra ssh <manager> -- docker service ps {name} --no-trunc`; fix the service, then apply again."
+        ));
+        SwarmError::Other(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_service_status() {
+        let out =
+            "abc|rollback_completed|1700000000|rollback completed\ndemo_web 3/3\ndemo_webx 0/1\n";
+        let st = parse_status("demo_web", out);
+        assert_eq!(
+            st,
+            Status {
+                id: "abc".into(),
+                update_state: "rollback_completed".into(),
+                update_started: Some(1_700_000_000),
+                message: "rollback completed".into(),
+                running: 3,
+                desired: 3,
+            }
+        );
+        let fresh = parse_status("demo_web", "abc|||\ndemo_web 1/2\n");
+        assert_eq!(
+            (fresh.update_started, fresh.running, fresh.desired),
+            (None, 1, 2)
+        );
+    }
+}

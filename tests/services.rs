@@ -1,0 +1,255 @@
+//! Services, secrets and zero-downtime deploys end to end, on the sandbox stack itself
+//! (stacks/sandbox.toml): moto plays AWS, testbed nodes play the instances, and a bounded
+//! request loop that health-checks the nodes plays the load balancer. Needs root.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use support::traffic::{Traffic, get};
+use support::{Project, Testbed, testbed};
+
+const GREETING_V1: &str = "s3cr3t-greeting-ONE-7f1d";
+const GREETING_V2: &str = "s3cr3t-greeting-TWO-91ac";
+
+/// The sandbox stack in a scratch directory, with its `.sandbox/` made the way
+/// `scripts/sandbox up` makes it, and the demo image imported on every node.
+fn sandbox(id: &'static str, nodes: usize) -> (Project, Testbed) {
+    let mut p = Project::new("sandbox", 2);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(root.join("stacks/sandbox.toml"), p.stack_file()).unwrap();
+    let bed = Testbed::up(id, p.dir.path().join(".sandbox/testbed"), nodes);
+    let proxy = format!(
+        "Host *\n  ProxyCommand {} {id} {} %h %p\n",
+        root.join("tests/testbed/connect").display(),
+        bed.dir.display()
+    );
+    std::fs::write(p.dir.path().join(".sandbox/ssh_config"), proxy).unwrap();
+    let dir = bed.dir.to_str().unwrap();
+    for (tag, broken) in [("v1", ""), ("v2", ""), ("v3", "broken")] {
+        testbed(&["image", dir, &format!("infra-demo:{tag}"), tag, broken]);
+    }
+    p.env = vec![
+        ("INFRA_VAR_certificate_arn".into(), p.cert_arn.clone()),
+        ("DEMO_GREETING".into(), GREETING_V1.into()),
+    ];
+    (p, bed)
+}
+
+/// Every node's published port 3000.
+fn targets(id: &str, nodes: usize) -> Vec<SocketAddr> {
+    (1..=nodes)
+        .map(|i| format!("10.77.{id}.{}:3000", 10 + i).parse().unwrap())
+        .collect()
+}
+
+/// What node `t` serves at `/`, once it starts with `prefix` (bounded wait: a task may be
+/// between stop and start right after a deploy).
+fn serves(t: SocketAddr, prefix: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match get(t, "/") {
+            Ok(body) if body.starts_with(prefix) => return body,
+            other if std::time::Instant::now() > deadline => {
+                panic!("{t}: {other:?}, wanted {prefix}")
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(300)),
+        }
+    }
+}
+
+/// Samples every process's command line while `f` runs; returns what `f` returned and the lines.
+fn watching_ps<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut seen = String::new();
+            while !stop.load(Ordering::Relaxed) {
+                let out = std::process::Command::new("ps")
+                    .args(["-eo", "args"])
+                    .output()
+                    .unwrap();
+                seen.push_str(&String::from_utf8_lossy(&out.stdout));
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            seen
+        })
+    };
+    let result = f();
+    stop.store(true, Ordering::Relaxed);
+    (result, sampler.join().unwrap())
+}
+
+#[test]
+fn services_roll_without_dropping_a_request_roll_back_and_rotate_secrets() {
+    let nodes = 3;
+    let (mut p, bed) = sandbox("46", nodes);
+    let mut outputs = Vec::new();
+
+    // v1 from nothing: the cloud, the Swarm, the secret and the service; every node serves it.
+    let run = p.ok(&["apply", "--auto-approve"]);
+    outputs.push(run.all());
+    assert!(
+        run.stdout.contains("swarm.service.web: Creation complete"),
+        "{}",
+        run.stdout
+    );
+    for t in targets(bed.id, nodes) {
+        serves(t, "demo v1 secret-sha256=");
+    }
+    let plan = p.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "a clean plan after apply:\n{}", plan.all());
+    let status = p.ok(&["status"]);
+    assert!(
+        status.stdout.contains("sandbox_web") && status.stdout.contains("3/3"),
+        "{}",
+        status.stdout
+    );
+
+    // v2 while the request loop runs: not one request fails.
+    let traffic = Traffic::start(targets(bed.id, nodes));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let plan = p.ok(&["plan", "--var", "tag=v2"]);
+    assert!(
+        plan.stdout.contains("~ swarm.service.web"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains(r#"image             = "infra-demo:v1" -> "infra-demo:v2""#),
+        "{}",
+        plan.stdout
+    );
+    let run = p.ok(&["apply", "--auto-approve", "--var", "tag=v2"]);
+    outputs.push(run.all());
+    for t in targets(bed.id, nodes) {
+        serves(t, "demo v2");
+    }
+    let tally = traffic.tally();
+    assert!(
+        tally.failed.is_empty(),
+        "failed during the v2 rollout: {:?}",
+        tally.failed
+    );
+
+    // v3 never gets healthy: Docker rolls back to v2, apply fails naming the service, and the
+    // requests keep succeeding.
+    let run = p.infra(&["apply", "--auto-approve", "--var", "tag=v3"]);
+    outputs.push(run.all());
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains(
+            "swarm.service.web (sandbox_web): the update failed and Docker rolled the service back"
+        ),
+        "{}",
+        run.stderr
+    );
+    for t in targets(bed.id, nodes) {
+        serves(t, "demo v2");
+    }
+    let plan = p.infra(&["plan", "--detailed-exitcode", "--var", "tag=v2"]);
+    assert_eq!(
+        plan.code,
+        0,
+        "after the rollback the Swarm runs v2:\n{}",
+        plan.all()
+    );
+
+    // A new secret value: a new Swarm secret, the service rolls onto it, the old one goes.
+    p.env[1].1 = GREETING_V2.into();
+    let plan = p.ok(&["plan", "--var", "tag=v2"]);
+    outputs.push(plan.all());
+    assert!(
+        plan.stdout.contains("value = (sensitive value changed)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("+ swarm.secret.greeting_"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("- swarm.secret.greeting_"),
+        "{}",
+        plan.stdout
+    );
+    let json = p.ok(&["plan", "--json", "--var", "tag=v2", "--out", "rotate.plan"]);
+    outputs.push(json.all());
+    let (run, ps) = watching_ps(|| p.infra(&["apply", "--var", "tag=v2", "-v", "rotate.plan"]));
+    assert_eq!(run.code, 0, "{}", run.all());
+    outputs.push(run.all());
+    let sha = |v: &str| {
+        use std::fmt::Write;
+        let digest = std::process::Command::new("sh")
+            .args(["-c", "printf %s \"$V\" | sha256sum"])
+            .env("V", v)
+            .output()
+            .unwrap();
+        let mut s = String::new();
+        write!(s, "{}", &String::from_utf8_lossy(&digest.stdout)[..12]).unwrap();
+        s
+    };
+    for t in targets(bed.id, nodes) {
+        serves(t, &format!("demo v2 secret-sha256={}", sha(GREETING_V2)));
+    }
+    let manager = bed.node_of(&support_instance(&p, "node.manager[0]"));
+    let secrets = bed.ssh(manager, "docker secret ls --format '{{.Name}}'");
+    assert_eq!(
+        secrets.lines().count(),
+        1,
+        "the old Swarm secret is removed: {secrets}"
+    );
+
+    let tally = traffic.stop();
+    assert!(
+        tally.failed.is_empty(),
+        "failed requests: {:?}",
+        tally.failed
+    );
+    assert!(tally.ok > 100, "the loop ran: {tally:?}");
+    eprintln!(
+        "request loop: {} ok, 0 failed; served: {:?}",
+        tally.ok, tally.bodies
+    );
+
+    // The values are nowhere infra wrote or showed, nor in any process's arguments here.
+    let mut written = outputs.join("\n");
+    written.push_str(&ps);
+    for entry in walk(&p.dir.path().join("state"))
+        .into_iter()
+        .chain([p.dir.path().join("rotate.plan")])
+    {
+        written.push_str(&String::from_utf8_lossy(&std::fs::read(entry).unwrap()));
+    }
+    for value in [GREETING_V1, GREETING_V2] {
+        assert!(!written.contains(value), "a secret value leaked");
+    }
+}
+
+fn support_instance(p: &Project, address: &str) -> String {
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.state_file()).unwrap()).unwrap();
+    state["resources"][address]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
