@@ -403,10 +403,48 @@ async fn run_swarm_step(
             Ok(None)
         }
         StepKind::Delete => {
-            swarm.remove(id, node, &managers).await?;
+            swarm
+                .remove(id, node, &managers, deregistration(plan, spec, known))
+                .await?;
             Ok(None)
         }
     }
+}
+
+/// Where the leaving member's instance is a target that this plan takes out (scale-in), for
+/// its deregistration between drain and leave. None when the instance stays a target (a rejoin).
+fn deregistration(
+    plan: &Plan,
+    member: &crate::model::SwarmNodeSpec,
+    known: &BTreeMap<Address, ResourceState>,
+) -> Option<crate::swarm::Deregistration> {
+    let (targets, t) = known.iter().find(|(_, r)| match &r.spec {
+        Spec::Targets(t) => t.instances.contains(&member.instance),
+        _ => false,
+    })?;
+    let leaves = plan.changes.iter().any(|c| {
+        &c.address == targets
+            && match &c.after {
+                Some(Spec::Targets(after)) => !after.instances.contains(&member.instance),
+                _ => true,
+            }
+    });
+    if !leaves {
+        return None;
+    }
+    let Spec::Targets(spec) = &t.spec else {
+        unreachable!("found above")
+    };
+    let group = known.get(&spec.target_group)?;
+    let Spec::TargetGroup(g) = &group.spec else {
+        return None;
+    };
+    Some(crate::swarm::Deregistration {
+        targets: targets.clone(),
+        target_group_arn: group.id.clone(),
+        instance_id: known.get(&member.instance)?.id.clone(),
+        delay: std::time::Duration::from_secs(g.deregistration_delay.into()),
+    })
 }
 
 fn record(

@@ -54,3 +54,32 @@ pub async fn run_destroy(ctx: &Context, a: DestroyArgs) -> Result<ExitCode, OpsE
         .await
         .map(|_| ExitCode::SUCCESS)
 }
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// The number of workers.
+    #[arg(value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub workers: Option<u16>,
+    /// The number of managers (odd: 1, 3, 5…).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=99))]
+    pub managers: Option<u16>,
+    /// Only edit the stack file (for a pull request); do not plan or apply.
+    #[arg(long)]
+    pub no_apply: bool,
+    /// Allow an even number of managers (it tolerates no more failures than one fewer).
+    #[arg(long)]
+    pub allow_even_managers: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+pub async fn run_scale(ctx: &Context, a: ScaleArgs) -> Result<ExitCode, OpsError> {
+    let opts = ops::ScaleOptions {
+        workers: a.workers.map(usize::from),
+        managers: a.managers.map(usize::from),
+        no_apply: a.no_apply,
+        allow_even_managers: a.allow_even_managers,
+        apply: options(None, a.run, false),
+    };
+    ops::scale_nodes(ctx, opts).await.map(|_| ExitCode::SUCCESS)
+}

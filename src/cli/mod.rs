@@ -66,6 +66,8 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Make it so: apply a fresh plan (asks first) or a plan saved with `plan --out`.
     Apply(apply::ApplyArgs),
+    /// Set the node counts in the stack file (comments kept), then plan and apply.
+    ScaleNodes(apply::ScaleArgs),
     /// Remove every object the stack owns.
     Destroy(apply::DestroyArgs),
     /// Show the load balancer's DNS name and the nodes, from the state.
@@ -106,6 +108,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, OpsError> {
         Command::Plan(args) => plan::run(&ctx, args).await,
         Command::Apply(args) => apply::run(&ctx, args).await,
         Command::Destroy(args) => apply::run_destroy(&ctx, args).await,
+        Command::ScaleNodes(args) => apply::run_scale(&ctx, args).await,
         Command::Output(args) => simple::output(&ctx, args).await,
         Command::ForceUnlock(args) => simple::unlock(&ctx, args).await,
         Command::State(command) => simple::state(&ctx, command).await,

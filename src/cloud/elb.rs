@@ -45,6 +45,9 @@ fn target(id: &str) -> TargetDescription {
     TargetDescription::builder().id(id).build()
 }
 
+/// How long new targets may take to pass the target group's health check.
+const TARGET_HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl Cloud {
     fn elb_tags(&self, a: &Address) -> Vec<Tag> {
         [(TAG_STACK, self.stack.as_str()), (TAG_ADDRESS, a.as_str())]
@@ -331,6 +334,11 @@ impl Cloud {
                     .map_err(fail(a, "elbv2:RegisterTargets"))
             })
             .await?;
+            let added: Vec<String> = add
+                .iter()
+                .filter_map(|t| t.id().map(str::to_string))
+                .collect();
+            self.wait_healthy(a, arn, &added).await?;
         }
         if !remove.is_empty() {
             elb.deregister_targets()
@@ -340,6 +348,71 @@ impl Cloud {
                 .await
                 .map_err(fail(a, "elbv2:DeregisterTargets"))?;
         }
+        Ok(())
+    }
+
+    /// New targets count only once the target group finds them healthy (bounded wait).
+    async fn wait_healthy(&self, a: &Address, arn: &str, ids: &[String]) -> Result<(), CloudError> {
+        let deadline = std::time::Instant::now() + TARGET_HEALTH_TIMEOUT;
+        loop {
+            let out = self
+                .elb
+                .describe_target_health()
+                .target_group_arn(arn)
+                .set_targets(Some(ids.iter().map(|i| target(i)).collect()))
+                .send()
+                .await
+                .map_err(fail(a, "elbv2:DescribeTargetHealth"))?;
+            let unhealthy: Vec<String> = out
+                .target_health_descriptions()
+                .iter()
+                .filter(|h| {
+                    h.target_health().and_then(|t| t.state())
+                        != Some(&TargetHealthStateEnum::Healthy)
+                })
+                .map(|h| {
+                    let id = h.target().and_then(|t| t.id()).unwrap_or("?");
+                    let why = h
+                        .target_health()
+                        .and_then(|t| t.description().or(t.reason().map(|r| r.as_str())))
+                        .unwrap_or("not healthy yet");
+                    format!("{id}: {why}")
+                })
+                .collect();
+            if unhealthy.is_empty() {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(CloudError::Invalid {
+                    resource: a.to_string(),
+                    message: format!(
+                        "targets not healthy after {}s: {}. Check the service publishing the target port and the health check path.",
+                        TARGET_HEALTH_TIMEOUT.as_secs(),
+                        unhealthy.join("; ")
+                    ),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        }
+    }
+
+    /// Takes one instance out of the target group and waits out the deregistration delay, so
+    /// requests in flight finish before the node goes (scale-in).
+    pub async fn deregister_target(
+        &self,
+        a: &Address,
+        arn: &str,
+        instance_id: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), CloudError> {
+        self.elb
+            .deregister_targets()
+            .target_group_arn(arn)
+            .targets(target(instance_id))
+            .send()
+            .await
+            .map_err(fail(a, "elbv2:DeregisterTargets"))?;
+        tokio::time::sleep(delay).await;
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! Stack files: parse (serde + TOML, spans kept) and validate into the model. No I/O here:
 //! the caller hands in the text and a reader for files the stack refers to (the public key).
 
+pub mod edit;
 mod error;
 mod schema;
 pub mod template;

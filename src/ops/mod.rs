@@ -4,6 +4,7 @@ mod apply;
 mod migrate;
 mod output;
 mod plan;
+mod scale;
 mod shell;
 mod status;
 mod validate;
@@ -16,6 +17,7 @@ pub use apply::{ApplyOptions, apply, destroy, force_unlock};
 pub use migrate::{MigrateOptions, migrate};
 pub use output::{OutputOptions, output};
 pub use plan::{PlanFormat, PlanOptions, plan};
+pub use scale::{ScaleOptions, scale_nodes};
 pub use shell::ssh;
 pub use status::{StatusOptions, status};
 pub use validate::{schema, validate};
@@ -49,6 +51,8 @@ pub enum OpsError {
     Cycle(#[from] crate::plan::graph::CycleError),
     #[error(transparent)]
     Swarm(#[from] crate::swarm::SwarmError),
+    #[error(transparent)]
+    Quorum(#[from] crate::plan::quorum::QuorumError),
     #[error(transparent)]
     Compose(#[from] crate::render::compose::ComposeError),
     #[error("{0}")]

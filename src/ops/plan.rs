@@ -121,6 +121,9 @@ pub(super) async fn prepare(
     }
     let changes = plan::diff(&desired, state.as_ref(), &live);
     plan::graph::steps(&changes)?;
+    if !destroy {
+        plan::quorum::check(&changes, &live)?;
+    }
     let unchanged: BTreeMap<_, _> = live
         .into_iter()
         .filter(|(a, _)| !changes.iter().any(|c| &c.address == a))

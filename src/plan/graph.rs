@@ -98,6 +98,7 @@ pub fn steps(changes: &[Change]) -> Result<Vec<Step>, CycleError> {
     }
     order_swarm_joins(changes, &mut steps, &index);
     order_apps(changes, &mut steps, &index);
+    order_swarm_leaves(changes, &mut steps, &index);
     let steps = batch_instance_creates(changes, steps);
     check_acyclic(changes, &steps)?;
     Ok(steps)
@@ -130,6 +131,38 @@ fn order_swarm_joins(
         };
         if let Some(p) = previous.filter(|&p| p != me) {
             steps[me].after.insert(p);
+        }
+    }
+}
+
+/// Leaving members: managers leave one at a time, highest index first, so the Raft quorum
+/// shrinks one member at a time; a target group drops a leaving node only after the node was
+/// drained and deregistered in its own step (scale-in order: drain, deregister, leave, remove).
+fn order_swarm_leaves(
+    changes: &[Change],
+    steps: &mut [Step],
+    index: &BTreeMap<(&Address, StepKind), usize>,
+) {
+    let mut manager_leaves: Vec<(&Address, usize)> = changes
+        .iter()
+        .filter(|c| matches!(c.before, Some(Spec::SwarmNode(ref n)) if n.role == "manager"))
+        .filter_map(|c| Some((&c.address, *index.get(&(&c.address, StepKind::Delete))?)))
+        .collect();
+    manager_leaves.sort_by(|a, b| b.0.cmp(a.0));
+    for pair in manager_leaves.windows(2) {
+        steps[pair[1].1].after.insert(pair[0].1);
+    }
+    let leaves: Vec<usize> = changes
+        .iter()
+        .filter(|c| matches!(c.before, Some(Spec::SwarmNode(_))))
+        .filter_map(|c| index.get(&(&c.address, StepKind::Delete)).copied())
+        .collect();
+    for c in changes
+        .iter()
+        .filter(|c| matches!(c.after, Some(Spec::Targets(_))))
+    {
+        if let Some(&u) = index.get(&(&c.address, StepKind::Update)) {
+            steps[u].after.extend(&leaves);
         }
     }
 }

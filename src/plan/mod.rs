@@ -3,6 +3,7 @@
 
 mod diff;
 pub mod graph;
+pub mod quorum;
 mod render;
 
 use chrono::{DateTime, Utc};

@@ -106,6 +106,24 @@ pub fn update(
     format!("{cmd} {node_id} >/dev/null")
 }
 
+/// Demotes a manager (if it is one) and drains the node: its tasks stop and start elsewhere.
+pub fn drain(node_id: &str) -> String {
+    format!(
+        "if [ \"$(docker node inspect --format '{{{{.Spec.Role}}}}' {node_id})\" = manager ]; then docker node demote {node_id} >/dev/null; fi && \
+         docker node update --availability drain {node_id} >/dev/null"
+    )
+}
+
+/// Waits (bounded) until no task runs on the node any more.
+pub fn wait_drained(node_id: &str) -> String {
+    format!(
+        "for i in $(seq 1 120); do [ -z \"$(docker node ps {node_id} --filter desired-state=running -q)\" ] && \
+         {{ [ \"$(docker node inspect --format '{{{{.Status.State}}}}' {node_id})\" = down ] || \
+           [ -z \"$(docker node ps {node_id} --format '{{{{.CurrentState}}}}' | grep -E '^(Running|Starting)')\" ]; }} && exit 0; sleep 1; done; \
+         echo 'tasks still running on the node after 120s' >&2; exit 1"
+    )
+}
+
 /// Run on the leaving node itself; fine if it already left.
 pub fn leave() -> &'static str {
     "docker swarm leave --force >/dev/null 2>&1 || true"

@@ -68,6 +68,15 @@ pub fn nodes<'a>(
         .collect()
 }
 
+/// Where a leaving node is a load balancer target.
+#[derive(Clone, Debug)]
+pub struct Deregistration {
+    pub targets: Address,
+    pub target_group_arn: String,
+    pub instance_id: String,
+    pub delay: Duration,
+}
+
 pub struct Swarm<'a> {
     pub cloud: &'a Cloud,
     pub stack: String,
@@ -367,27 +376,57 @@ impl Swarm<'_> {
         Ok(())
     }
 
-    /// Takes a member out: it leaves (if its node still answers), then a manager removes it.
+    /// Takes a member out, in the order that loses no request and keeps the Raft quorum:
+    /// a manager is demoted first (leadership moves if it led); the node is drained and its tasks
+    /// given time to start elsewhere; it leaves the target group (`deregister`, waiting out the
+    /// delay); it leaves the Swarm (if it still answers); a manager removes it.
     pub async fn remove(
         &self,
         id: &str,
         node: Option<&Node>,
         managers: &[Node],
+        deregister: Option<Deregistration>,
     ) -> Result<(), SwarmError> {
-        if let Some(node) = node
-            && let Ok(s) = self.session(node).await
-        {
-            let _ = s.run("docker swarm leave", docker::leave(), None).await;
-            s.close().await;
-        }
-        let exclude = node
+        let me = node
             .map(|n| n.host.address.clone())
             .unwrap_or_else(|| Address::new(""));
-        if let (Some((_, s)), _) = self.find_manager(managers, &exclude).await? {
-            s.run("docker node rm", &docker::remove(id), None).await?;
-            s.close().await;
+        let (Some((_, manager)), _) = self.find_manager(managers, &me).await? else {
+            return Err(SwarmError::Other(format!(
+                "{me}: no other Swarm manager answers, so the node cannot be removed safely"
+            )));
+        };
+        let result = async {
+            if node.is_some() {
+                manager
+                    .run("drain the node", &docker::drain(id), None)
+                    .await?;
+                manager
+                    .run(
+                        "wait for its tasks to move",
+                        &docker::wait_drained(id),
+                        None,
+                    )
+                    .await?;
+            }
+            if let Some(d) = deregister {
+                self.cloud
+                    .deregister_target(&d.targets, &d.target_group_arn, &d.instance_id, d.delay)
+                    .await?;
+            }
+            if let Some(node) = node
+                && let Ok(s) = self.session(node).await
+            {
+                let _ = s.run("docker swarm leave", docker::leave(), None).await;
+                s.close().await;
+            }
+            manager
+                .run("docker node rm", &docker::remove(id), None)
+                .await?;
+            Ok::<_, SwarmError>(())
         }
-        Ok(())
+        .await;
+        manager.close().await;
+        result
     }
 
     /// The join token for `role`: from Parameter Store, or asked of a manager and stored.
