@@ -4,62 +4,15 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use support::traffic::{Traffic, get};
-use support::{Project, Testbed, testbed};
+use support::traffic::Traffic;
+use support::{Project, sandbox, serves, targets};
 
-const GREETING_V1: &str = "s3cr3t-greeting-ONE-7f1d";
+use support::GREETING_V1;
 const GREETING_V2: &str = "s3cr3t-greeting-TWO-91ac";
-
-/// The sandbox stack in a scratch directory, with its `.sandbox/` made the way
-/// `scripts/sandbox up` makes it, and the demo image imported on every node.
-fn sandbox(id: &'static str, nodes: usize) -> (Project, Testbed) {
-    let mut p = Project::new("sandbox", 2);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::copy(root.join("stacks/sandbox.toml"), p.stack_file()).unwrap();
-    let bed = Testbed::up(id, p.dir.path().join(".sandbox/testbed"), nodes);
-    let proxy = format!(
-        "Host *\n  ProxyCommand {} {id} {} %h %p\n",
-        root.join("tests/testbed/connect").display(),
-        bed.dir.display()
-    );
-    std::fs::write(p.dir.path().join(".sandbox/ssh_config"), proxy).unwrap();
-    let dir = bed.dir.to_str().unwrap();
-    for (tag, broken) in [("v1", ""), ("v2", ""), ("v3", "broken")] {
-        testbed(&["image", dir, &format!("infra-demo:{tag}"), tag, broken]);
-    }
-    p.env = vec![
-        ("INFRA_VAR_certificate_arn".into(), p.cert_arn.clone()),
-        ("DEMO_GREETING".into(), GREETING_V1.into()),
-    ];
-    (p, bed)
-}
-
-/// Every node's published port 3000.
-fn targets(id: &str, nodes: usize) -> Vec<SocketAddr> {
-    (1..=nodes)
-        .map(|i| format!("10.77.{id}.{}:3000", 10 + i).parse().unwrap())
-        .collect()
-}
-
-/// What node `t` serves at `/`, once it starts with `prefix` (bounded wait: a task may be
-/// between stop and start right after a deploy).
-fn serves(t: SocketAddr, prefix: &str) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        match get(t, "/") {
-            Ok(body) if body.starts_with(prefix) => return body,
-            other if std::time::Instant::now() > deadline => {
-                panic!("{t}: {other:?}, wanted {prefix}")
-            }
-            _ => std::thread::sleep(std::time::Duration::from_millis(300)),
-        }
-    }
-}
 
 /// Samples every process's command line while `f` runs; returns what `f` returned and the lines.
 fn watching_ps<T>(f: impl FnOnce() -> T) -> (T, String) {
@@ -87,7 +40,7 @@ fn watching_ps<T>(f: impl FnOnce() -> T) -> (T, String) {
 #[test]
 fn services_roll_without_dropping_a_request_roll_back_and_rotate_secrets() {
     let nodes = 3;
-    let (mut p, bed) = sandbox("46", nodes);
+    let (mut p, bed) = sandbox("46", nodes, &["v1", "v2", "v3"]);
     let mut outputs = Vec::new();
 
     // v1 from nothing: the cloud, the Swarm, the secret and the service; every node serves it.
@@ -218,7 +171,24 @@ fn services_roll_without_dropping_a_request_roll_back_and_rotate_secrets() {
         tally.ok, tally.bodies
     );
 
-    // The values are nowhere infra wrote or showed, nor in any process's arguments here.
+    // The stored secret is a SecureString holding the current value.
+    let stored = p.aws(&["ssm-get", "/infra/sandbox/secrets/greeting"]);
+    assert_eq!(
+        (stored["value"].as_str(), stored["type"].as_str()),
+        (Some(GREETING_V2), Some("SecureString"))
+    );
+    let mut secrets = vec![GREETING_V1.to_string(), GREETING_V2.to_string()];
+    for role in ["worker", "manager"] {
+        let token = p.aws(&["ssm-get", &format!("/infra/sandbox/swarm/{role}-token")]);
+        secrets.push(token["value"].as_str().unwrap().to_string());
+    }
+
+    // The end of the lifecycle: everything goes, the secrets and tokens with it.
+    let run = p.ok(&["destroy", "--auto-approve", "-v"]);
+    outputs.push(run.all());
+
+    // No value or token is anywhere infra wrote or showed (state, backups, plan files, output
+    // and debug logs), nor in any process's arguments sampled during the rotation.
     let mut written = outputs.join("\n");
     written.push_str(&ps);
     for entry in walk(&p.dir.path().join("state"))
@@ -227,8 +197,11 @@ fn services_roll_without_dropping_a_request_roll_back_and_rotate_secrets() {
     {
         written.push_str(&String::from_utf8_lossy(&std::fs::read(entry).unwrap()));
     }
-    for value in [GREETING_V1, GREETING_V2] {
-        assert!(!written.contains(value), "a secret value leaked");
+    for value in &secrets {
+        assert!(
+            !written.contains(value.as_str()),
+            "a secret value or join token leaked"
+        );
     }
 }
 

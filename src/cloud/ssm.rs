@@ -14,7 +14,8 @@ use crate::model::{Address, Live, Observed, SecretSpec, Spec};
 const KEY_NAME: &str = "_hmac-key";
 
 impl Cloud {
-    fn key_parameter(&self) -> String {
+    /// Where the hashing key lives (removed by destroy).
+    pub fn key_parameter(&self) -> String {
         secret_parameter(&self.stack, KEY_NAME)
     }
 

@@ -247,6 +247,42 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "27:18",
         "root_volume_gb 2 is out of range",
     ),
+    (
+        "target_port = 8080",
+        "target_port = 8080\n[secrets.db]\nenv = \"DB\"\nfile = \"db.txt\"",
+        "32:1",
+        "secret \"db\" needs exactly one of env and file",
+    ),
+    (
+        "target_port = 8080",
+        "target_port = 8080\n[services.web]\nimage = \"web:1\"\nsecrets = [\"nope\"]",
+        "34:12",
+        "secret \"nope\" is not declared in [secrets]",
+    ),
+    (
+        "target_port = 8080",
+        "target_port = 8080\n[services.web]\nimage = \"web:1\"\nport = 80\npublish = \"host\"\nmode = \"global\"\n[services.web.update]\norder = \"start-first\"",
+        "38:9",
+        "start-first cannot work for a global service published in host mode",
+    ),
+    (
+        "target_port = 8080",
+        "target_port = 8080\n[services.web]\nimage = \"web:{{ tag }}\"",
+        "33:14",
+        "unknown template variable \"tag\"",
+    ),
+    (
+        "target_port = 8080",
+        "target_port = 8080\n[services.Web]\nimage = \"web:1\"\nstop_grace_period = \"soon\"",
+        "32:1",
+        "service name \"Web\" must start with a lowercase letter",
+    ),
+    (
+        "target_port = 8080",
+        "target_port = 8080\n[swarm]\ncompose_file = \"missing.yml\"",
+        "33:16",
+        "cannot read compose file \"missing.yml\"",
+    ),
 ];
 
 #[test]

@@ -124,8 +124,10 @@ async fn execute(
     if plan.destroy
         && let Some(swarm) = &swarm
     {
-        // The join tokens go with the Swarm.
-        cloud.delete_secrets(&swarm.parameters()).await?;
+        // The join tokens and the secrets' hashing key go with the Swarm.
+        let mut parameters = swarm.parameters();
+        parameters.push(cloud.key_parameter());
+        cloud.delete_secrets(&parameters).await?;
     }
     if plan.has_changes() {
         println!("\n{}", apply::closing_line(plan));

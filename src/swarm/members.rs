@@ -454,9 +454,13 @@ impl Swarm<'_> {
     ) -> Result<(Option<(Node, NodeSession)>, Vec<Address>), SwarmError> {
         let mut silent = Vec::new();
         for m in managers.iter().filter(|m| &m.host.address != except) {
-            let Ok(s) = self.session(m).await else {
-                silent.push(m.host.address.clone());
-                continue;
+            let s = match self.session(m).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!("manager {}: {e}", m.host.address);
+                    silent.push(m.host.address.clone());
+                    continue;
+                }
             };
             let control = s
                 .run(

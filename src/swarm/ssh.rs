@@ -125,13 +125,22 @@ impl Ssh {
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let known_hosts = dir.join(format!("{stack}.known_hosts"));
-        let config = dir.join(format!("{stack}.ssh_config"));
+        // One node's sessions get a config of their own: steps on different nodes run at once,
+        // and ssh must never read a file another step is rewriting.
+        let config = match nodes {
+            [one] => {
+                let own = dir.join(format!("{stack}.ssh"));
+                std::fs::create_dir_all(&own).map_err(io(&own))?;
+                own.join(&one.instance_id)
+            }
+            _ => dir.join(format!("{stack}.ssh_config")),
+        };
         let home_config = std::env::var_os("HOME")
             .map(|h| PathBuf::from(h).join(".ssh/config"))
             .filter(|p| p.exists());
         let user_config = settings.config_file.clone().or(home_config);
         let text = render_config(settings, &known_hosts, nodes, user_config.as_deref());
-        std::fs::write(&config, text).map_err(io(&config))?;
+        write_atomically(&config, &text).map_err(io(&config))?;
         let host = |line: &str| line.split_whitespace().next().unwrap_or("").to_string();
         let pinned_hosts: Vec<String> = pinned.iter().map(|l| host(l)).collect();
         let local = std::fs::read_to_string(&known_hosts).unwrap_or_default();
@@ -143,7 +152,9 @@ impl Ssh {
                 .map(str::to_string),
         );
         let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-        std::fs::write(&known_hosts, text).map_err(io(&known_hosts))?;
+        if text != local {
+            write_atomically(&known_hosts, &text).map_err(io(&known_hosts))?;
+        }
         Ok(Ssh {
             config,
             known_hosts,
@@ -207,6 +218,16 @@ impl Ssh {
             }
         }
     }
+}
+
+/// Readers (ssh processes of other steps) see the old file or the new one, never half of one.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    if std::fs::read_to_string(path).is_ok_and(|t| t == text) {
+        return Ok(());
+    }
+    let tmp = path.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

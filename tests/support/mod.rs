@@ -4,7 +4,7 @@
 
 pub mod traffic;
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -440,5 +440,56 @@ impl Testbed {
 impl Drop for Testbed {
     fn drop(&mut self) {
         testbed(&["down", self.id, self.dir.to_str().unwrap()]);
+    }
+}
+
+/// The sandbox's secret value in the tests.
+pub const GREETING_V1: &str = "s3cr3t-greeting-ONE-7f1d";
+
+/// The sandbox stack in a scratch directory, with its `.sandbox/` made the way
+/// `scripts/sandbox up` makes it, and the demo image imported on every node.
+pub fn sandbox(id: &'static str, nodes: usize, tags: &[&str]) -> (Project, Testbed) {
+    let mut p = Project::new("sandbox", 2);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(root.join("stacks/sandbox.toml"), p.stack_file()).unwrap();
+    let bed = Testbed::up(id, p.dir.path().join(".sandbox/testbed"), nodes);
+    let proxy = format!(
+        "Host *\n  ProxyCommand {} {id} {} %h %p\n",
+        root.join("tests/testbed/connect").display(),
+        bed.dir.display()
+    );
+    std::fs::write(p.dir.path().join(".sandbox/ssh_config"), proxy).unwrap();
+    let dir = bed.dir.to_str().unwrap();
+    // v3 is the release that never gets healthy.
+    for &tag in tags {
+        let broken = if tag == "v3" { "broken" } else { "" };
+        testbed(&["image", dir, &format!("infra-demo:{tag}"), tag, broken]);
+    }
+    p.env = vec![
+        ("INFRA_VAR_certificate_arn".into(), p.cert_arn.clone()),
+        ("DEMO_GREETING".into(), GREETING_V1.into()),
+    ];
+    (p, bed)
+}
+
+/// Every node's published port 3000.
+pub fn targets(id: &str, nodes: usize) -> Vec<SocketAddr> {
+    (1..=nodes)
+        .map(|i| format!("10.77.{id}.{}:3000", 10 + i).parse().unwrap())
+        .collect()
+}
+
+/// What node `t` serves at `/`, once it starts with `prefix` (bounded wait: a task may be
+/// between stop and start right after a deploy).
+pub fn serves(t: SocketAddr, prefix: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match traffic::get(t, "/") {
+            Ok(body) if body.starts_with(prefix) => return body,
+            other if std::time::Instant::now() > deadline => {
+                panic!("{t}: {other:?}, wanted {prefix}")
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(300)),
+        }
     }
 }
