@@ -135,8 +135,8 @@ fn order_swarm_joins(
     }
 }
 
-/// Leaving members: managers leave one at a time, highest index first, so the Raft quorum
-/// shrinks one member at a time; a target group drops a leaving node only after the node was
+/// Leaving members: workers first, then managers one at a time, highest index first, so the
+/// Raft quorum shrinks one member at a time; a target group drops a leaving node only after the node was
 /// drained and deregistered in its own step (scale-in order: drain, deregister, leave, remove).
 fn order_swarm_leaves(
     changes: &[Change],
@@ -157,6 +157,15 @@ fn order_swarm_leaves(
         .filter(|c| matches!(c.before, Some(Spec::SwarmNode(_))))
         .filter_map(|c| index.get(&(&c.address, StepKind::Delete)).copied())
         .collect();
+    // Workers leave first, while the managers that remove them are still there.
+    let worker_leaves: Vec<usize> = leaves
+        .iter()
+        .copied()
+        .filter(|&l| !manager_leaves.iter().any(|(_, m)| *m == l))
+        .collect();
+    for &(_, m) in &manager_leaves {
+        steps[m].after.extend(&worker_leaves);
+    }
     for c in changes
         .iter()
         .filter(|c| matches!(c.after, Some(Spec::Targets(_))))

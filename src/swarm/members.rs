@@ -390,9 +390,22 @@ impl Swarm<'_> {
         let me = node
             .map(|n| n.host.address.clone())
             .unwrap_or_else(|| Address::new(""));
-        let (Some((_, manager)), _) = self.find_manager(managers, &me).await? else {
+        let (found, silent) = self.find_manager(managers, &me).await?;
+        let Some((_, manager)) = found else {
+            // The last manager (a destroy): the Swarm ends with it.
+            if let (Some(node), true) = (node, silent.is_empty()) {
+                let s = self.session(node).await?;
+                let left = s.run("docker swarm leave", docker::leave(), None).await;
+                s.close().await;
+                return Ok(left.map(drop)?);
+            }
             return Err(SwarmError::Other(format!(
-                "{me}: no other Swarm manager answers, so the node cannot be removed safely"
+                "{me}: no other Swarm manager answers (silent: {}), so the node cannot be removed safely",
+                silent
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         };
         let result = async {
