@@ -290,3 +290,43 @@ fn a_lost_node_is_replaced_and_the_swarm_heals() {
     );
     assert_eq!(p.infra(&["plan", "--detailed-exitcode"]).code, 0);
 }
+
+/// A manager whose Docker is down when apply needs it: apply stops before any change, naming
+/// the node and the step; once Docker is back, the next apply converges.
+#[test]
+fn a_manager_without_docker_stops_apply_by_name_and_the_next_apply_converges() {
+    // 1 manager + 1 worker, and node 3 for the worker that scale-nodes adds.
+    let (p, bed) = swarm_project("48", "nodock", 2);
+    testbed(&["up", bed.id, "3", bed.dir.to_str().unwrap()]);
+    p.ok(&["apply", "--auto-approve"]);
+    let manager = bed.node_of(&instance_id(&p, "node.manager[0]"));
+    let dir = bed.dir.to_str().unwrap();
+    testbed(&["docker-stop", dir, &manager.to_string()]);
+
+    let run = p.infra(&["scale-nodes", "2", "--auto-approve"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("node.manager[0]: `read the Swarm` failed")
+            && run.stderr.contains("Cannot connect to the Docker daemon"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stdout.contains("Creating..."),
+        "nothing changed: {}",
+        run.stdout
+    );
+
+    testbed(&["docker-start", dir, &manager.to_string()]);
+    let run = p.ok(&["apply", "--auto-approve"]);
+    assert!(
+        run.stdout
+            .contains("swarm.node.worker[1]: Creation complete"),
+        "{}",
+        run.stdout
+    );
+    let nodes = bed.ssh(manager, "docker node ls --format '{{.Status}}'");
+    assert_eq!(nodes, "Ready\nReady\nReady", "{nodes}");
+    assert_eq!(p.infra(&["plan", "--detailed-exitcode"]).code, 0);
+}

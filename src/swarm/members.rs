@@ -40,6 +40,10 @@ pub enum SwarmError {
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+fn docker_down(e: &SshError) -> bool {
+    matches!(e, SshError::Command { stderr, .. } if stderr.contains("Cannot connect to the Docker daemon"))
+}
+
 /// The nodes as ssh reaches them, from instance records: the public address, or the private
 /// one when a jump host is set.
 pub fn nodes<'a>(
@@ -163,6 +167,8 @@ impl Swarm<'_> {
                     })?;
                     return Ok(Some((m.clone(), view)));
                 }
+                // Docker itself does not answer: this manager's view is unknown, not empty.
+                Err(e @ SshError::Command { .. }) if docker_down(&e) => last_error = Some(e),
                 // Reachable, but not a manager of any Swarm (yet).
                 Err(SshError::Command { .. }) => continue,
                 Err(e) => last_error = Some(e),
