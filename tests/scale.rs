@@ -11,13 +11,7 @@ use support::traffic::Traffic;
 use support::{Project, Testbed, live_instances, sandbox, targets};
 
 fn manager_node(p: &Project, bed: &Testbed) -> usize {
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(p.state_file()).unwrap()).unwrap();
-    bed.node_of(
-        state["resources"]["node.manager[0]"]["id"]
-            .as_str()
-            .unwrap(),
-    )
+    bed.node_of(&p.id_of("node.manager[0]"))
 }
 
 /// `docker node ls` as the first manager sees it: (role, status, availability) sorted.

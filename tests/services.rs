@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use support::traffic::Traffic;
-use support::{Project, sandbox, serves, targets};
+use support::{sandbox, serves, targets};
 
 use support::GREETING_V1;
 const GREETING_V2: &str = "s3cr3t-greeting-TWO-91ac";
@@ -151,7 +151,7 @@ fn services_roll_without_dropping_a_request_roll_back_and_rotate_secrets() {
     for t in targets(bed.id, nodes) {
         serves(t, &format!("demo v2 secret-sha256={}", sha(GREETING_V2)));
     }
-    let manager = bed.node_of(&support_instance(&p, "node.manager[0]"));
+    let manager = bed.node_of(&p.id_of("node.manager[0]"));
     let secrets = bed.ssh(manager, "docker secret ls --format '{{.Name}}'");
     assert_eq!(
         secrets.lines().count(),
@@ -203,15 +203,6 @@ fn services_roll_without_dropping_a_request_roll_back_and_rotate_secrets() {
             "a secret value or join token leaked"
         );
     }
-}
-
-fn support_instance(p: &Project, address: &str) -> String {
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(p.state_file()).unwrap()).unwrap();
-    state["resources"][address]["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

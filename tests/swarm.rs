@@ -36,15 +36,6 @@ fn swarm_project(id: &'static str, name: &str, nodes: usize) -> (Project, Testbe
     (p, bed)
 }
 
-fn instance_id(p: &Project, address: &str) -> String {
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(p.state_file()).unwrap()).unwrap();
-    state["resources"][address]["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !check() {
@@ -67,7 +58,7 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
         "{}",
         run.stdout
     );
-    let manager = bed.node_of(&instance_id(&p, "node.manager[0]"));
+    let manager = bed.node_of(&p.id_of("node.manager[0]"));
     let nodes = bed.ssh(
         manager,
         "docker node ls --format '{{.Status}} {{.ManagerStatus}}' | sed 's/ *$//' | sort",
@@ -97,7 +88,7 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
         assert_eq!(n["target_health"], "healthy", "{n}");
         assert_eq!(n["swarm_role"], n["pool"], "{n}");
     }
-    let worker0 = bed.node_of(&instance_id(&p, "node.worker[0]"));
+    let worker0 = bed.node_of(&p.id_of("node.worker[0]"));
     let shell = p.ok(&["ssh", "worker[0]", "--", "hostname"]);
     assert_eq!(shell.stdout.trim(), format!("node-{worker0}"));
 
@@ -107,7 +98,7 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
     assert_eq!(again.code, 0, "{}", again.all());
 
     // A worker leaves the Swarm behind infra's back: the plan shows its rejoin, apply does it.
-    let worker = bed.node_of(&instance_id(&p, "node.worker[1]"));
+    let worker = bed.node_of(&p.id_of("node.worker[1]"));
     bed.ssh(worker, "docker swarm leave");
     wait_until("the manager sees the worker down", || {
         bed.ssh(manager, "docker node ls --format '{{.Status}}'")
@@ -207,7 +198,7 @@ fn measure_bootstrap_of_3_and_6_nodes() {
         let start = Instant::now();
         let run = p.ok(&["apply", "--auto-approve"]);
         let total = start.elapsed();
-        let manager = bed.node_of(&instance_id(&p, "node.manager[0]"));
+        let manager = bed.node_of(&p.id_of("node.manager[0]"));
         let ready = bed.ssh(
             manager,
             "docker node ls --format '{{.Status}}' | grep -c Ready",
@@ -234,8 +225,8 @@ fn a_lost_node_is_replaced_and_the_swarm_heals() {
     let (p, bed) = swarm_project("44", "heal", 3);
     testbed(&["up", bed.id, "4", bed.dir.to_str().unwrap()]);
     p.ok(&["apply", "--auto-approve"]);
-    let manager = bed.node_of(&instance_id(&p, "node.manager[0]"));
-    let lost = instance_id(&p, "node.worker[0]");
+    let manager = bed.node_of(&p.id_of("node.manager[0]"));
+    let lost = p.id_of("node.worker[0]");
     let lost_node = bed.node_of(&lost);
     p.aws(&["terminate", "heal", "node.worker[0]"]);
     testbed(&[
@@ -264,7 +255,7 @@ fn a_lost_node_is_replaced_and_the_swarm_heals() {
     );
     p.ok(&["apply", "--auto-approve"]);
 
-    let replacement = instance_id(&p, "node.worker[0]");
+    let replacement = p.id_of("node.worker[0]");
     assert_ne!(replacement, lost);
     assert_eq!(
         bed.node_of(&replacement),
@@ -299,7 +290,7 @@ fn a_manager_without_docker_stops_apply_by_name_and_the_next_apply_converges() {
     let (p, bed) = swarm_project("48", "nodock", 2);
     testbed(&["up", bed.id, "3", bed.dir.to_str().unwrap()]);
     p.ok(&["apply", "--auto-approve"]);
-    let manager = bed.node_of(&instance_id(&p, "node.manager[0]"));
+    let manager = bed.node_of(&p.id_of("node.manager[0]"));
     let dir = bed.dir.to_str().unwrap();
     testbed(&["docker-stop", dir, &manager.to_string()]);
 

@@ -191,6 +191,16 @@ impl Project {
         self.dir.path().join(format!("state/{}.json", self.stack))
     }
 
+    /// The id the state records for `address`.
+    pub fn id_of(&self, address: &str) -> String {
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(self.state_file()).unwrap()).unwrap();
+        state["resources"][address]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{address} is not in the state"))
+            .to_string()
+    }
+
     fn aws_env(&self, cmd: &mut Command) {
         cmd.env("AWS_ENDPOINT_URL", &self.moto.endpoint)
             .env("AWS_REGION", "us-east-1")
