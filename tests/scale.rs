@@ -1,14 +1,17 @@
 //! `infra scale-nodes` end to end on the sandbox stack: workers 2 → 4 → 1 and managers 1 → 3 → 1
 //! while a request loop that health-checks every node (as the target group does) keeps hitting
-//! them; a scale-in killed between drain and terminate; an unsafe manager change refused.
-//! Moto plays AWS, testbed nodes play the instances. Needs root.
+//! them; a scale-in killed between drain and terminate; an unsafe manager change refused; a
+//! scale-in killed at 30 points. Moto plays AWS, testbed nodes play the instances. Needs root.
 
 mod support;
 
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::traffic::Traffic;
-use support::{Project, Testbed, live_instances, sandbox, targets};
+use support::{FaultProxy, Project, Testbed, live_instances, sandbox, targets};
 
 fn manager_node(p: &Project, bed: &Testbed) -> usize {
     bed.node_of(&p.id_of("node.manager[0]"))
@@ -120,4 +123,133 @@ fn scaling_out_and_in_loses_no_request_and_keeps_quorum() {
     assert_eq!(live_instances(&p.dump()).len(), 2, "no orphan instance");
     let plan = p.infra(&["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "{}", plan.all());
+}
+
+/// What a run has done so far: AWS requests through the proxy since `before`, and SSH connects
+/// and commands (the tool logs each at debug level, to `stderr`).
+fn actions(proxy: &FaultProxy, before: usize, stderr: &Path) -> usize {
+    let ssh = std::fs::read_to_string(stderr)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(" ssh node."))
+        .count();
+    proxy.requests().len() - before + ssh
+}
+
+/// `infra ARGS -v` through the proxy, its stderr in `stderr`.
+fn spawn_via(p: &Project, proxy: &FaultProxy, args: &[&str], stderr: &Path) -> std::process::Child {
+    p.command(env!("CARGO_BIN_EXE_infra"))
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .args(args)
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// The scale-in to 1 worker finished: one manager and one worker in the Swarm, none drained or
+/// down; exactly their instances live, tracked by the state and registered as targets.
+fn assert_scaled_in(p: &Project, bed: &Testbed, point: usize) {
+    assert_eq!(swarm(p, bed), healthy(1, 1), "point {point}");
+    let dump = p.dump();
+    let live: BTreeSet<&str> = live_instances(&dump)
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    let expected: BTreeSet<String> = ["node.manager[0]", "node.worker[0]"]
+        .iter()
+        .map(|a| p.id_of(a))
+        .collect();
+    let expected: BTreeSet<&str> = expected.iter().map(String::as_str).collect();
+    assert_eq!(
+        live, expected,
+        "point {point}: no orphan or duplicate instance"
+    );
+    let registered: BTreeSet<&str> = dump["target_groups"][0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(registered, expected, "point {point}: no stale target");
+    let plan = p.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "point {point}: clean:\n{}", plan.all());
+}
+
+/// A scale-in (4 workers → 1) killed with SIGKILL at 30 points spread over its changes, counted in
+/// AWS requests and SSH commands; each time the next apply finishes it, then scale-nodes adds the
+/// workers back (on the wiped nodes of the terminated instances).
+#[test]
+fn scale_in_killed_at_any_of_30_points_is_finished_by_the_next_apply() {
+    let (p, bed) = sandbox("50", 6, &["v1"]);
+    let stack = std::fs::read_to_string(p.stack_file()).unwrap();
+    std::fs::write(
+        p.stack_file(),
+        stack.replace("deregistration_delay = 10", "deregistration_delay = 2"),
+    )
+    .unwrap();
+    p.ok(&["apply", "--auto-approve"]);
+    scale(&p, &["4"]);
+    let proxy = FaultProxy::start(
+        &p.moto.endpoint,
+        0.0,
+        0.0,
+        1,
+        p.dir.path().join("proxy.log"),
+    );
+    let log = p.dir.path().join("run.log");
+    let apply = ["apply", "--auto-approve"];
+
+    // An undisturbed scale-in: the actions of its plan, then of the whole run.
+    p.ok(&["scale-nodes", "1", "--no-apply"]);
+    let before = proxy.requests().len();
+    let planned = spawn_via(&p, &proxy, &["plan"], &log).wait().unwrap();
+    assert_eq!(planned.code(), Some(0));
+    let reads = actions(&proxy, before, &log);
+    let before = proxy.requests().len();
+    assert!(
+        spawn_via(&p, &proxy, &apply, &log)
+            .wait()
+            .unwrap()
+            .success()
+    );
+    let total = actions(&proxy, before, &log);
+    assert_scaled_in(&p, &bed, 0);
+    assert!(
+        total - reads >= 30,
+        "the changes take {} actions after {reads} reads",
+        total - reads
+    );
+    eprintln!("scale-in: {reads} reads, then {} actions", total - reads);
+
+    let mut killed = 0;
+    for point in 0..30 {
+        scale(&p, &["4"]);
+        p.ok(&["scale-nodes", "1", "--no-apply"]);
+        let kill_at = reads + 1 + point * (total - reads - 2) / 29;
+        let before = proxy.requests().len();
+        let mut child = spawn_via(&p, &proxy, &apply, &log);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while child.try_wait().unwrap().is_none() {
+            if actions(&proxy, before, &log) >= kill_at {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                killed += 1;
+                break;
+            }
+            assert!(Instant::now() < deadline, "point {point}: the run hangs");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let again = p.infra(&apply);
+        assert_eq!(
+            again.code,
+            0,
+            "point {point} (killed after {kill_at} actions): the next apply converges:\n{}",
+            again.all()
+        );
+        assert_scaled_in(&p, &bed, point);
+    }
+    assert!(killed >= 28, "runs really killed mid-way: {killed} of 30");
+    eprintln!("scale-in killed at {killed} points, each finished by the next apply");
 }

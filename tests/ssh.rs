@@ -40,6 +40,7 @@ async fn exercise(dir: std::path::PathBuf) {
         identity_file: Some(nodes_dir.join("id_ed25519")),
         jump_host: None,
         config_file: Some(empty_config),
+        ready_timeout_secs: None,
     };
     let state = dir.join("state");
     let ssh = Ssh::prepare(&state, "t", &settings, &[node(1), node(2)], &[]).unwrap();

@@ -321,3 +321,55 @@ fn a_manager_without_docker_stops_apply_by_name_and_the_next_apply_converges() {
     assert_eq!(nodes, "Ready\nReady\nReady", "{nodes}");
     assert_eq!(p.infra(&["plan", "--detailed-exitcode"]).code, 0);
 }
+
+/// A new node whose sshd stops while apply runs: apply waits the configured `ready_timeout`,
+/// then fails naming the node and the step; once sshd is back, the next apply joins it.
+#[test]
+fn a_node_whose_sshd_stops_fails_apply_by_name_and_the_next_apply_converges() {
+    // 1 manager + 1 worker, and node 3 for the worker that scale-nodes adds.
+    let (p, bed) = swarm_project("49", "nossh", 2);
+    testbed(&["up", bed.id, "3", bed.dir.to_str().unwrap()]);
+    let stack = std::fs::read_to_string(p.stack_file()).unwrap();
+    let stack = stack.replace("[ssh]\n", "[ssh]\nready_timeout = \"15s\"\n");
+    std::fs::write(p.stack_file(), stack).unwrap();
+    p.ok(&["apply", "--auto-approve"]);
+
+    let run = p
+        .command(env!("CARGO_BIN_EXE_infra"))
+        .args(["scale-nodes", "2", "--auto-approve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = bed.dir.to_str().unwrap();
+    testbed(&["sshd-stop", dir, "3"]);
+    let out = run.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("node.worker[1] (i-")
+            && stderr.contains("cannot connect over SSH")
+            && stderr.contains("`wait for SSH` gave up after 15s"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("node.worker[1]: Creation complete"),
+        "{stdout}"
+    );
+
+    testbed(&["sshd-start", dir, "3"]);
+    let run = p.ok(&["apply", "--auto-approve"]);
+    assert!(
+        run.stdout
+            .contains("swarm.node.worker[1]: Creation complete"),
+        "{}",
+        run.stdout
+    );
+    let manager = bed.node_of(&p.id_of("node.manager[0]"));
+    let nodes = bed.ssh(manager, "docker node ls --format '{{.Status}}'");
+    assert_eq!(nodes, "Ready\nReady\nReady", "{nodes}");
+    assert_eq!(p.infra(&["plan", "--detailed-exitcode"]).code, 0);
+}

@@ -167,6 +167,10 @@ pub struct SshFile {
     /// An ssh config file to include (ProxyJump, ProxyCommand, …). Default: ~/.ssh/config.
     #[schemars(with = "Option<String>")]
     pub config_file: Option<Spanned<String>>,
+    /// How long a new node may take to boot until it answers over SSH with Docker running,
+    /// like "10m" (the default) or "90s".
+    #[schemars(with = "Option<String>")]
+    pub ready_timeout: Option<Spanned<String>>,
 }
 
 /// Only the `[state]` table: for commands that need to find the state, not the whole stack.

@@ -218,6 +218,11 @@ impl<'a> Validator<'a> {
             identity_file: path(&s.identity_file),
             jump_host: s.jump_host.as_ref().map(|j| j.get_ref().clone()),
             config_file: path(&s.config_file),
+            ready_timeout_secs: s
+                .ready_timeout
+                .as_ref()
+                .and_then(|t| self.duration(t))
+                .map(|t| t.as_secs().max(1)),
         }
     }
 

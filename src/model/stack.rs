@@ -116,6 +116,14 @@ pub struct SshSettings {
     pub identity_file: Option<std::path::PathBuf>,
     pub jump_host: Option<String>,
     pub config_file: Option<std::path::PathBuf>,
+    /// How long a new node may take to answer over SSH with Docker running; None: 10 minutes.
+    pub ready_timeout_secs: Option<u64>,
+}
+
+impl SshSettings {
+    pub fn ready_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.ready_timeout_secs.unwrap_or(600))
+    }
 }
 
 /// Where the stack's state lives.

@@ -32,12 +32,17 @@ pub enum SwarmError {
     Ssh(#[from] SshError),
     #[error(transparent)]
     Cloud(#[from] CloudError),
+    #[error(
+        "{source}\n  `wait for SSH` gave up after {waited}; a node that boots slowly needs a longer [ssh] ready_timeout."
+    )]
+    NotReady {
+        source: Box<SshError>,
+        waited: String,
+    },
     #[error("{0}")]
     Other(String),
 }
 
-/// How long a fresh node may take to answer over SSH (cloud-init installs Docker meanwhile).
-const READY_TIMEOUT: Duration = Duration::from_secs(600);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn docker_down(e: &SshError) -> bool {
@@ -120,10 +125,12 @@ impl Swarm<'_> {
             .await
     }
 
-    /// Waits (bounded) until the node answers over SSH and Docker runs; a changed host key
-    /// fails at once. Returns the session and the node's Swarm state.
+    /// Waits (bounded by `[ssh] ready_timeout`: cloud-init installs Docker meanwhile) until the
+    /// node answers over SSH and Docker runs; a changed host key fails at once. Returns the
+    /// session and the node's Swarm state.
     async fn wait_ready(&self, node: &Node) -> Result<(NodeSession, String), SwarmError> {
-        let deadline = Instant::now() + READY_TIMEOUT;
+        let waited = self.settings.ready_timeout();
+        let deadline = Instant::now() + waited;
         loop {
             match self.session(node).await {
                 Ok(s) => {
@@ -131,7 +138,12 @@ impl Swarm<'_> {
                     return Ok((s, state.trim().to_string()));
                 }
                 Err(e @ SshError::HostKeyChanged { .. }) => return Err(e.into()),
-                Err(e) if Instant::now() >= deadline => return Err(e.into()),
+                Err(source) if Instant::now() >= deadline => {
+                    return Err(SwarmError::NotReady {
+                        source: Box::new(source),
+                        waited: humantime::format_duration(waited).to_string(),
+                    });
+                }
                 Err(e) => {
                     tracing::debug!("{}: not reachable yet: {e}", node.host.address);
                     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -184,6 +184,7 @@ impl Ssh {
         node: &NodeHost,
         timeout: Duration,
     ) -> Result<NodeSession, SshError> {
+        tracing::debug!(target: "infra::ssh", "ssh {}: connect", node.address);
         let mut builder = SessionBuilder::default();
         builder
             .config_file(&self.config)
@@ -265,6 +266,7 @@ impl NodeSession {
             step: step.to_string(),
             detail,
         };
+        tracing::debug!(target: "infra::ssh", "ssh {}: {step}", self.node.address);
         let mut cmd = self.session.command("sh");
         cmd.arg("-c")
             .arg(script)
@@ -315,6 +317,7 @@ mod tests {
             identity_file: Some("/keys/id".into()),
             jump_host: Some("admin@bastion.example.com".into()),
             config_file: None,
+            ready_timeout_secs: None,
         };
         let nodes = [NodeHost {
             address: Address::node("worker", 0),

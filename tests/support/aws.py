@@ -175,6 +175,9 @@ def main():
         data = ec2.describe_instance_attribute(InstanceId=i["InstanceId"], Attribute="userData")
         result = {"id": i["InstanceId"], "private_ip": i["PrivateIpAddress"], "vpc_cidr": vpc["CidrBlock"],
                   "user_data": data.get("UserData", {}).get("Value", "")}
+    elif cmd == "terminated":  # the ids of terminated instances
+        result = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+                  if i["State"]["Name"] == "terminated"]
     elif cmd == "ssm-get":  # name → value and type
         p = boto3.client("ssm").get_parameter(Name=args[0], WithDecryption=True)["Parameter"]
         result = {"value": p["Value"], "type": p["Type"]}
