@@ -373,3 +373,59 @@ fn a_node_whose_sshd_stops_fails_apply_by_name_and_the_next_apply_converges() {
     assert_eq!(nodes, "Ready\nReady\nReady", "{nodes}");
     assert_eq!(p.infra(&["plan", "--detailed-exitcode"]).code, 0);
 }
+
+/// A new worker that cannot reach the manager's Swarm port when it joins (its packets dropped
+/// in its network namespace): Docker's `swarm join` gives up waiting after 20 s, and Docker
+/// 20.10 then turns the join into state `error`. Apply leaves that failed join and tries again,
+/// and succeeds once the port is reachable, within the same run.
+#[test]
+fn a_join_that_times_out_is_retried_within_the_apply() {
+    // 1 manager + 1 worker, and node 3 for the worker that scale-nodes adds.
+    let (p, bed) = swarm_project("51", "slowjoin", 2);
+    testbed(&["up", bed.id, "3", bed.dir.to_str().unwrap()]);
+    p.ok(&["apply", "--auto-approve"]);
+    let manager = bed.node_of(&p.id_of("node.manager[0]"));
+    let drop_swarm_port = |verb: &str| {
+        let ok = std::process::Command::new("nsenter")
+            .arg(format!("--net=/var/run/netns/tb{}-n3", bed.id))
+            .args(["iptables", verb, "OUTPUT"])
+            .args(["-p", "tcp", "--dport", "2377", "-j", "DROP"])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "iptables {verb}");
+    };
+    drop_swarm_port("-A");
+
+    let run = p
+        .command(env!("CARGO_BIN_EXE_infra"))
+        .args(["scale-nodes", "2", "--auto-approve", "--verbose"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the new worker starts joining", || {
+        bed.ssh(3, "docker info --format '{{.Swarm.LocalNodeState}}'") == "pending"
+    });
+    // Past Docker's 20 s join timeout and the ~25 s after which the join turns to `error`;
+    // the port is reachable again while the second try waits.
+    std::thread::sleep(Duration::from_secs(35));
+    drop_swarm_port("-D");
+    let out = run.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("swarm.node.worker[1]: Creation complete"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("node.worker[1]: retrying the join")
+            && stderr.contains("Timeout was reached before node joined"),
+        "{stderr}"
+    );
+    let nodes = bed.ssh(manager, "docker node ls --format '{{.Status}}'");
+    assert_eq!(nodes, "Ready\nReady\nReady", "{nodes}");
+    assert_eq!(p.infra(&["plan", "--detailed-exitcode"]).code, 0);
+}

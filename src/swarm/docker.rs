@@ -22,13 +22,24 @@ pub fn join_token(role: &str) -> String {
     format!("docker swarm join-token -q {role}")
 }
 
-/// Joins with the token read from stdin; prints the new node id.
+/// Joins with the token read from stdin; prints the new node id. A join the daemon gives up
+/// waiting for ("Timeout was reached before node joined") goes on in the background, and a node
+/// left `pending` by an earlier run is still joining: both are waited for (bounded). A join that
+/// ends otherwise (Docker 20.10 turns a timed-out one into state `error`) is left, so that the
+/// next attempt starts clean, and fails.
 pub fn join(advertise: &str, manager: &str) -> String {
     format!(
-        "token=$(cat) && docker swarm join --advertise-addr {advertise} --token \"$token\" {manager}:2377 >/dev/null && \
+        "token=$(cat) && if ! err=$(docker swarm join --advertise-addr {advertise} --token \"$token\" {manager}:2377 2>&1 >/dev/null); then \
+         s=pending; i=0; while [ \"$s\" = pending ] && [ $i -lt {JOIN_WAIT_SECS} ]; do sleep 1; i=$((i+1)); \
+         s=$(docker info --format '{{{{.Swarm.LocalNodeState}}}}' 2>/dev/null); done; \
+         [ \"$s\" = active ] || {{ docker swarm leave --force >/dev/null 2>&1; \
+         echo \"$err (node state: $s after ${{i}}s more; left the Swarm to start clean)\" >&2; exit 1; }}; fi && \
          docker info --format '{{{{.Swarm.NodeID}}}}'"
     )
 }
+
+/// How long a join that goes on in the background is waited for.
+const JOIN_WAIT_SECS: u32 = 90;
 
 /// Everything of the Swarm a plan compares, one JSON document a line with its kind first:
 /// nodes, the stack's services (and their running/desired counts) and secrets. One call,
@@ -383,7 +394,10 @@ mod tests {
     #[test]
     fn tokens_never_appear_in_scripts() {
         let s = join("10.0.1.5", "10.0.1.4");
-        assert!(s.starts_with("token=$(cat) && docker swarm join --advertise-addr 10.0.1.5 --token \"$token\" 10.0.1.4:2377"));
+        assert!(s.contains(
+            "docker swarm join --advertise-addr 10.0.1.5 --token \"$token\" 10.0.1.4:2377"
+        ));
+        assert!(s.starts_with("token=$(cat) && "));
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub enum SwarmError {
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Tries of `docker swarm join` a node gets in one apply.
+const JOIN_ATTEMPTS: u32 = 3;
 
 fn docker_down(e: &SshError) -> bool {
     matches!(e, SshError::Command { stderr, .. } if stderr.contains("Cannot connect to the Docker daemon"))
@@ -333,14 +335,24 @@ impl Swarm<'_> {
             }
             (Some((manager, manager_session)), _) => {
                 let token = self.token(&spec.role, manager_session).await?;
-                let id = session
-                    .run(
-                        "docker swarm join",
-                        &docker::join(&node.private_ip, &manager.private_ip),
-                        Some(&token),
-                    )
-                    .await;
-                id?
+                let script = docker::join(&node.private_ip, &manager.private_ip);
+                let mut attempt = 1;
+                loop {
+                    match session
+                        .run("docker swarm join", &script, Some(&token))
+                        .await
+                    {
+                        Ok(id) => break id,
+                        // The script left the failed join behind, so a retry starts clean:
+                        // a manager briefly out of reach should not cost a whole apply.
+                        Err(e @ SshError::Command { .. }) if attempt < JOIN_ATTEMPTS => {
+                            tracing::debug!("{}: retrying the join: {e}", node.host.address);
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                            attempt += 1;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
             }
         };
         let id = id.trim().to_string();
