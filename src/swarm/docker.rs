@@ -32,8 +32,9 @@ pub fn join(advertise: &str, manager: &str) -> String {
         "token=$(cat) && if ! err=$(docker swarm join --advertise-addr {advertise} --token \"$token\" {manager}:2377 2>&1 >/dev/null); then \
          s=pending; i=0; while [ \"$s\" = pending ] && [ $i -lt {JOIN_WAIT_SECS} ]; do sleep 1; i=$((i+1)); \
          s=$(docker info --format '{{{{.Swarm.LocalNodeState}}}}' 2>/dev/null); done; \
-         [ \"$s\" = active ] || {{ docker swarm leave --force >/dev/null 2>&1; \
-         echo \"$err (node state: $s after ${{i}}s more; left the Swarm to start clean)\" >&2; exit 1; }}; fi && \
+         [ \"$s\" = active ] || {{ why=$(docker info --format '{{{{.Swarm.Error}}}}' 2>/dev/null); \
+         docker swarm leave --force >/dev/null 2>&1; \
+         echo \"$err (node state: $s after ${{i}}s more${{why:+: $why}}; left the Swarm to start clean)\" >&2; exit 1; }}; fi && \
          docker info --format '{{{{.Swarm.NodeID}}}}'"
     )
 }
