@@ -13,9 +13,11 @@ use support::Project;
 
 /// A stack of 1 manager and `nodes - 1` workers whose instances are played by `nodes` fresh
 /// testbed nodes, through the harness's ProxyCommand.
-fn swarm_project(id: &'static str, name: &str, nodes: usize) -> (Project, Testbed) {
+/// The swarm stack on `nodes` testbed nodes (1 manager, the rest workers), plus `spares` nodes
+/// for instances a test adds later.
+fn swarm_project(id: &'static str, name: &str, nodes: usize, spares: usize) -> (Project, Testbed) {
     let mut p = Project::new(name, nodes - 1);
-    let bed = Testbed::up(id, p.dir.path().join("testbed"), nodes);
+    let bed = Testbed::up(id, p.dir.path().join("testbed"), nodes + spares);
     let connect = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/connect");
     let ssh_config = p.dir.path().join("testbed.ssh_config");
     let proxy = format!(
@@ -46,7 +48,7 @@ fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
 
 #[test]
 fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
-    let (p, bed) = swarm_project("43", "swarm", 3);
+    let (p, bed) = swarm_project("43", "swarm", 3, 0);
     let mut outputs = Vec::new();
 
     // From nothing: the cloud, then a Swarm of 1 manager + 2 workers.
@@ -194,7 +196,7 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
 #[ignore]
 fn measure_bootstrap_of_3_and_6_nodes() {
     for n in [3usize, 6] {
-        let (p, bed) = swarm_project("45", &format!("boot{n}"), n);
+        let (p, bed) = swarm_project("45", &format!("boot{n}"), n, 0);
         let start = Instant::now();
         let run = p.ok(&["apply", "--auto-approve"]);
         let total = start.elapsed();
@@ -222,8 +224,7 @@ fn measure_bootstrap_of_3_and_6_nodes() {
 #[test]
 fn a_lost_node_is_replaced_and_the_swarm_heals() {
     // 3 nodes for the stack, and a spare for the replacement instance.
-    let (p, bed) = swarm_project("44", "heal", 3);
-    testbed(&["up", bed.id, "4", bed.dir.to_str().unwrap()]);
+    let (p, bed) = swarm_project("44", "heal", 3, 1);
     p.ok(&["apply", "--auto-approve"]);
     let manager = bed.node_of(&p.id_of("node.manager[0]"));
     let lost = p.id_of("node.worker[0]");
@@ -287,8 +288,7 @@ fn a_lost_node_is_replaced_and_the_swarm_heals() {
 #[test]
 fn a_manager_without_docker_stops_apply_by_name_and_the_next_apply_converges() {
     // 1 manager + 1 worker, and node 3 for the worker that scale-nodes adds.
-    let (p, bed) = swarm_project("48", "nodock", 2);
-    testbed(&["up", bed.id, "3", bed.dir.to_str().unwrap()]);
+    let (p, bed) = swarm_project("48", "nodock", 2, 1);
     p.ok(&["apply", "--auto-approve"]);
     let manager = bed.node_of(&p.id_of("node.manager[0]"));
     let dir = bed.dir.to_str().unwrap();
@@ -327,8 +327,7 @@ fn a_manager_without_docker_stops_apply_by_name_and_the_next_apply_converges() {
 #[test]
 fn a_node_whose_sshd_stops_fails_apply_by_name_and_the_next_apply_converges() {
     // 1 manager + 1 worker, and node 3 for the worker that scale-nodes adds.
-    let (p, bed) = swarm_project("49", "nossh", 2);
-    testbed(&["up", bed.id, "3", bed.dir.to_str().unwrap()]);
+    let (p, bed) = swarm_project("49", "nossh", 2, 1);
     let stack = std::fs::read_to_string(p.stack_file()).unwrap();
     let stack = stack.replace("[ssh]\n", "[ssh]\nready_timeout = \"15s\"\n");
     std::fs::write(p.stack_file(), stack).unwrap();
@@ -381,8 +380,7 @@ fn a_node_whose_sshd_stops_fails_apply_by_name_and_the_next_apply_converges() {
 #[test]
 fn a_join_that_times_out_is_retried_within_the_apply() {
     // 1 manager + 1 worker, and node 3 for the worker that scale-nodes adds.
-    let (p, bed) = swarm_project("51", "slowjoin", 2);
-    testbed(&["up", bed.id, "3", bed.dir.to_str().unwrap()]);
+    let (p, bed) = swarm_project("51", "slowjoin", 2, 1);
     p.ok(&["apply", "--auto-approve"]);
     let manager = bed.node_of(&p.id_of("node.manager[0]"));
     let drop_swarm_port = |verb: &str| {
