@@ -11,10 +11,8 @@ use std::time::{Duration, Instant};
 
 use support::Project;
 
-/// A stack of 1 manager and `nodes - 1` workers whose instances are played by `nodes` fresh
-/// testbed nodes, through the harness's ProxyCommand.
-/// The swarm stack on `nodes` testbed nodes (1 manager, the rest workers), plus `spares` nodes
-/// for instances a test adds later.
+/// A stack of 1 manager and `nodes - 1` workers whose instances are played by fresh testbed
+/// nodes through the harness's ProxyCommand, plus `spares` nodes for instances a test adds later.
 fn swarm_project(id: &'static str, name: &str, nodes: usize, spares: usize) -> (Project, Testbed) {
     let mut p = Project::new(name, nodes - 1);
     let bed = Testbed::up(id, p.dir.path().join("testbed"), nodes + spares);
