@@ -50,7 +50,9 @@ fn the_reference_stack_is_valid() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out,
-        "Success! stacks/web.toml is valid: stack web, 3 zones, 1 manager(s), 2 worker(s).\n"
+        "Success! stacks/web.toml is valid: stack web, 3 zones, 1 manager(s), 2 worker(s).\n\
+         SSH login on manager nodes: ubuntu (the image parameter /aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id).\n\
+         SSH login on worker nodes: ubuntu (the image parameter /aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id).\n"
     );
 }
 

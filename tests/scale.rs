@@ -19,7 +19,7 @@ fn manager_node(p: &Project, bed: &Testbed) -> usize {
 
 /// `docker node ls` as the first manager sees it: (role, status, availability) sorted.
 fn swarm(p: &Project, bed: &Testbed) -> Vec<String> {
-    let out = bed.ssh(
+    let out = bed.sh(
         manager_node(p, bed),
         "docker node ls --format '{{if .ManagerStatus}}manager{{else}}worker{{end}} {{.Status}} {{.Availability}}'",
     );

@@ -74,7 +74,7 @@ fn services_roll_without_dropping_a_request_roll_back_and_rotate_secrets() {
     );
     assert!(
         plan.stdout
-            .contains(r#"image             = "infra-demo:v1" -> "infra-demo:v2""#),
+            .contains(r#"image             = "registry.test:5000/infra-demo:v1" -> "registry.test:5000/infra-demo:v2""#),
         "{}",
         plan.stdout
     );
@@ -152,7 +152,7 @@ fn services_roll_without_dropping_a_request_roll_back_and_rotate_secrets() {
         serves(t, &format!("demo v2 secret-sha256={}", sha(GREETING_V2)));
     }
     let manager = bed.node_of(&p.id_of("node.manager[0]"));
-    let secrets = bed.ssh(manager, "docker secret ls --format '{{.Name}}'");
+    let secrets = bed.sh(manager, "docker secret ls --format '{{.Name}}'");
     assert_eq!(
         secrets.lines().count(),
         1,

@@ -18,6 +18,8 @@ fn node(i: usize) -> NodeHost {
         address: Address::node("worker", i - 1),
         instance_id: format!("i-test{i}"),
         host: format!("10.77.{ID}.{}", 10 + i),
+        user: "ubuntu".into(),
+        image_user: Some("ubuntu".into()),
     }
 }
 
@@ -26,6 +28,9 @@ async fn sessions_pin_host_keys_by_instance_and_pass_secrets_over_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let nodes_dir = dir.path().join("nodes");
     testbed(&["up", ID, "2", nodes_dir.to_str().unwrap()]);
+    for n in ["1", "2"] {
+        testbed(&["boot", ID, nodes_dir.to_str().unwrap(), n, "--wait"]);
+    }
     let result = tokio::spawn(exercise(dir.path().to_path_buf())).await;
     testbed(&["down", ID, nodes_dir.to_str().unwrap()]);
     result.unwrap();
@@ -36,11 +41,9 @@ async fn exercise(dir: std::path::PathBuf) {
     let empty_config = dir.join("user_ssh_config");
     std::fs::write(&empty_config, "").unwrap();
     let settings = SshSettings {
-        user: "root".into(),
         identity_file: Some(nodes_dir.join("id_ed25519")),
-        jump_host: None,
         config_file: Some(empty_config),
-        ready_timeout_secs: None,
+        ..Default::default()
     };
     let state = dir.join("state");
     let ssh = Ssh::prepare(&state, "t", &settings, &[node(1), node(2)], &[]).unwrap();
@@ -49,7 +52,7 @@ async fn exercise(dir: std::path::PathBuf) {
     let one = ssh.connect(&node(1), timeout).await.unwrap();
     assert_eq!(
         one.run("hostname", "hostname", None).await.unwrap().trim(),
-        "node-1"
+        format!("ip-10-77-{ID}-11")
     );
     let known = std::fs::read_to_string(state.join("t.known_hosts")).unwrap();
     assert!(
@@ -98,7 +101,7 @@ async fn exercise(dir: std::path::PathBuf) {
     // Node 2 is met, then its host key changes: the next connection is refused, naming it.
     let two = ssh.connect(&node(2), timeout).await.unwrap();
     two.close().await;
-    testbed(&["rekey", ID, nodes_dir.to_str().unwrap(), "2"]);
+    testbed(&["rekey", nodes_dir.to_str().unwrap(), "2"]);
     let refused = ssh
         .connect(&node(2), timeout)
         .await

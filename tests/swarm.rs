@@ -1,12 +1,11 @@
-//! Swarm bootstrap end to end: moto plays AWS, testbed nodes (real sshd + dockerd in network
-//! namespaces) play the instances, mapped by the harness's ssh ProxyCommand, which also runs
-//! each instance's real user-data on first contact. Needs root.
+//! Swarm bootstrap end to end: moto plays AWS, testbed nodes play the instances (they boot like
+//! EC2 instances: cloud-init, the image's login user, the instance's real user-data after sshd
+//! answers), mapped by the harness's ssh ProxyCommand on first contact. Needs root.
 
 mod support;
 
-use support::{Testbed, testbed};
+use support::{Image, Testbed, world};
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::Project;
@@ -14,9 +13,19 @@ use support::Project;
 /// A stack of 1 manager and `nodes - 1` workers whose instances are played by fresh testbed
 /// nodes through the harness's ProxyCommand, plus `spares` nodes for instances a test adds later.
 fn swarm_project(id: &'static str, name: &str, nodes: usize, spares: usize) -> (Project, Testbed) {
+    swarm_project_on(Image::Docker, id, name, nodes, spares)
+}
+
+fn swarm_project_on(
+    image: Image,
+    id: &'static str,
+    name: &str,
+    nodes: usize,
+    spares: usize,
+) -> (Project, Testbed) {
     let mut p = Project::new(name, nodes - 1);
-    let bed = Testbed::up(id, p.dir.path().join("testbed"), nodes + spares);
-    let connect = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/connect");
+    let bed = Testbed::up_with(id, p.dir.path().join("testbed"), nodes + spares, image);
+    let connect = world("nodes/connect");
     let ssh_config = p.dir.path().join("testbed.ssh_config");
     let proxy = format!(
         "Host *\n  ProxyCommand {} {id} {} %h %p\n",
@@ -29,6 +38,10 @@ fn swarm_project(id: &'static str, name: &str, nodes: usize, spares: usize) -> (
         (
             "TESTBED_KEY".into(),
             bed.dir.join("id_ed25519").display().to_string(),
+        ),
+        (
+            "TESTBED_PUB".into(),
+            bed.dir.join("id_ed25519.pub").display().to_string(),
         ),
         ("SSH_CONFIG".into(), ssh_config.display().to_string()),
     ];
@@ -59,7 +72,7 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
         run.stdout
     );
     let manager = bed.node_of(&p.id_of("node.manager[0]"));
-    let nodes = bed.ssh(
+    let nodes = bed.sh(
         manager,
         "docker node ls --format '{{.Status}} {{.ManagerStatus}}' | sed 's/ *$//' | sort",
     );
@@ -67,11 +80,9 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
         nodes, "Ready\nReady\nReady Leader",
         "3 Ready nodes, one the leader"
     );
-    let labels = bed.ssh(manager, "docker node inspect $(docker node ls -q) --format '{{index .Spec.Labels \"infra.address\"}}' | sort");
+    let labels = bed.sh(manager, "docker node inspect $(docker node ls -q) --format '{{index .Spec.Labels \"infra.address\"}}' | sort");
     assert_eq!(labels, "node.manager[0]\nnode.worker[0]\nnode.worker[1]");
-    let user_data =
-        std::fs::read_to_string(bed.dir.join(format!("node-{manager}/etc-infra/node.env")))
-            .unwrap();
+    let user_data = bed.sh(manager, "cat /etc/infra/node.env");
     assert!(
         user_data.contains("INFRA_ROLE=manager"),
         "the instance's user-data ran: {user_data}"
@@ -88,9 +99,13 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
         assert_eq!(n["target_health"], "healthy", "{n}");
         assert_eq!(n["swarm_role"], n["pool"], "{n}");
     }
+    // Managers run Amazon Linux (ec2-user), workers Ubuntu (ubuntu): each as its image says.
     let worker0 = bed.node_of(&p.id_of("node.worker[0]"));
-    let shell = p.ok(&["ssh", "worker[0]", "--", "hostname"]);
-    assert_eq!(shell.stdout.trim(), format!("node-{worker0}"));
+    let shell = p.ok(&["ssh", "worker[0]", "--", "hostname; id -un"]);
+    let expected = format!("{}\nubuntu", bed.sh(worker0, "hostname"));
+    assert_eq!(shell.stdout.trim(), expected);
+    let shell = p.ok(&["ssh", "manager[0]", "--", "id -un"]);
+    assert_eq!(shell.stdout.trim(), "ec2-user");
 
     // A second plan: nothing to do, in the cloud or the Swarm.
     let again = p.infra(&["plan", "--detailed-exitcode"]);
@@ -99,9 +114,9 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
 
     // A worker leaves the Swarm behind infra's back: the plan shows its rejoin, apply does it.
     let worker = bed.node_of(&p.id_of("node.worker[1]"));
-    bed.ssh(worker, "docker swarm leave");
+    bed.sh(worker, "docker swarm leave");
     wait_until("the manager sees the worker down", || {
-        bed.ssh(manager, "docker node ls --format '{{.Status}}'")
+        bed.sh(manager, "docker node ls --format '{{.Status}}'")
             .contains("Down")
     });
     let plan = p.infra(&["plan", "--detailed-exitcode"]);
@@ -129,7 +144,7 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
     outputs.push(json.all());
     let healed = p.ok(&["apply", "--auto-approve", "-v"]);
     outputs.push(healed.all());
-    let nodes = bed.ssh(manager, "docker node ls --format '{{.Status}}' | sort");
+    let nodes = bed.sh(manager, "docker node ls --format '{{.Status}}' | sort");
     assert_eq!(
         nodes, "Ready\nReady\nReady",
         "rejoined, and the stale Down entry removed"
@@ -138,7 +153,7 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
 
     // The join tokens are nowhere the tool wrote.
     let tokens =
-        ["worker", "manager"].map(|r| bed.ssh(manager, &format!("docker swarm join-token -q {r}")));
+        ["worker", "manager"].map(|r| bed.sh(manager, &format!("docker swarm join-token -q {r}")));
     let state = std::fs::read_to_string(p.state_file()).unwrap();
     for token in &tokens {
         assert!(token.starts_with("SWMTKN-"));
@@ -161,6 +176,20 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
     );
     assert_eq!(stored["type"], "SecureString");
 
+    // The manager's login user loses the docker group: the plan says so, and never takes the
+    // Swarm for missing.
+    bed.sh(manager, "gpasswd -d ec2-user docker >/dev/null");
+    let denied = p.infra(&["plan"]);
+    assert_eq!(denied.code, 1, "{}", denied.all());
+    assert!(
+        denied
+            .stderr
+            .contains("node.manager[0]: ec2-user may not use Docker (permission denied"),
+        "{}",
+        denied.stderr
+    );
+    bed.sh(manager, "usermod -aG docker ec2-user");
+
     // The manager's host key changes: infra refuses to talk to it, and says which node, even on
     // a fresh runner without the local known_hosts file (the keys are pinned in the state).
     let state: serde_json::Value =
@@ -172,12 +201,7 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
         "keyed by instance id"
     );
     std::fs::remove_file(p.dir.path().join("state/swarm.known_hosts")).unwrap();
-    testbed(&[
-        "rekey",
-        bed.id,
-        bed.dir.to_str().unwrap(),
-        &manager.to_string(),
-    ]);
+    bed.run("rekey", &[&manager.to_string()]);
     let refused = p.infra(&["plan"]);
     assert_eq!(refused.code, 1);
     assert!(
@@ -189,17 +213,24 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
 }
 
 /// Measurement, not a check (README: "Swarm bootstrap time"): `infra apply` from nothing to a
-/// Swarm of 3 and of 6 nodes. Run with `cargo test --test swarm -- --ignored --nocapture`.
+/// Swarm of 3 and of 6 nodes, on instances with Docker baked in and on instances whose user-data
+/// installs it (then also the user-data's own time on each node, cloud-init's final stage).
+/// Run with `cargo test --test swarm -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn measure_bootstrap_of_3_and_6_nodes() {
-    for n in [3usize, 6] {
-        let (p, bed) = swarm_project("45", &format!("boot{n}"), n, 0);
+    for (image, n) in [
+        (Image::Docker, 3usize),
+        (Image::Docker, 6),
+        (Image::Base, 3),
+        (Image::Base, 6),
+    ] {
+        let (p, bed) = swarm_project_on(image, "45", &format!("boot{n}"), n, 0);
         let start = Instant::now();
         let run = p.ok(&["apply", "--auto-approve"]);
         let total = start.elapsed();
         let manager = bed.node_of(&p.id_of("node.manager[0]"));
-        let ready = bed.ssh(
+        let ready = bed.sh(
             manager,
             "docker node ls --format '{{.Status}}' | grep -c Ready",
         );
@@ -209,11 +240,21 @@ fn measure_bootstrap_of_3_and_6_nodes() {
             .lines()
             .filter(|l| l.starts_with("swarm.") && l.contains("complete after"))
             .collect();
+        let user_data: Vec<String> = (1..=n)
+            .map(|i| {
+                bed.sh(
+                    i,
+                    "cloud-init analyze show | awk '/modules-final/ { s = $4 + 0 } END { print s }'",
+                )
+            })
+            .collect();
         println!(
-            "{n} nodes: infra apply {:.1} s in all; {}",
+            "{image:?} image, {n} nodes: infra apply {:.1} s in all; user-data (s): {}; {}",
             total.as_secs_f64(),
+            user_data.join(" "),
             swarm_lines.join("; ")
         );
+        drop((p, bed));
     }
 }
 
@@ -228,14 +269,14 @@ fn a_lost_node_is_replaced_and_the_swarm_heals() {
     let lost = p.id_of("node.worker[0]");
     let lost_node = bed.node_of(&lost);
     p.aws(&["terminate", "heal", "node.worker[0]"]);
-    testbed(&[
+    support::testbed(&[
         "stop",
         bed.id,
         bed.dir.to_str().unwrap(),
         &lost_node.to_string(),
     ]);
     wait_until("the manager sees the node down", || {
-        bed.ssh(manager, "docker node ls --format '{{.Status}}'")
+        bed.sh(manager, "docker node ls --format '{{.Status}}'")
             .contains("Down")
     });
 
@@ -261,18 +302,15 @@ fn a_lost_node_is_replaced_and_the_swarm_heals() {
         4,
         "the new instance runs on the spare node"
     );
-    let nodes = bed.ssh(
+    let nodes = bed.sh(
         manager,
         "docker node ls --format '{{.Hostname}} {{.Status}}' | sort",
     );
-    let expected: Vec<String> = {
-        let mut v: Vec<String> = (1..=4)
-            .filter(|&n| n != lost_node)
-            .map(|n| format!("node-{n} Ready"))
-            .collect();
-        v.sort();
-        v
-    };
+    let mut expected: Vec<String> = (1..=4)
+        .filter(|&n| n != lost_node)
+        .map(|n| format!("{} Ready", bed.sh(n, "hostname")))
+        .collect();
+    expected.sort();
     assert_eq!(
         nodes,
         expected.join("\n"),
@@ -289,14 +327,13 @@ fn a_manager_without_docker_stops_apply_by_name_and_the_next_apply_converges() {
     let (p, bed) = swarm_project("48", "nodock", 2, 1);
     p.ok(&["apply", "--auto-approve"]);
     let manager = bed.node_of(&p.id_of("node.manager[0]"));
-    let dir = bed.dir.to_str().unwrap();
-    testbed(&["docker-stop", dir, &manager.to_string()]);
+    bed.run("docker-stop", &[&manager.to_string()]);
 
     let run = p.infra(&["scale-nodes", "2", "--auto-approve"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
         run.stderr
-            .contains("node.manager[0]: `read the Swarm` failed")
+            .contains("node.manager[0]: Docker is installed but does not answer")
             && run.stderr.contains("Cannot connect to the Docker daemon"),
         "{}",
         run.stderr
@@ -307,7 +344,7 @@ fn a_manager_without_docker_stops_apply_by_name_and_the_next_apply_converges() {
         run.stdout
     );
 
-    testbed(&["docker-start", dir, &manager.to_string()]);
+    bed.run("docker-start", &[&manager.to_string()]);
     let run = p.ok(&["apply", "--auto-approve"]);
     assert!(
         run.stdout
@@ -315,37 +352,26 @@ fn a_manager_without_docker_stops_apply_by_name_and_the_next_apply_converges() {
         "{}",
         run.stdout
     );
-    let nodes = bed.ssh(manager, "docker node ls --format '{{.Status}}'");
+    let nodes = bed.sh(manager, "docker node ls --format '{{.Status}}'");
     assert_eq!(nodes, "Ready\nReady\nReady", "{nodes}");
     assert_eq!(p.infra(&["plan", "--detailed-exitcode"]).code, 0);
 }
 
-/// A new node whose sshd stops while apply runs: apply waits the configured `ready_timeout`,
-/// then fails naming the node and the step; once sshd is back, the next apply joins it.
+/// A new node whose sshd does not start: apply waits the configured `ready_timeout`, then
+/// fails naming the node and the step; once sshd is up, the next apply joins it.
 #[test]
 fn a_node_whose_sshd_stops_fails_apply_by_name_and_the_next_apply_converges() {
-    // 1 manager + 1 worker, and node 3 for the worker that scale-nodes adds.
+    // 1 manager + 1 worker, and node 3 for the worker that scale-nodes adds: it boots without sshd.
     let (p, bed) = swarm_project("49", "nossh", 2, 1);
     let stack = std::fs::read_to_string(p.stack_file()).unwrap();
     let stack = stack.replace("[ssh]\n", "[ssh]\nready_timeout = \"15s\"\n");
     std::fs::write(p.stack_file(), stack).unwrap();
     p.ok(&["apply", "--auto-approve"]);
+    bed.run("set", &["3", "SSHD=no"]);
 
-    let run = p
-        .command(env!("CARGO_BIN_EXE_infra"))
-        .args(["scale-nodes", "2", "--auto-approve"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let dir = bed.dir.to_str().unwrap();
-    testbed(&["sshd-stop", dir, "3"]);
-    let out = run.wait_with_output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let run = p.infra(&["scale-nodes", "2", "--auto-approve"]);
+    let (stdout, stderr) = (run.stdout, run.stderr);
+    assert_eq!(run.code, 1, "{stdout}{stderr}");
     assert!(
         stderr.contains("node.worker[1] (i-")
             && stderr.contains("cannot connect over SSH")
@@ -357,7 +383,7 @@ fn a_node_whose_sshd_stops_fails_apply_by_name_and_the_next_apply_converges() {
         "{stdout}"
     );
 
-    testbed(&["sshd-start", dir, "3"]);
+    bed.run("sshd-start", &["3"]);
     let run = p.ok(&["apply", "--auto-approve"]);
     assert!(
         run.stdout
@@ -366,14 +392,14 @@ fn a_node_whose_sshd_stops_fails_apply_by_name_and_the_next_apply_converges() {
         run.stdout
     );
     let manager = bed.node_of(&p.id_of("node.manager[0]"));
-    let nodes = bed.ssh(manager, "docker node ls --format '{{.Status}}'");
+    let nodes = bed.sh(manager, "docker node ls --format '{{.Status}}'");
     assert_eq!(nodes, "Ready\nReady\nReady", "{nodes}");
     assert_eq!(p.infra(&["plan", "--detailed-exitcode"]).code, 0);
 }
 
 /// A new worker that cannot reach the manager's Swarm port when it joins (its packets dropped
 /// in its network namespace): Docker's `swarm join` gives up waiting after 20 s, and Docker
-/// 20.10 then turns the join into state `error`. Apply leaves that failed join and tries again,
+/// then turns the join into state `error`. Apply leaves that failed join and tries again,
 /// and succeeds once the port is reachable, within the same run.
 #[test]
 fn a_join_that_times_out_is_retried_within_the_apply() {
@@ -400,7 +426,8 @@ fn a_join_that_times_out_is_retried_within_the_apply() {
         .spawn()
         .unwrap();
     wait_until("the new worker starts joining", || {
-        bed.ssh(3, "docker info --format '{{.Swarm.LocalNodeState}}'") == "pending"
+        bed.try_sh(3, "docker info --format '{{.Swarm.LocalNodeState}}'")
+            .is_some_and(|s| s == "pending")
     });
     // Past Docker's 20 s join timeout and the ~25 s after which the join turns to `error`;
     // the port is reachable again while the second try waits.
@@ -421,7 +448,7 @@ fn a_join_that_times_out_is_retried_within_the_apply() {
             && stderr.contains("Timeout was reached before node joined"),
         "{stderr}"
     );
-    let nodes = bed.ssh(manager, "docker node ls --format '{{.Status}}'");
+    let nodes = bed.sh(manager, "docker node ls --format '{{.Status}}'");
     assert_eq!(nodes, "Ready\nReady\nReady", "{nodes}");
     assert_eq!(p.infra(&["plan", "--detailed-exitcode"]).code, 0);
 }

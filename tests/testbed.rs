@@ -1,78 +1,117 @@
-//! The node testbed itself (tests/testbed/): real sshd + dockerd nodes in network namespaces
-//! form a real Swarm, and stopping them leaves nothing behind. Needs root, like the testbed.
+//! The node testbed itself (tests/world/nodes): nodes stay powered off until booted, then boot
+//! like EC2 instances — sshd first, the image's login user with the key pair's key, root turned
+//! away, cloud-init finishing the boot — form a real Swarm, and leave nothing behind. Needs root.
 
 mod support;
 
-use support::{node_ssh, testbed};
+use support::{Testbed, testbed};
 
-use std::path::Path;
 use std::process::Command;
 
 const ID: &str = "41";
 
-fn ssh(dir: &Path, node: usize, command: &str) -> String {
-    node_ssh(dir, ID, node, command, None)
+fn login(bed: &Testbed, node: usize, user: &str, command: &str) -> std::process::Output {
+    Command::new("ssh")
+        .args(["-i", bed.dir.join("id_ed25519").to_str().unwrap()])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .args(["-o", "BatchMode=yes", "-o", "LogLevel=ERROR"])
+        .arg(format!("{user}@10.77.{ID}.{}", 10 + node))
+        .arg(command)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).trim().to_string()
 }
 
 #[test]
-fn three_nodes_form_a_swarm_and_leave_nothing_behind() {
+fn nodes_boot_like_instances_form_a_swarm_and_leave_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let nodes = dir.path().join("nodes");
-    let nodes_str = nodes.to_str().unwrap();
-    testbed(&["up", ID, "3", nodes_str]);
-    let result = std::panic::catch_unwind(|| {
+    let nodes_str = nodes.to_str().unwrap().to_string();
+    {
+        let bed = Testbed::up(ID, nodes.clone(), 3);
+        // Powered off: nothing answers.
+        assert!(std::net::TcpStream::connect(format!("10.77.{ID}.11:22")).is_err());
+        bed.run("set", &["3", "DPKG_LOCK_SECONDS=60"]);
         for n in 1..=3 {
-            assert_eq!(ssh(&nodes, n, "hostname"), format!("node-{n}"));
-            let ready = "for i in $(seq 1 100); do docker info >/dev/null 2>&1 && exit 0; sleep 0.2; done; exit 1";
-            ssh(&nodes, n, ready);
+            testbed(&["boot", ID, &nodes_str, &n.to_string(), "--wait"]);
         }
-        let manager = format!("10.77.{ID}.11");
-        ssh(
-            &nodes,
+
+        let who = login(
+            &bed,
             1,
-            &format!("docker swarm init --advertise-addr {manager}"),
+            "ubuntu",
+            "cloud-init status --wait >/dev/null; id -un; sudo -n id -un; id -Gn; hostname",
         );
-        let token = ssh(&nodes, 1, "docker swarm join-token -q worker");
+        assert!(who.status.success(), "{}", text(&who.stderr));
+        assert_eq!(
+            text(&who.stdout),
+            format!("ubuntu\nroot\nubuntu adm\nip-10-77-{ID}-11"),
+            "the image's user, with sudo, not in the docker group; the host named by cloud-init"
+        );
+        let root = login(&bed, 1, "root", "id");
+        assert_eq!(root.status.code(), Some(142));
+        assert_eq!(
+            text(&root.stdout),
+            "Please login as the user \"ubuntu\" rather than the user \"root\"."
+        );
+        let status = bed.sh(2, "cloud-init status --wait >/dev/null; cloud-init status");
+        assert_eq!(status, "status: done");
+        // Node 3 boots as unattended-upgrades runs: apt's locks are held.
+        let apt = bed.sh(3, "apt-get -q update 2>&1 || true");
+        assert!(apt.contains("Could not get lock"), "{apt}");
+
+        let manager = format!("10.77.{ID}.11");
+        bed.sh(
+            1,
+            &format!("docker swarm init --advertise-addr {manager} >/dev/null"),
+        );
+        let token = bed.sh(1, "docker swarm join-token -q worker");
         for n in 2..=3 {
-            // The token goes over stdin, not on a command line.
-            let join = format!("docker swarm join --token \"$(cat)\" {manager}:2377");
-            node_ssh(&nodes, ID, n, &join, Some(&token));
+            bed.sh(
+                n,
+                &format!("docker swarm join --token {token} {manager}:2377 >/dev/null"),
+            );
         }
-        let nodes_ls = ssh(
-            &nodes,
+        let members = bed.sh(
             1,
             "docker node ls --format '{{.Hostname}} {{.Status}}' | sort",
         );
-        assert_eq!(nodes_ls, "node-1 Ready\nnode-2 Ready\nnode-3 Ready");
-    });
-    testbed(&["down", ID, nodes_str]);
-    result.unwrap();
-    let netns = String::from_utf8_lossy(
+        assert_eq!(
+            members,
+            format!("ip-10-77-{ID}-11 Ready\nip-10-77-{ID}-12 Ready\nip-10-77-{ID}-13 Ready")
+        );
+    }
+
+    let netns = text(
         &Command::new("ip")
             .args(["netns", "list"])
             .output()
             .unwrap()
             .stdout,
-    )
-    .into_owned();
+    );
     assert!(
         !netns.contains(&format!("tb{ID}-")),
         "namespaces left: {netns}"
     );
-    let links =
-        String::from_utf8_lossy(&Command::new("ip").args(["link"]).output().unwrap().stdout)
-            .into_owned();
+    let links = text(&Command::new("ip").args(["link"]).output().unwrap().stdout);
     assert!(!links.contains(&format!("tb{ID}-")), "links left: {links}");
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
-    assert!(!mounts.contains(nodes_str), "mounts left");
+    assert!(!mounts.contains(&nodes_str), "mounts left");
     assert!(!nodes.exists(), "files left");
-    let ps = String::from_utf8_lossy(
+    let ps = text(
         &Command::new("ps")
             .args(["-eo", "args"])
             .output()
             .unwrap()
             .stdout,
-    )
-    .into_owned();
-    assert!(!ps.contains(nodes_str), "processes left: {ps}");
+    );
+    assert!(!ps.contains(&nodes_str), "processes left: {ps}");
 }

@@ -8,7 +8,9 @@ use aws_sdk_ec2::types::*;
 use base64::Engine;
 
 use super::read::*;
-use super::{Cloud, CloudError, Created, IN_USE, Ids, NOT_FOUND_YET, fail, id_of, retry_on};
+use super::{
+    Cloud, CloudError, Created, IN_USE, Ids, ImageFacts, NOT_FOUND_YET, fail, id_of, retry_on,
+};
 use crate::model::{Address, InstanceSpec, RouteTableSpec, Rule, Source, Spec};
 
 const WAIT_RUNNING: Duration = Duration::from_secs(600);
@@ -478,6 +480,36 @@ impl Cloud {
                         outputs,
                     },
                 )
+            })
+            .collect())
+    }
+
+    /// What DescribeImages says of these AMIs, in one call; an id that does not exist in the
+    /// region is an error naming it.
+    pub async fn describe_images(
+        &self,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, ImageFacts>, CloudError> {
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let out = self
+            .ec2
+            .describe_images()
+            .set_image_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(fail(ids.join(", "), "EC2:DescribeImages"))?;
+        Ok(out
+            .images
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| {
+                let facts = ImageFacts {
+                    name: i.name.clone().unwrap_or_default(),
+                    windows: i.platform.is_some_and(|p| p.as_str() == "windows"),
+                };
+                Some((i.image_id?, facts))
             })
             .collect())
     }

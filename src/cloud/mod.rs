@@ -53,6 +53,14 @@ pub enum CloudError {
     NoRegion,
 }
 
+/// What infra needs to know of an image (AMI).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageFacts {
+    /// As its owner named it: `al2023-ami-…`, `ubuntu/images/…`.
+    pub name: String,
+    pub windows: bool,
+}
+
 impl CloudError {
     pub fn code(&self) -> Option<&str> {
         match self {

@@ -155,7 +155,8 @@ pub struct SwarmFile {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SshFile {
-    /// Login user on the nodes. Default: ubuntu.
+    /// Login user on the nodes. Default: the image's own (ec2-user on Amazon Linux, ubuntu on
+    /// Ubuntu, admin on Debian); the user-data lets it use Docker.
     #[schemars(with = "Option<String>")]
     pub user: Option<Spanned<String>>,
     /// Private key to log in with. Default: your ssh agent and ssh config.

@@ -283,7 +283,29 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "33:16",
         "cannot read compose file \"missing.yml\"",
     ),
+    (
+        "admin_cidrs = [\"203.0.113.0/24\"]",
+        "admin_cidrs = []",
+        "8:1",
+        "the Swarm is enabled but nothing lets infra reach the nodes over SSH",
+    ),
+    (
+        "admin_cidrs = [\"203.0.113.0/24\"]\n",
+        "",
+        "6:1",
+        "no admin_cidrs and no [ssh] jump_host",
+    ),
 ];
+
+#[test]
+fn nodes_reachable_through_a_jump_host_or_without_the_swarm_need_no_admin_cidrs() {
+    let no_admin = edited("admin_cidrs = [\"203.0.113.0/24\"]\n", "");
+    load(&format!(
+        "{no_admin}[ssh]\njump_host = \"bastion.example.com\"\n"
+    ))
+    .unwrap();
+    load(&format!("{no_admin}[swarm]\nenabled = false\n")).unwrap();
+}
 
 #[test]
 fn malformed_stacks_name_file_line_column_and_the_problem() {

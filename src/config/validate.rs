@@ -90,6 +90,8 @@ impl<'a> Validator<'a> {
         let load_balancer = self.load_balancer(f.load_balancer.get_ref(), f.load_balancer.span());
         let state = self.state(f.state.as_ref(), &name, region.as_deref());
         let ssh = self.ssh(f.ssh.as_ref().map(|s| s.get_ref()));
+        let swarm = f.swarm.as_ref().and_then(|s| s.enabled).unwrap_or(true);
+        self.ssh_path(&f, swarm);
         let apps = self.apps(&f, read_file);
 
         if !self.errors.is_empty() {
@@ -108,7 +110,7 @@ impl<'a> Validator<'a> {
             load_balancer: load_balancer.expect("no errors"),
             state: state.expect("no errors"),
             ssh,
-            swarm: f.swarm.as_ref().and_then(|s| s.enabled).unwrap_or(true),
+            swarm,
             apps: apps.expect("no errors"),
         };
         Ok(Loaded {
@@ -184,15 +186,9 @@ impl<'a> Validator<'a> {
 
     fn ssh(&mut self, ssh: Option<&SshFile>) -> SshSettings {
         let Some(s) = ssh else {
-            return SshSettings {
-                user: "ubuntu".into(),
-                ..Default::default()
-            };
+            return SshSettings::default();
         };
-        let user = s
-            .user
-            .as_ref()
-            .map_or("ubuntu".to_string(), |u| u.get_ref().clone());
+        let user = s.user.as_ref().map(|u| u.get_ref().clone());
         if let Some(u) = &s.user
             && (u.get_ref().is_empty() || u.get_ref().contains(char::is_whitespace))
         {
@@ -223,7 +219,42 @@ impl<'a> Validator<'a> {
                 .as_ref()
                 .and_then(|t| self.duration(t))
                 .map(|t| t.as_secs().max(1)),
+            image_users: Default::default(),
         }
+    }
+
+    /// Where `key` is written in the table at `table`, else where the table starts: for errors
+    /// about a key that may be absent.
+    fn key_span(&self, key: &str, table: Range<usize>) -> Range<usize> {
+        let rest = &self.source[table.start..];
+        // The table's text runs to the next table header.
+        let text = &rest[..rest[1..].find("\n[").map_or(rest.len(), |end| end + 1)];
+        match text.find(&format!("\n{key}")) {
+            Some(at) => table.start + at + 1..table.start + at + 1 + key.len(),
+            None => table.start..table.start + text.find('\n').unwrap_or(text.len()),
+        }
+    }
+
+    /// With the Swarm on, infra itself logs in to the nodes: something must let it in.
+    fn ssh_path(&mut self, f: &StackFile, swarm: bool) {
+        let network = f.network.get_ref();
+        let admin = network.admin_cidrs.as_ref().is_some_and(|c| !c.is_empty());
+        let jump = f
+            .ssh
+            .as_ref()
+            .is_some_and(|s| s.get_ref().jump_host.is_some());
+        if !swarm || admin || jump {
+            return;
+        }
+        let at = self.key_span("admin_cidrs", f.network.span());
+        self.error(
+            at,
+            "the Swarm is enabled but nothing lets infra reach the nodes over SSH: no admin_cidrs and no [ssh] jump_host",
+            Some(
+                "infra logs in to the nodes on port 22 to run the Swarm: add the address of the machine (or pipeline runner) \
+                 that runs infra to [network] admin_cidrs, set [ssh] jump_host to a bastion, or set [swarm] enabled = false",
+            ),
+        );
     }
 
     fn stack_name(&mut self, s: String) -> String {

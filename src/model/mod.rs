@@ -1,6 +1,7 @@
 //! Desired state: what the stack file asks for, after validation. Pure data, no I/O.
 
 mod address;
+pub mod image;
 pub mod resources;
 mod spec;
 mod stack;

@@ -112,17 +112,31 @@ pub struct UpdatePolicy {
 /// How the nodes are reached over SSH.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SshSettings {
-    pub user: String,
+    /// `[ssh] user`; None: each node's image decides (`image_users`).
+    pub user: Option<String>,
     pub identity_file: Option<std::path::PathBuf>,
     pub jump_host: Option<String>,
     pub config_file: Option<std::path::PathBuf>,
     /// How long a new node may take to answer over SSH with Docker running; None: 10 minutes.
     pub ready_timeout_secs: Option<u64>,
+    /// The login user of each image the nodes run or will run (`ami-…` → `ec2-user`), found
+    /// at plan time from the images' names (see [`super::image::login_user`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub image_users: BTreeMap<String, String>,
 }
 
 impl SshSettings {
     pub fn ready_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.ready_timeout_secs.unwrap_or(600))
+    }
+
+    /// Who logs in to a node running `ami`: `[ssh] user`, else the image's own user, else
+    /// `ubuntu` (the default image's).
+    pub fn user_for(&self, ami: &str) -> &str {
+        self.user
+            .as_deref()
+            .or(self.image_users.get(ami).map(String::as_str))
+            .unwrap_or("ubuntu")
     }
 }
 

@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use crate::model::resources::{
     Inputs, LABEL_ADDRESS, Resource, SecretInput, ServiceInput, expand, expand_apps,
     service_address, sha256_hex, swarm_secret_address, swarm_secret_name, value_hmac,
 };
-use crate::model::{Address, AmiSource, Role, Stack, ValueSource};
+use crate::model::{Address, AmiSource, Role, Spec, SshSettings, Stack, ValueSource};
 use crate::plan::{self, PLAN_FORMAT_VERSION, Plan};
 use crate::render::compose;
 use crate::state::{Backend, ResourceState, State};
@@ -109,7 +109,13 @@ pub(super) async fn prepare(
         },
     )?;
     live.extend(secrets);
+    let mut ssh = stack.ssh.clone();
     if stack.swarm {
+        let amis = desired
+            .iter()
+            .map(|r| &r.spec)
+            .chain(live.values().map(|o| &o.spec));
+        ssh = with_image_users(&cloud, &stack.ssh, amis).await?;
         let had_swarm = state
             .as_ref()
             .is_some_and(|s| s.resources.keys().any(|a| a.as_str().starts_with("swarm.")));
@@ -117,7 +123,7 @@ pub(super) async fn prepare(
             .as_ref()
             .map(|s| s.host_keys.clone())
             .unwrap_or_default();
-        live.extend(read_swarm(ctx, &cloud, stack, &live, had_swarm, &pinned).await?);
+        live.extend(read_swarm(ctx, &cloud, stack, &ssh, &live, had_swarm, &pinned).await?);
     }
     let changes = plan::diff(&desired, state.as_ref(), &live);
     plan::graph::steps(&changes)?;
@@ -149,7 +155,7 @@ pub(super) async fn prepare(
         destroy,
         changes,
         unchanged,
-        ssh: stack.swarm.then(|| stack.ssh.clone()),
+        ssh: stack.swarm.then_some(ssh),
         deploy: stack.apps.deploy.clone(),
     };
     Ok(Prepared { plan, cloud, state })
@@ -163,7 +169,48 @@ pub(super) async fn read_swarm_live(
     live: &crate::model::Live,
     pinned: &[String],
 ) -> Result<crate::model::Live> {
-    read_swarm(ctx, cloud, stack, live, true, pinned).await
+    let ssh = with_image_users(cloud, &stack.ssh, live.values().map(|o| &o.spec)).await?;
+    read_swarm(ctx, cloud, stack, &ssh, live, true, pinned).await
+}
+
+/// `ssh` with the login user of each image these instances run (one DescribeImages call, see
+/// [`crate::model::image::login_user`]). A Windows image is an error; so is one whose name
+/// tells no user, unless `[ssh] user` is set.
+pub(super) async fn with_image_users<'a>(
+    cloud: &Cloud,
+    ssh: &SshSettings,
+    specs: impl Iterator<Item = &'a Spec>,
+) -> Result<SshSettings> {
+    let amis: BTreeSet<String> = specs
+        .filter_map(|s| match s {
+            Spec::Instance(i) => Some(i.ami.clone()),
+            _ => None,
+        })
+        .collect();
+    let amis: Vec<String> = amis.into_iter().collect();
+    let images = cloud.describe_images(&amis).await?;
+    let mut ssh = ssh.clone();
+    for (id, image) in images {
+        if image.windows {
+            return Err(OpsError::Usage(format!(
+                "{id} ({:?}) is a Windows image: Swarm nodes run Linux. Choose a Linux AMI for the pool's `ami`.",
+                image.name
+            )));
+        }
+        match crate::model::image::login_user(&image.name) {
+            Some(user) => {
+                ssh.image_users.insert(id, user.to_string());
+            }
+            None if ssh.user.is_none() => {
+                return Err(OpsError::Usage(format!(
+                    "infra cannot tell which user logs in to {id} ({:?}): set [ssh] user to the user its cloud-init creates for the key pair.",
+                    image.name
+                )));
+            }
+            None => {}
+        }
+    }
+    Ok(ssh)
 }
 
 /// The Swarm's members, read with one SSH call to a reachable manager. Nothing before the Swarm
@@ -173,6 +220,7 @@ async fn read_swarm(
     ctx: &Context,
     cloud: &Cloud,
     stack: &Stack,
+    ssh: &SshSettings,
     live: &crate::model::Live,
     had_swarm: bool,
     pinned: &[String],
@@ -180,7 +228,7 @@ async fn read_swarm(
     let instances = live
         .iter()
         .map(|(a, o)| (a, o.id.as_str(), &o.spec, &o.outputs));
-    let nodes = crate::swarm::nodes(instances, &stack.ssh);
+    let nodes = crate::swarm::nodes(instances, ssh);
     let managers: Vec<_> = nodes
         .iter()
         .filter(|n| n.role == "manager")
@@ -189,7 +237,7 @@ async fn read_swarm(
     if managers.is_empty() {
         return Ok(Default::default());
     }
-    let swarm = swarm_ops(ctx, cloud, &stack.name, &stack.ssh, pinned);
+    let swarm = swarm_ops(ctx, cloud, &stack.name, ssh, pinned);
     match swarm.read(&managers).await {
         Ok(Some((_, view))) => {
             let by_ip = nodes

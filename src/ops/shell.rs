@@ -3,8 +3,10 @@
 
 use std::os::unix::process::CommandExt;
 
+use super::plan::with_image_users;
 use super::validate::load;
 use super::{Context, OpsError, Result};
+use crate::cloud::Cloud;
 use crate::swarm::{Ssh, nodes};
 
 /// `worker[1]`, `node.worker[1]` or an instance id.
@@ -15,11 +17,18 @@ pub async fn ssh(ctx: &Context, node: &str, command: &[String]) -> Result<()> {
     let state = backend.load().await?.ok_or_else(|| {
         OpsError::Usage(format!("stack {} has no state: apply it first", stack.name))
     })?;
+    let cloud = Cloud::connect(&stack.name, stack.region.as_deref(), ctx.calls.clone()).await?;
+    let settings = with_image_users(
+        &cloud,
+        &stack.ssh,
+        state.resources.values().map(|r| &r.spec),
+    )
+    .await?;
     let records = state
         .resources
         .iter()
         .map(|(a, r)| (a, r.id.as_str(), &r.spec, &r.outputs));
-    let all = nodes(records, &stack.ssh);
+    let all = nodes(records, &settings);
     let wanted = if node.starts_with("i-") || node.starts_with("node.") {
         node.to_string()
     } else {
@@ -40,7 +49,7 @@ pub async fn ssh(ctx: &Context, node: &str, command: &[String]) -> Result<()> {
     let ssh = Ssh::prepare(
         &ctx.workspace.state_dir(),
         &stack.name,
-        &stack.ssh,
+        &settings,
         &hosts,
         &state.host_keys,
     )

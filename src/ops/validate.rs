@@ -2,6 +2,7 @@ use std::path::Path;
 
 use super::{Context, OpsError, Result};
 use crate::config::{self, Loaded};
+use crate::model::image::describe_login_user;
 
 /// Reads and validates the stack file; warnings go to stderr.
 pub fn load(ctx: &Context) -> Result<(Loaded, String)> {
@@ -88,5 +89,17 @@ pub fn validate(ctx: &Context) -> Result<()> {
         s.managers.count,
         s.workers.count
     );
+    if s.swarm {
+        for pool in [&s.managers, &s.workers]
+            .into_iter()
+            .filter(|p| p.count > 0)
+        {
+            println!(
+                "SSH login on {} nodes: {}.",
+                pool.role.pool(),
+                describe_login_user(&pool.ami, s.ssh.user.as_deref())
+            );
+        }
+    }
     Ok(())
 }

@@ -23,6 +23,8 @@ count = 4
 [load_balancer]
 certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
 target_port = 8080
+[ssh]
+jump_host = "bastion.example.com"
 "#;
 
 fn desired() -> Vec<Resource> {

@@ -12,6 +12,13 @@ pub fn user_data(stack: &Stack, role: Role) -> Result<String, tera::Error> {
     let mut ctx = tera::Context::new();
     ctx.insert("stack", &stack.name);
     ctx.insert("role", role.pool());
-    ctx.insert("ssh_users", &["ubuntu", "ec2-user", "admin"]);
+    // The images' own login users, and `[ssh] user` if it is another.
+    let mut users = vec!["ubuntu", "ec2-user", "admin"];
+    if let Some(user) = stack.ssh.user.as_deref()
+        && !users.contains(&user)
+    {
+        users.push(user);
+    }
+    ctx.insert("ssh_users", &users);
     tera::Tera::one_off(USER_DATA, &ctx, false)
 }

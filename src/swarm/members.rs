@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use super::docker::{self, Member, SwarmView};
+use super::docker::{self, Member, SwarmView, Unavailable};
 use super::ssh::{NodeHost, NodeSession, Ssh, SshError};
 use crate::cloud::{Cloud, CloudError};
 use crate::model::resources::{
@@ -39,16 +39,71 @@ pub enum SwarmError {
         source: Box<SshError>,
         waited: String,
     },
+    #[error(
+        "{node}: its first boot did not finish within {waited} (cloud-init: {status}); a node that boots slowly needs a longer [ssh] ready_timeout."
+    )]
+    BootTimeout {
+        node: Address,
+        status: String,
+        waited: String,
+    },
+    #[error(
+        "{node} ({instance}): its first boot failed (cloud-init: {status}), so its user-data did not finish. The end of /var/log/cloud-init-output.log:\n{tail}\n  Fix the cause, then replace the instance, since the user-data runs once per instance: \
+         terminate it (`aws ec2 terminate-instances --instance-ids {instance}`) and run `infra apply`."
+    )]
+    BootFailed {
+        node: Address,
+        instance: String,
+        status: String,
+        /// Indented, one line of the log a line.
+        tail: String,
+    },
+    #[error("{node}: {}", docker_problem(*.problem, .user, .detail))]
+    Docker {
+        node: Address,
+        problem: Unavailable,
+        user: String,
+        detail: String,
+    },
     #[error("{0}")]
     Other(String),
+}
+
+fn docker_problem(problem: Unavailable, user: &str, detail: &str) -> String {
+    match problem {
+        Unavailable::NotInstalled => format!(
+            "Docker is not installed ({detail}).\n  The user-data installs it at first boot: see why it did not in /var/log/cloud-init-output.log on the node."
+        ),
+        Unavailable::PermissionDenied => format!(
+            "{user} may not use Docker ({detail}).\n  The user-data adds the login user to the docker group; on an image of your own run `sudo usermod -aG docker {user}` there."
+        ),
+        Unavailable::Down => format!(
+            "Docker is installed but does not answer ({detail}).\n  Start it on the node (`sudo systemctl start docker`), then run again."
+        ),
+    }
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Tries of `docker swarm join` a node gets in one apply.
 const JOIN_ATTEMPTS: u32 = 3;
 
-fn docker_down(e: &SshError) -> bool {
-    matches!(e, SshError::Command { stderr, .. } if stderr.contains("Cannot connect to the Docker daemon"))
+/// How long a login refused by sshd is retried (a booting image may write its authorized keys
+/// a moment after sshd answers), and how long Docker is given once the first boot has finished.
+const SETTLE: Duration = Duration::from_secs(30);
+/// Between tries while a node boots.
+const POLL: Duration = Duration::from_secs(3);
+
+/// Docker out of reach on `node`, if that is what the command's failure says.
+fn docker_error(node: &Node, e: &SshError) -> Option<SwarmError> {
+    let SshError::Command { stderr, .. } = e else {
+        return None;
+    };
+    docker::unavailable_of(e).map(|problem| SwarmError::Docker {
+        node: node.host.address.clone(),
+        problem,
+        user: node.host.user.clone(),
+        detail: stderr.lines().next().unwrap_or_default().to_string(),
+    })
 }
 
 /// The nodes as ssh reaches them, from instance records: the public address, or the private
@@ -71,6 +126,8 @@ pub fn nodes<'a>(
                     address: address.clone(),
                     instance_id: id.to_string(),
                     host,
+                    user: settings.user_for(&i.ami).to_string(),
+                    image_user: settings.image_users.get(&i.ami).cloned(),
                 },
                 role: i.pool.clone(),
                 private_ip,
@@ -127,43 +184,121 @@ impl Swarm<'_> {
             .await
     }
 
-    /// Waits (bounded by `[ssh] ready_timeout`: cloud-init installs Docker meanwhile) until the
-    /// node answers over SSH and Docker runs; a changed host key fails at once. Returns the
-    /// session and the node's Swarm state.
+    /// Waits until the node is ready for the Swarm, bounded by `[ssh] ready_timeout` as a whole,
+    /// in a real instance's boot order: SSH answers (sshd starts before the user-data runs);
+    /// the first boot finishes (`cloud-init status --wait`; a failed user-data is an error
+    /// quoting its log); then a **new** connection — the user-data's `usermod -aG docker` applies
+    /// only to logins after it — finds Docker answering. A changed host key fails at once.
+    /// Returns the session and the node's Swarm state (`inactive`, `active`, …).
     async fn wait_ready(&self, node: &Node) -> Result<(NodeSession, String), SwarmError> {
         let waited = self.settings.ready_timeout();
         let deadline = Instant::now() + waited;
-        loop {
-            match self.session(node).await {
-                Ok(s) => {
-                    let state = s.run("wait for docker", docker::ready(), None).await?;
-                    return Ok((s, state.trim().to_string()));
-                }
-                Err(e @ SshError::HostKeyChanged { .. }) => return Err(e.into()),
-                Err(source) if Instant::now() >= deadline => {
-                    return Err(SwarmError::NotReady {
-                        source: Box::new(source),
-                        waited: humantime::format_duration(waited).to_string(),
-                    });
-                }
-                Err(e) => {
-                    tracing::debug!("{}: not reachable yet: {e}", node.host.address);
-                    tokio::time::sleep(Duration::from_secs(3)).await;
-                }
+        let boot = self.wait_ssh(node, deadline).await?;
+        let left = deadline.saturating_duration_since(Instant::now()).as_secs();
+        let booted = boot
+            .run("wait for cloud-init", &docker::wait_boot(left.max(1)), None)
+            .await?;
+        let cloud_init = match docker::parse_boot(&booted) {
+            docker::Boot::NoCloudInit => false,
+            docker::Boot::Done => true,
+            docker::Boot::Running(status) => {
+                boot.close().await;
+                return Err(SwarmError::BootTimeout {
+                    node: node.host.address.clone(),
+                    status,
+                    waited: humantime::format_duration(waited).to_string(),
+                });
             }
+            docker::Boot::Failed(status) => {
+                let tail = boot
+                    .run("read the boot log", docker::boot_log_tail(), None)
+                    .await
+                    .unwrap_or_else(|e| format!("(cannot read it: {e})"));
+                boot.close().await;
+                let tail: Vec<String> = tail.lines().map(|l| format!("    | {l}")).collect();
+                return Err(SwarmError::BootFailed {
+                    node: node.host.address.clone(),
+                    instance: node.host.instance_id.clone(),
+                    status,
+                    tail: tail.join("\n"),
+                });
+            }
+        };
+        boot.close().await;
+        let settled = Instant::now() + SETTLE;
+        loop {
+            let session = self.wait_ssh(node, deadline).await?;
+            let probe = session.run("wait for Docker", docker::probe(), None).await;
+            let e = match probe {
+                Ok(out) => {
+                    let state = out
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    return Ok((session, state));
+                }
+                Err(e) => e,
+            };
+            session.close().await;
+            let Some(unavailable) = docker_error(node, &e) else {
+                return Err(e.into());
+            };
+            // Once the first boot is over, only a daemon that is starting is worth a long wait.
+            let SwarmError::Docker { problem, .. } = &unavailable else {
+                unreachable!("docker_error")
+            };
+            let give_up = if cloud_init && *problem != Unavailable::Down {
+                settled.min(deadline)
+            } else {
+                deadline
+            };
+            if Instant::now() >= give_up {
+                return Err(unavailable);
+            }
+            tracing::debug!("{}: {unavailable}", node.host.address);
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// A session once the node answers over SSH, waiting (until `deadline`) while it does not.
+    async fn wait_ssh(&self, node: &Node, deadline: Instant) -> Result<NodeSession, SwarmError> {
+        let started = Instant::now();
+        loop {
+            let e = match self.session(node).await {
+                Ok(s) => return Ok(s),
+                Err(e @ SshError::HostKeyChanged { .. }) => return Err(e.into()),
+                Err(e @ SshError::AuthRefused { .. }) if started.elapsed() >= SETTLE => {
+                    return Err(e.into());
+                }
+                Err(e) => e,
+            };
+            if Instant::now() >= deadline {
+                let waited = self.settings.ready_timeout();
+                return Err(SwarmError::NotReady {
+                    source: Box::new(e),
+                    waited: humantime::format_duration(waited).to_string(),
+                });
+            }
+            tracing::debug!("{}: not reachable yet: {e}", node.host.address);
+            tokio::time::sleep(POLL).await;
         }
     }
 
     /// The Swarm as one reachable manager sees it: `Ok(None)` if no manager is in a Swarm
-    /// (there is none yet); an error if managers exist in the state but none answers.
+    /// (there is none yet); an error if managers exist in the state but none answers, naming
+    /// why (SSH, Docker not installed, not allowed, down). A manager whose Docker does not
+    /// answer is never read as "no Swarm".
     pub async fn read(&self, managers: &[Node]) -> Result<Option<(Node, SwarmView)>, SwarmError> {
         let mut last_error = None;
         for m in managers {
             let session = match self.session(m).await {
                 Ok(s) => s,
-                Err(e @ SshError::HostKeyChanged { .. }) => return Err(e.into()),
+                Err(e @ (SshError::HostKeyChanged { .. } | SshError::AuthRefused { .. })) => {
+                    return Err(e.into());
+                }
                 Err(e) => {
-                    last_error = Some(e);
+                    last_error = Some(e.into());
                     continue;
                 }
             };
@@ -181,15 +316,13 @@ impl Swarm<'_> {
                     })?;
                     return Ok(Some((m.clone(), view)));
                 }
-                // Docker itself does not answer: this manager's view is unknown, not empty.
-                Err(e @ SshError::Command { .. }) if docker_down(&e) => last_error = Some(e),
-                // Reachable, but not a manager of any Swarm (yet).
-                Err(SshError::Command { .. }) => continue,
-                Err(e) => last_error = Some(e),
+                // Reachable, and Docker says it is not a manager of any Swarm (yet).
+                Err(SshError::Command { stderr, .. }) if docker::not_a_manager(&stderr) => {}
+                Err(e) => last_error = Some(docker_error(m, &e).unwrap_or(e.into())),
             }
         }
         match last_error {
-            Some(e) => Err(e.into()),
+            Some(e) => Err(e),
             None => Ok(None),
         }
     }
@@ -305,7 +438,6 @@ impl Swarm<'_> {
             }
             // A manager that does not answer may run the Swarm: starting another would split it.
             (None, _) if !silent.is_empty() => {
-                let silent: Vec<String> = silent.iter().map(|a| a.to_string()).collect();
                 return Err(SwarmError::Other(format!(
                     "{}: cannot join: no manager that answered runs a Swarm, and {} did not answer; \
                      refusing to start a second Swarm. Bring them back (or remove them from the stack), then apply again.",
@@ -431,11 +563,7 @@ impl Swarm<'_> {
             }
             return Err(SwarmError::Other(format!(
                 "{me}: no other Swarm manager answers (silent: {}), so the node cannot be removed safely",
-                silent
-                    .iter()
-                    .map(|a| a.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                silent.join(", ")
             )));
         };
         let result = async {
@@ -488,35 +616,146 @@ impl Swarm<'_> {
     }
 
     /// A manager (other than `except`) that runs a Swarm, with an open session to it.
-    /// Also returns the managers that did not answer: with any of them silent, "no Swarm" is
-    /// not known to be true.
+    /// Also returns the managers that did not answer, each with why (`node.manager[1] (Docker
+    /// does not answer)`): with any of them silent, "no Swarm" is not known to be true. A login
+    /// refused or a changed host key is an error at once.
     pub(super) async fn find_manager(
         &self,
         managers: &[Node],
         except: &Address,
-    ) -> Result<(Option<(Node, NodeSession)>, Vec<Address>), SwarmError> {
+    ) -> Result<(Option<(Node, NodeSession)>, Vec<String>), SwarmError> {
         let mut silent = Vec::new();
         for m in managers.iter().filter(|m| &m.host.address != except) {
             let s = match self.session(m).await {
                 Ok(s) => s,
+                Err(e @ (SshError::HostKeyChanged { .. } | SshError::AuthRefused { .. })) => {
+                    return Err(e.into());
+                }
                 Err(e) => {
                     tracing::debug!("manager {}: {e}", m.host.address);
-                    silent.push(m.host.address.clone());
+                    silent.push(format!("{} (no SSH)", m.host.address));
                     continue;
                 }
             };
-            let control = s
-                .run(
-                    "docker info",
-                    "docker info --format '{{.Swarm.ControlAvailable}}'",
-                    None,
-                )
-                .await;
-            if control.is_ok_and(|c| c.trim() == "true") {
-                return Ok((Some((m.clone(), s)), silent));
+            match s.run("docker info", docker::probe(), None).await {
+                Ok(out) if out.split_whitespace().nth(1) == Some("true") => {
+                    return Ok((Some((m.clone(), s)), silent));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let why = match docker::unavailable_of(&e) {
+                        Some(Unavailable::NotInstalled) => "Docker not installed",
+                        Some(Unavailable::PermissionDenied) => "Docker not allowed",
+                        Some(Unavailable::Down) => "Docker down",
+                        None => "docker info failed",
+                    };
+                    tracing::debug!("manager {}: {e}", m.host.address);
+                    silent.push(format!("{} ({why})", m.host.address));
+                }
             }
             s.close().await;
         }
         Ok((None, silent))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> Node {
+        Node {
+            host: NodeHost {
+                address: Address::node("worker", 1),
+                instance_id: "i-0abc".into(),
+                host: "203.0.113.9".into(),
+                user: "ubuntu".into(),
+                image_user: Some("ubuntu".into()),
+            },
+            role: "worker".into(),
+            private_ip: "10.0.1.9".into(),
+        }
+    }
+
+    fn failed(code: i32, stderr: &str) -> SshError {
+        SshError::Command {
+            node: Address::node("worker", 1),
+            step: "wait for Docker".into(),
+            code,
+            stderr: stderr.into(),
+        }
+    }
+
+    #[test]
+    fn each_way_docker_can_be_out_of_reach_has_its_own_error() {
+        let cases = [
+            (
+                failed(127, "docker: command not found"),
+                "node.worker[1]: Docker is not installed (docker: command not found).\n  The user-data installs it at first boot",
+            ),
+            (
+                failed(
+                    1,
+                    "permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock: …",
+                ),
+                "node.worker[1]: ubuntu may not use Docker (permission denied while trying",
+            ),
+            (
+                failed(
+                    1,
+                    "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?",
+                ),
+                "node.worker[1]: Docker is installed but does not answer (Cannot connect",
+            ),
+        ];
+        for (e, expected) in cases {
+            let text = docker_error(&node(), &e)
+                .expect("Docker out of reach")
+                .to_string();
+            assert!(text.starts_with(expected), "{text}");
+        }
+        // Docker answered: the command failed for its own reasons.
+        assert!(
+            docker_error(
+                &node(),
+                &failed(
+                    1,
+                    "Error response from daemon: This node is not a swarm manager."
+                )
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn a_failed_or_slow_first_boot_names_the_node_and_what_to_do() {
+        let failed = SwarmError::BootFailed {
+            node: Address::node("worker", 1),
+            instance: "i-0abc".into(),
+            status: "error".into(),
+            tail: "    | E: Unable to locate package docker.io".into(),
+        };
+        let text = failed.to_string();
+        assert!(
+            text.starts_with("node.worker[1] (i-0abc): its first boot failed (cloud-init: error)"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "/var/log/cloud-init-output.log:\n    | E: Unable to locate package docker.io\n"
+        ));
+        assert!(
+            text.contains("terminate it (`aws ec2 terminate-instances --instance-ids i-0abc`)"),
+            "{text}"
+        );
+        let slow = SwarmError::BootTimeout {
+            node: Address::node("worker", 1),
+            status: "running".into(),
+            waited: "10m".into(),
+        };
+        assert!(
+            slow.to_string()
+                .contains("did not finish within 10m (cloud-init: running)")
+        );
+        assert!(slow.to_string().contains("[ssh] ready_timeout"));
     }
 }

@@ -23,6 +23,11 @@ pub struct NodeHost {
     pub instance_id: String,
     /// What ssh connects to: the public address, or the private one behind a jump host.
     pub host: String,
+    /// Who logs in: `[ssh] user`, else the image's own user.
+    pub user: String,
+    /// The user the node's image creates for the key pair, when known: named when a login
+    /// as someone else is refused.
+    pub image_user: Option<String>,
 }
 
 #[derive(Debug, Error)]
@@ -37,6 +42,17 @@ pub enum SshError {
         instance: String,
         host: String,
         known_hosts: String,
+    },
+    #[error(
+        "{node} ({instance} at {host}): the node refused the login of {user}: {detail}\n  {hint}"
+    )]
+    AuthRefused {
+        node: Address,
+        instance: String,
+        host: String,
+        user: String,
+        detail: String,
+        hint: String,
     },
     #[error(
         "{node} ({instance} at {host}): cannot connect over SSH: {detail}\n  Check that the node is up, that port 22 is open to you (admin_cidrs) and the [ssh] settings."
@@ -88,7 +104,7 @@ pub fn render_config(
         let _ = writeln!(out, "\nHost {}", n.instance_id);
         let _ = writeln!(out, "  HostName {}", n.host);
         let _ = writeln!(out, "  HostKeyAlias {}", n.instance_id);
-        let _ = writeln!(out, "  User {}", settings.user);
+        let _ = writeln!(out, "  User {}", n.user);
         let _ = writeln!(out, "  UserKnownHostsFile \"{}\"", known_hosts.display());
         let _ = writeln!(out, "  StrictHostKeyChecking accept-new");
         if let Some(key) = &settings.identity_file {
@@ -208,6 +224,8 @@ impl Ssh {
                         host: node.host.clone(),
                         known_hosts: self.known_hosts.display().to_string(),
                     })
+                } else if detail.contains("Permission denied (") {
+                    Err(auth_refused(node, &detail, None))
                 } else {
                     Err(SshError::Connect {
                         node: node.address.clone(),
@@ -219,6 +237,37 @@ impl Ssh {
             }
         }
     }
+}
+
+/// A login refused: by sshd (`Permission denied (publickey)`), or accepted and then turned
+/// away by the image, as Ubuntu and Amazon Linux do for root ("Please login as the user
+/// \"ubuntu\" rather than the user \"root\"", `suggested`).
+fn auth_refused(node: &NodeHost, detail: &str, suggested: Option<&str>) -> SshError {
+    let usual = suggested.or(node.image_user.as_deref());
+    let hint = match usual {
+        Some(usual) if usual != node.user => format!(
+            "This node's image logs in as {usual}, not {}: set [ssh] user = \"{usual}\" (or remove [ssh] user to follow the image).",
+            node.user
+        ),
+        _ => format!(
+            "Check that {} is the image's login user (Amazon Linux: ec2-user, Ubuntu: ubuntu, Debian: admin) and that your key (identity_file or ssh agent) matches the stack's public_key_file.",
+            node.user
+        ),
+    };
+    SshError::AuthRefused {
+        node: node.address.clone(),
+        instance: node.instance_id.clone(),
+        host: node.host.clone(),
+        user: node.user.clone(),
+        detail: detail.to_string(),
+        hint,
+    }
+}
+
+/// The user a login message asks for: `Please login as the user "ubuntu" rather than …`.
+fn login_as(message: &str) -> Option<&str> {
+    let rest = message.split("Please login as the user \"").nth(1)?;
+    rest.split('"').next()
 }
 
 /// Readers (ssh processes of other steps) see the old file or the new one, never half of one.
@@ -291,6 +340,10 @@ impl NodeSession {
             .await
             .map_err(|e| fail(error_chain(&e)))?;
         if !out.status.success() {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if let Some(user) = login_as(&stdout) {
+                return Err(auth_refused(&self.node, stdout.trim(), Some(user)));
+            }
             return Err(SshError::Command {
                 node: self.node.address.clone(),
                 step: step.to_string(),
@@ -313,16 +366,16 @@ mod tests {
     #[test]
     fn config_pins_host_keys_by_instance_and_includes_the_users_config() {
         let settings = SshSettings {
-            user: "ubuntu".into(),
             identity_file: Some("/keys/id".into()),
             jump_host: Some("admin@bastion.example.com".into()),
-            config_file: None,
-            ready_timeout_secs: None,
+            ..Default::default()
         };
         let nodes = [NodeHost {
             address: Address::node("worker", 0),
             instance_id: "i-0abc".into(),
             host: "10.0.1.5".into(),
+            user: "ubuntu".into(),
+            image_user: Some("ubuntu".into()),
         }];
         let text = render_config(
             &settings,
@@ -332,5 +385,61 @@ mod tests {
         );
         insta::assert_snapshot!(text);
         assert!(!text.contains("StrictHostKeyChecking no"));
+    }
+
+    fn node(user: &str, image_user: Option<&str>) -> NodeHost {
+        NodeHost {
+            address: Address::node("manager", 0),
+            instance_id: "i-0abc".into(),
+            host: "203.0.113.7".into(),
+            user: user.into(),
+            image_user: image_user.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_refused_login_names_the_user_and_the_images_user() {
+        let e = auth_refused(
+            &node("ubuntu", Some("ec2-user")),
+            "ubuntu@i-0abc: Permission denied (publickey).",
+            None,
+        );
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "node.manager[0] (i-0abc at 203.0.113.7): the node refused the login of ubuntu"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "This node's image logs in as ec2-user, not ubuntu: set [ssh] user = \"ec2-user\""
+            ),
+            "{text}"
+        );
+        let unknown = auth_refused(
+            &node("deploy", None),
+            "Permission denied (publickey).",
+            None,
+        );
+        assert!(
+            unknown
+                .to_string()
+                .contains("Check that deploy is the image's login user"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn root_turned_away_by_the_image_is_a_refused_login() {
+        let message = "Please login as the user \"ubuntu\" rather than the user \"root\".";
+        assert_eq!(login_as(message), Some("ubuntu"));
+        assert_eq!(login_as("hello"), None);
+        let e = auth_refused(&node("root", None), message, login_as(message));
+        assert!(
+            e.to_string()
+                .contains("This node's image logs in as ubuntu, not root"),
+            "{e}"
+        );
     }
 }

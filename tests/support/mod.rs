@@ -1,5 +1,6 @@
 //! Test harness: a real moto server per test, a scratch project directory, the real `infra`
-//! binary, and an independent boto3 reader (tests/support/aws.py).
+//! binary, an independent boto3 reader (tests/world/aws/aws.py), and testbed nodes that boot
+//! like EC2 instances (tests/world/nodes).
 #![allow(dead_code)]
 
 pub mod traffic;
@@ -233,7 +234,7 @@ impl Project {
 
     /// The independent reader: boto3 straight at moto.
     pub fn aws(&self, args: &[&str]) -> serde_json::Value {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/aws.py");
+        let script = world("aws/aws.py");
         let mut cmd = Command::new(venv().join("bin/python"));
         self.aws_env(&mut cmd);
         let out = cmd.arg(script).args(args).output().expect("run aws.py");
@@ -260,7 +261,7 @@ pub fn live_instances(dump: &serde_json::Value) -> Vec<&serde_json::Value> {
         .collect()
 }
 
-/// The fault proxy (tests/support/fault_proxy.py) in front of a moto server.
+/// The fault proxy (tests/world/aws/fault_proxy.py) in front of a moto server.
 pub struct FaultProxy {
     child: Child,
     pub endpoint: String,
@@ -311,7 +312,7 @@ impl FaultProxy {
             .local_addr()
             .unwrap()
             .port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fault_proxy.py");
+        let script = world("aws/fault_proxy.py");
         let child = Command::new(venv().join("bin/python"))
             .arg(script)
             .args([
@@ -366,10 +367,19 @@ impl Drop for FaultProxy {
     }
 }
 
-/// Runs tests/testbed/testbed (needs root); returns what it printed.
+/// A file of the test world (tests/world/…).
+pub fn world(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/world")
+        .join(path)
+}
+
+/// Runs tests/world/nodes/testbed (needs root); returns what it printed.
 pub fn testbed(args: &[&str]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/testbed");
-    let out = Command::new(script).args(args).output().unwrap();
+    let out = Command::new(world("nodes/testbed"))
+        .args(args)
+        .output()
+        .unwrap();
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     assert!(
         out.status.success(),
@@ -380,44 +390,12 @@ pub fn testbed(args: &[&str]) -> String {
     text(&out.stdout)
 }
 
-/// The tests' own ssh to testbed node `node` (root, the testbed's key), independent of the tool;
-/// `input` goes to the remote command's stdin.
-pub fn node_ssh(dir: &Path, id: &str, node: usize, command: &str, input: Option<&str>) -> String {
-    use std::io::Write;
-    let mut child = Command::new("ssh")
-        .args(["-i", dir.join("id_ed25519").to_str().unwrap()])
-        .args([
-            "-o",
-            "StrictHostKeyChecking=accept-new",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "LogLevel=ERROR",
-        ])
-        .arg("-o")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            dir.join("test_known_hosts").display()
-        ))
-        .arg(format!("root@10.77.{id}.{}", 10 + node))
-        .arg(command)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    if let Some(input) = input {
-        stdin.write_all(input.as_bytes()).unwrap();
-    }
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "node {node}: {command}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+/// The image instances boot from: Docker baked in (the fast path), or installed by the
+/// user-data at first boot (the faithful path).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Image {
+    Docker,
+    Base,
 }
 
 /// Each test has its own testbed (they run in parallel).
@@ -427,8 +405,18 @@ pub struct Testbed {
 }
 
 impl Testbed {
+    /// `nodes` powered-off nodes on the fast path's image.
     pub fn up(id: &'static str, dir: PathBuf, nodes: usize) -> Testbed {
-        testbed(&["up", id, &nodes.to_string(), dir.to_str().unwrap()]);
+        Testbed::up_with(id, dir, nodes, Image::Docker)
+    }
+
+    pub fn up_with(id: &'static str, dir: PathBuf, nodes: usize, image: Image) -> Testbed {
+        let image = match image {
+            Image::Docker => "docker",
+            Image::Base => "base",
+        };
+        let (n, d) = (nodes.to_string(), dir.to_str().unwrap().to_string());
+        testbed(&["up", id, &n, &d, "--image", image]);
         Testbed { id, dir }
     }
 
@@ -442,9 +430,33 @@ impl Testbed {
         line.split(' ').nth(1).unwrap().parse().unwrap()
     }
 
-    /// Our own ssh to a node, independent of the tool.
-    pub fn ssh(&self, node: usize, command: &str) -> String {
-        node_ssh(&self.dir, self.id, node, command, None)
+    /// `command` as root inside node `node`, the harness's own way in (not SSH, not the tool):
+    /// how the tests read a node with its own `docker`.
+    pub fn sh(&self, node: usize, command: &str) -> String {
+        let (dir, i) = (self.dir.to_str().unwrap(), node.to_string());
+        testbed(&["exec", dir, &i, "sh", "-c", command])
+            .trim()
+            .to_string()
+    }
+
+    /// The same, None while the node is powered off or the command fails.
+    pub fn try_sh(&self, node: usize, command: &str) -> Option<String> {
+        let out = Command::new(world("nodes/testbed"))
+            .args(["exec", self.dir.to_str().unwrap(), &node.to_string()])
+            .args(["sh", "-c", command])
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// `testbed ARGS…` for this testbed's directory, e.g. `["docker-stop", "2"]`.
+    pub fn run(&self, command: &str, args: &[&str]) -> String {
+        let dir = self.dir.to_str().unwrap();
+        let mut all = vec![command, dir];
+        all.extend_from_slice(args);
+        testbed(&all)
     }
 }
 
@@ -458,23 +470,34 @@ impl Drop for Testbed {
 pub const GREETING_V1: &str = "s3cr3t-greeting-ONE-7f1d";
 
 /// The sandbox stack in a scratch directory, with its `.sandbox/` made the way
-/// `scripts/sandbox up` makes it, and the demo image imported on every node.
+/// `scripts/sandbox up` makes it, and the demo image's `tags` in the testbed's registry.
 pub fn sandbox(id: &'static str, nodes: usize, tags: &[&str]) -> (Project, Testbed) {
+    sandbox_with(id, nodes, tags, Image::Docker)
+}
+
+pub fn sandbox_with(
+    id: &'static str,
+    nodes: usize,
+    tags: &[&str],
+    image: Image,
+) -> (Project, Testbed) {
     let mut p = Project::new("sandbox", 2);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     std::fs::copy(root.join("stacks/sandbox.toml"), p.stack_file()).unwrap();
-    let bed = Testbed::up(id, p.dir.path().join(".sandbox/testbed"), nodes);
+    let bed = Testbed::up_with(id, p.dir.path().join(".sandbox/testbed"), nodes, image);
     let proxy = format!(
         "Host *\n  ProxyCommand {} {id} {} %h %p\n",
-        root.join("tests/testbed/connect").display(),
+        world("nodes/connect").display(),
         bed.dir.display()
     );
     std::fs::write(p.dir.path().join(".sandbox/ssh_config"), proxy).unwrap();
-    let dir = bed.dir.to_str().unwrap();
     // v3 is the release that never gets healthy.
     for &tag in tags {
-        let broken = if tag == "v3" { "broken" } else { "" };
-        testbed(&["image", dir, &format!("infra-demo:{tag}"), tag, broken]);
+        let broken: &[&str] = if tag == "v3" { &["broken"] } else { &[] };
+        let name = format!("infra-demo:{tag}");
+        let mut args = vec![name.as_str(), tag];
+        args.extend_from_slice(broken);
+        bed.run("image", &args);
     }
     p.env = vec![
         ("INFRA_VAR_certificate_arn".into(), p.cert_arn.clone()),

@@ -161,7 +161,7 @@ def main():
         subnet = [s["SubnetId"] for s in ec2.describe_subnets(Filters=f)["Subnets"]
                   if tags(s).get("infra:address") == subnet_address][0]
         n = len(slots.split(","))
-        r = ec2.run_instances(ImageId="ami-12c6146b", MinCount=n, MaxCount=n, InstanceType="t3.small", SubnetId=subnet,
+        r = ec2.run_instances(ImageId="ami-785db401", MinCount=n, MaxCount=n, InstanceType="t3.small", SubnetId=subnet,
                               TagSpecifications=[{"ResourceType": "instance", "Tags": [
                                   {"Key": "infra:stack", "Value": stack}, {"Key": "infra:pool", "Value": pool},
                                   {"Key": "infra:slots", "Value": slots}]}])
@@ -173,8 +173,13 @@ def main():
         i = found[0]
         vpc = ec2.describe_vpcs(VpcIds=[i["VpcId"]])["Vpcs"][0]
         data = ec2.describe_instance_attribute(InstanceId=i["InstanceId"], Attribute="userData")
+        key = ec2.describe_key_pairs(KeyNames=[i["KeyName"]], IncludePublicKey=True)["KeyPairs"][0]
+        image = ec2.describe_images(ImageIds=[i["ImageId"]])["Images"][0]["Name"].lower()
+        # The login user the image's own cloud.cfg would create (Amazon Linux, Debian, Ubuntu).
+        user = "ec2-user" if image.startswith(("amzn", "al20")) else "admin" if "debian" in image else "ubuntu"
         result = {"id": i["InstanceId"], "private_ip": i["PrivateIpAddress"], "vpc_cidr": vpc["CidrBlock"],
-                  "user_data": data.get("UserData", {}).get("Value", "")}
+                  "user_data": data.get("UserData", {}).get("Value", ""), "public_key": key["PublicKey"],
+                  "default_user": user}
     elif cmd == "terminated":  # the ids of terminated instances
         result = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
                   if i["State"]["Name"] == "terminated"]
