@@ -59,7 +59,8 @@ def main():
             project = work / f"n{n}"
             (project / "stacks").mkdir(parents=True)
             shutil.copy(ROOT / "tests/fixtures/id_test.pub", project / "stacks/id_test.pub")
-            cert = json.loads(subprocess.check_output([VENV / "bin/python", ROOT / "tests/world/aws/aws.py", "import-cert"],
+            cert = json.loads(subprocess.check_output([VENV / "bin/python", ROOT / "tests/world/aws/aws.py", "import-cert",
+                                                       work / "certificates"],
                                                       env=env))["arn"]
             stack = (ROOT / "tests/fixtures/moto.toml").read_text().replace("CERT_ARN", cert)
             stack = stack.replace("WORKERS", str(n - 1))

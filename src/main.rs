@@ -10,11 +10,14 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     let color = cli.global.color();
-    match runtime.block_on(infra::cli::run(cli)) {
+    let code = match runtime.block_on(infra::cli::run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprint!("{}", infra::cli::render_error(&e, color));
             ExitCode::from(1)
         }
-    }
+    };
+    // A confirmation prompt cancelled with Ctrl-C leaves a thread reading the terminal.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
 }

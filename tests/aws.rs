@@ -25,6 +25,15 @@ fn apply_creates_the_whole_stack_then_plans_no_changes() {
         "{}",
         run.stdout
     );
+    // Nothing infra deploys serves the target port: the targets are registered, not waited for
+    // (they would never turn healthy), and apply says so.
+    assert!(
+        run.stdout.contains(
+            "targets.8080: registered, not waited for: the Swarm is off ([swarm] enabled = false), so nothing infra deploys listens on port 8080"
+        ),
+        "{}",
+        run.stdout
+    );
 
     let d = p.dump();
     let vpc = &d["vpcs"][0];
@@ -182,7 +191,7 @@ fn drift_behind_the_tools_back_is_planned_and_repaired() {
         "198.51.100.0/24",
     ]);
     let gone = p.aws(&["terminate", "drift", "node.worker[1]"]);
-    p.aws(&["deregister", "drift", "node.manager[0]", "infra-drift-web"]);
+    p.aws(&["deregister", "drift", "node.manager[0]", "infra-drift-8080"]);
 
     let plan = p.infra(&["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 2, "{}", plan.all());
@@ -195,7 +204,7 @@ fn drift_behind_the_tools_back_is_planned_and_repaired() {
         "{text}"
     );
     assert!(
-        text.contains("# targets.web will be updated in place")
+        text.contains("# targets.8080 will be updated in place")
             && text.contains("+ \"node.manager[0]\""),
         "{text}"
     );
@@ -347,6 +356,8 @@ fn instances_of_an_interrupted_launch_are_adopted_not_duplicated() {
     p.ok(&["apply", "--auto-approve"]);
     p.write_stack(2);
     p.aws(&["launch-untagged", "resume", "worker", "1", "subnet[1]"]);
+    // The interrupted run was a while ago: EC2 lists its instance by now.
+    std::thread::sleep(std::time::Duration::from_secs(2));
     let plan = p.ok(&["plan"]);
     assert!(
         plan.stdout.contains("# node.worker[0] will be created"),
@@ -409,4 +420,21 @@ fn a_bad_stack_file_names_file_line_and_column_and_touches_nothing() {
         run.stderr
     );
     assert!(!p.state_file().exists());
+}
+
+/// The test world's AWS is as strict as AWS where moto is not (tests/world/aws/proxy.py): each
+/// rule shown refusing what moto alone accepts (tests/world/aws/test_strictness.py).
+#[test]
+fn the_aws_proxy_refuses_what_aws_refuses_where_moto_does_not() {
+    let out = std::process::Command::new(support::venv().join("bin/python"))
+        .arg(support::world("aws/test_strictness.py"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    eprintln!("{text}");
 }

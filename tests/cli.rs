@@ -97,3 +97,28 @@ fn several_stacks_need_a_choice() {
     let (code, _, _) = infra(dir.path(), &["validate", "--stack", "api"]);
     assert_eq!(code, 0);
 }
+
+#[test]
+fn a_new_project_starts_with_init_and_shells_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = infra(dir.path(), &["validate"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no stacks/ directory") && err.contains("infra init"),
+        "{err}"
+    );
+    let (code, out, err) = infra(dir.path(), &["init", "shop"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("Wrote stacks/shop.toml."), "{out}");
+    let text = std::fs::read_to_string(dir.path().join("stacks/shop.toml")).unwrap();
+    assert!(text.contains("this is stack \"shop\""), "{text}");
+    let (code, _, err) = infra(dir.path(), &["init", "shop"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("exists already"), "{err}");
+    let (code, out, _) = infra(dir.path(), &["completions", "bash"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("scale-nodes") && out.contains("complete -F"),
+        "{out}"
+    );
+}

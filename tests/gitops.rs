@@ -272,7 +272,7 @@ fn markdown_plan_for_a_pull_request() {
         "{md}"
     );
     assert!(
-        md.contains("| ✏️ update | `targets.web` | targets | `instances` |"),
+        md.contains("| ✏️ update | `targets.8080` | targets | `instances` |"),
         "{md}"
     );
     assert!(md.contains("<details><summary>Full plan</summary>"), "{md}");

@@ -1,7 +1,7 @@
 //! `infra scale-nodes` end to end on the sandbox stack: workers 2 → 4 → 1 and managers 1 → 3 → 1
-//! while a request loop that health-checks every node (as the target group does) keeps hitting
-//! them; a scale-in killed between drain and terminate; an unsafe manager change refused; a
-//! scale-in killed at 30 points. Moto plays AWS, testbed nodes play the instances. Needs root.
+//! while a request loop keeps going through the load balancer (the ALB data plane, over HTTPS);
+//! a scale-in killed between drain and terminate; an unsafe manager change refused; a scale-in
+//! killed at 30 points. Moto plays AWS, testbed nodes play the instances. Needs root.
 
 mod support;
 
@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::traffic::Traffic;
-use support::{FaultProxy, Project, Testbed, live_instances, sandbox, targets};
+use support::{FaultProxy, Project, Testbed, live_instances, sandbox};
 
 fn manager_node(p: &Project, bed: &Testbed) -> usize {
     bed.node_of(&p.id_of("node.manager[0]"))
@@ -54,7 +54,7 @@ fn scaling_out_and_in_loses_no_request_and_keeps_quorum() {
     let (p, bed) = sandbox("47", nodes, &["v1"]);
     p.ok(&["apply", "--auto-approve"]);
     assert_eq!(swarm(&p, &bed), healthy(1, 2));
-    let traffic = Traffic::start(targets(bed.id, nodes));
+    let traffic = Traffic::start(&bed.load_balancer(&p));
     std::thread::sleep(Duration::from_secs(2));
 
     scale(&p, &["4"]);
@@ -90,7 +90,10 @@ fn scaling_out_and_in_loses_no_request_and_keeps_quorum() {
         tally.failed
     );
     assert!(tally.ok > 100, "{tally:?}");
-    eprintln!("request loop: {} ok, 0 failed", tally.ok);
+    eprintln!(
+        "request loop through the load balancer: {} ok, 0 failed in {:?}",
+        tally.ok, tally.elapsed
+    );
 
     // A scale-in killed after the drain began: the next apply finishes it.
     scale(&p, &["2"]);

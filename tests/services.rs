@@ -1,6 +1,6 @@
 //! Services, secrets and zero-downtime deploys end to end, on the sandbox stack itself
-//! (stacks/sandbox.toml): moto plays AWS, testbed nodes play the instances, and a bounded
-//! request loop that health-checks the nodes plays the load balancer. Needs root.
+//! (stacks/sandbox.toml): moto plays AWS, testbed nodes play the instances, the ALB data plane
+//! serves the load balancer, and a bounded request loop goes through it over HTTPS. Needs root.
 
 mod support;
 
@@ -64,7 +64,7 @@ fn services_roll_without_dropping_a_request_roll_back_and_rotate_secrets() {
     );
 
     // v2 while the request loop runs: not one request fails.
-    let traffic = Traffic::start(targets(bed.id, nodes));
+    let traffic = Traffic::start(&bed.load_balancer(&p));
     std::thread::sleep(std::time::Duration::from_secs(2));
     let plan = p.ok(&["plan", "--var", "tag=v2"]);
     assert!(
@@ -167,8 +167,8 @@ fn services_roll_without_dropping_a_request_roll_back_and_rotate_secrets() {
     );
     assert!(tally.ok > 100, "the loop ran: {tally:?}");
     eprintln!(
-        "request loop: {} ok, 0 failed; served: {:?}",
-        tally.ok, tally.bodies
+        "request loop through the load balancer: {} ok, 0 failed in {:?}; served: {:?}",
+        tally.ok, tally.elapsed, tally.bodies
     );
 
     // The stored secret is a SecureString holding the current value.

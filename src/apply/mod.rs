@@ -1,6 +1,7 @@
 //! Executes a plan: walks its step graph with bounded concurrency, journals each call's intent
 //! and records each result in the state as soon as it lands. Never reads the stack file.
 
+mod health;
 mod progress;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -14,7 +15,7 @@ use tokio::sync::watch;
 pub use progress::Progress;
 
 use crate::cloud::{Cloud, CloudError, Created, Ids};
-use crate::model::{Address, Spec, resources::sha256_hex};
+use crate::model::{Address, HealthWait, Spec, TargetsSpec, resources::sha256_hex};
 use crate::plan::graph::{self, CycleError, Step, StepKind};
 use crate::plan::{Action, Plan};
 use crate::state::{Backend, Intent, ResourceState, State, StateError};
@@ -54,16 +55,46 @@ impl Journal<'_> {
         self.backend.save(&mut self.state).await
     }
 
-    async fn intend(&mut self, addresses: &[&Address], action: &str) -> Result<(), StateError> {
+    async fn intend(
+        &mut self,
+        addresses: &[&Address],
+        action: &str,
+        token: &str,
+    ) -> Result<(), StateError> {
         let started = chrono::Utc::now();
         for a in addresses {
             self.state.pending.push(Intent {
                 address: (*a).clone(),
                 action: action.to_string(),
                 started,
+                token: Some(token.to_string()),
             });
         }
         self.save().await
+    }
+
+    /// The token of a step an earlier run started for exactly these addresses and did not
+    /// finish (it was killed): the same step, sent again, must be recognised as the same.
+    fn unfinished_token(&self, addresses: &[&Address], action: &str) -> Option<String> {
+        let tokens: Vec<Option<&String>> = addresses
+            .iter()
+            .map(|a| {
+                self.state
+                    .pending
+                    .iter()
+                    .find(|i| &i.address == *a && i.action == action)
+                    .and_then(|i| i.token.as_ref())
+            })
+            .collect();
+        let first = tokens.first().copied().flatten()?;
+        let same_step = self
+            .state
+            .pending
+            .iter()
+            .filter(|i| i.token.as_ref() == Some(first))
+            .count()
+            == addresses.len();
+        (same_step && tokens.iter().all(|t| *t == Some(first))).then(|| first.clone())
     }
 
     fn settle(&mut self, address: &Address) {
@@ -120,7 +151,13 @@ pub async fn apply(
                 StepKind::Update => "Modifying",
                 StepKind::Delete => "Destroying",
             };
-            journal.intend(&addresses, &verb.to_lowercase()).await?;
+            let action = verb.to_lowercase();
+            let token = journal
+                .unfinished_token(&addresses, &action)
+                .unwrap_or_else(|| {
+                    sha256_hex(&format!("{run_id}{}", join(&addresses)))[..64].to_string()
+                });
+            journal.intend(&addresses, &action, &token).await?;
             progress.line(format!("{}: {verb}...", join(&addresses)));
             let mut known = journal.state.resources.clone();
             for (a, r) in &plan.unchanged {
@@ -128,7 +165,6 @@ pub async fn apply(
             }
             let swarm = opts.swarm;
             let progress = &progress;
-            let token = sha256_hex(&format!("{run_id}{}", join(&addresses)))[..64].to_string();
             in_flight.push(async move {
                 let started = Instant::now();
                 let result = run_step(plan, step, cloud, swarm, &known, &token, progress).await;
@@ -183,6 +219,16 @@ pub async fn apply(
                     join(&addresses),
                     elapsed(outcome.started.elapsed())
                 ));
+                if let Some(Spec::Targets(TargetsSpec {
+                    health: HealthWait::Skip(why),
+                    ..
+                })) = &plan.changes[step.changes[0]].after
+                {
+                    progress.line(format!(
+                        "{}: registered, not waited for: {why}",
+                        join(&addresses)
+                    ));
+                }
                 progress.step_done();
                 done += 1;
                 for &d in &dependents[outcome.step] {
@@ -215,6 +261,12 @@ pub async fn apply(
             done,
             total: steps.len(),
         });
+    }
+    // Every step landed: what an earlier run left in flight is settled too (this plan started
+    // from what exists).
+    if !journal.state.pending.is_empty() {
+        journal.state.pending.clear();
+        journal.save().await?;
     }
     Ok(done)
 }
@@ -292,7 +344,11 @@ async fn run_step(
                 return Ok(launched.into_iter().map(|(a, c)| (a, Some(c))).collect());
             }
             let spec = change.after.as_ref().expect("a create has an after");
-            Ok(vec![(a.clone(), Some(cloud.create(a, spec, ids).await?))])
+            let created = cloud.create(a, spec, ids).await?;
+            if let Some(w) = health::on_forwarding(plan, change, known) {
+                wait_healthy(cloud, a, &w, progress).await?;
+            }
+            Ok(vec![(a.clone(), Some(created))])
         }
         StepKind::Update => {
             let (before, after) = (
@@ -300,7 +356,24 @@ async fn run_step(
                 change.after.as_ref().expect("after"),
             );
             let id = change.id.as_deref().unwrap_or_default();
+            let forwarding = health::on_forwarding(plan, change, known);
+            let current = health::forwarded(before).and_then(|g| known.get(g));
+            // A listener switching target groups: the new one is checked (weight 0) and found
+            // healthy while the old one still takes every request.
+            if let (Some(w), Some(current)) = (&forwarding, current) {
+                cloud
+                    .forward_weighted(a, id, &current.id, &w.target_group_arn)
+                    .await?;
+                wait_healthy(cloud, a, w, progress).await?;
+            }
             cloud.update(a, id, before, after, ids).await?;
+            let after_update = match (&forwarding, current) {
+                (Some(w), None) => Some(w.clone()),
+                _ => health::after_registration(change, known),
+            };
+            if let Some(w) = after_update {
+                wait_healthy(cloud, a, &w, progress).await?;
+            }
             Ok(vec![(a.clone(), None)])
         }
         StepKind::Delete => {
@@ -308,9 +381,31 @@ async fn run_step(
             cloud
                 .delete(a, change.id.as_deref().unwrap_or_default(), before)
                 .await?;
+            // Targets a listener stopped forwarding to in this plan: its requests in flight
+            // finish within the deregistration delay before their group goes.
+            if let Some(delay) = health::drain_after_switch(plan, change) {
+                progress.line(format!("{a}: draining for {}s", delay.as_secs()));
+                tokio::time::sleep(delay).await;
+            }
             Ok(vec![(a.clone(), None)])
         }
     }
+}
+
+async fn wait_healthy(
+    cloud: &Cloud,
+    a: &Address,
+    w: &health::Wait,
+    progress: &Progress,
+) -> Result<(), CloudError> {
+    progress.line(format!(
+        "{a}: waiting for {} of {} targets to be healthy",
+        w.needed,
+        w.instances.len()
+    ));
+    cloud
+        .wait_healthy(a, &w.target_group_arn, &w.instances, w.needed)
+        .await
 }
 
 /// One step on the Swarm (a member, a secret or a service); nodes are found in what is known

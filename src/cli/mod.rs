@@ -83,12 +83,13 @@ pub enum Command {
     State(simple::StateCommand),
     /// Print the JSON Schema of stack files, for editors (e.g. taplo, VS Code Even Better TOML).
     Schema,
+    /// Start a stack: write stacks/NAME.toml, every key commented (NAME: this directory's name).
+    Init { name: Option<String> },
+    /// Print the shell completion script, e.g. `infra completions bash > /etc/bash_completion.d/infra`.
+    Completions { shell: clap_complete::Shell },
 }
 
 pub async fn run(cli: Cli) -> Result<ExitCode, OpsError> {
-    if let Command::Schema = cli.command {
-        return ops::schema().map(|_| ExitCode::SUCCESS);
-    }
     let root = match &cli.global.chdir {
         Some(dir) => dir.clone(),
         None => std::env::current_dir().map_err(|source| OpsError::Io {
@@ -97,8 +98,34 @@ pub async fn run(cli: Cli) -> Result<ExitCode, OpsError> {
             source,
         })?,
     };
+    // Commands that need no stack.
+    match &cli.command {
+        Command::Schema => return ops::schema().map(|_| ExitCode::SUCCESS),
+        Command::Init { name } => {
+            let file = ops::init(&root, name.as_deref())?;
+            println!(
+                "Wrote {}. Edit it (region, zones, admin_cidrs, public_key_file, certificate_arn, services), then run `infra validate` and `infra plan`.",
+                file.strip_prefix(&root).unwrap_or(&file).display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "infra", &mut std::io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    // A saved plan knows its stack.
+    let stack = match (&cli.command, &cli.global.stack) {
+        (Command::Apply(a), None) => match &a.plan_file {
+            Some(path) => Some(ops::saved_plan_stack(path)?),
+            None => None,
+        },
+        (_, stack) => stack.clone(),
+    };
     let ctx = Context {
-        workspace: Workspace::find(&root, cli.global.stack.as_deref())?,
+        workspace: Workspace::find(&root, stack.as_deref())?,
         vars: cli.global.vars.iter().cloned().collect(),
         color: cli.global.color(),
         calls: CallLog::default(),
@@ -114,7 +141,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, OpsError> {
         Command::State(command) => simple::state(&ctx, command).await,
         Command::Status(args) => simple::status(&ctx, args).await,
         Command::Ssh(args) => simple::ssh(&ctx, args).await,
-        Command::Schema => unreachable!("handled before the workspace is needed"),
+        Command::Schema | Command::Init { .. } | Command::Completions { .. } => {
+            unreachable!("handled before the workspace is needed")
+        }
     };
     tracing::debug!(target: "infra::aws", total = ctx.calls.total(), calls = ?ctx.calls.counts(), "AWS calls made");
     code
@@ -142,7 +171,13 @@ pub fn render_error(e: &OpsError, color: bool) -> String {
 
 pub fn init_logging(verbose: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = if verbose { "warn,infra=debug" } else { "warn" };
+    // The AWS SDK's own warnings (a credential provider that found nothing) are debug dumps;
+    // infra's errors say what failed and what to do.
+    let default = if verbose {
+        "warn,infra=debug"
+    } else {
+        "warn,aws_config=error,aws_smithy_runtime=error"
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -368,7 +368,7 @@ impl Cloud {
             (TAG_SLOTS, slots.as_str()),
             (TAG_USER_DATA, spec.user_data_sha256.as_str()),
         ];
-        let root_device = self.root_device_name(&spec.ami).await;
+        let root_device = self.root_device_name(first, &spec.ami).await?;
         let volume = BlockDeviceMapping::builder()
             .device_name(root_device)
             .ebs(
@@ -508,6 +508,11 @@ impl Cloud {
                 let facts = ImageFacts {
                     name: i.name.clone().unwrap_or_default(),
                     windows: i.platform.is_some_and(|p| p.as_str() == "windows"),
+                    architecture: i
+                        .architecture
+                        .as_ref()
+                        .map(|a| a.as_str().to_string())
+                        .unwrap_or_default(),
                 };
                 Some((i.image_id?, facts))
             })
@@ -516,11 +521,27 @@ impl Cloud {
 
     /// The AMI's root device (`/dev/sda1` on Ubuntu, `/dev/xvda` on Amazon Linux), so the root
     /// volume settings apply to the root volume and do not add a second disk.
-    async fn root_device_name(&self, ami: &str) -> String {
-        let out = self.ec2.describe_images().image_ids(ami).send().await;
-        out.ok()
-            .and_then(|o| o.images?.into_iter().next()?.root_device_name)
-            .unwrap_or_else(|| "/dev/sda1".to_string())
+    /// An image that cannot be described (gone, not shared with the account) is an error
+    /// naming it: guessing its root device would add a second volume instead.
+    async fn root_device_name(&self, a: &Address, ami: &str) -> Result<String, CloudError> {
+        let out = self
+            .ec2
+            .describe_images()
+            .image_ids(ami)
+            .send()
+            .await
+            .map_err(fail(a, "ec2:DescribeImages"))?;
+        out.images
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .and_then(|i| i.root_device_name)
+            .ok_or_else(|| CloudError::Invalid {
+                resource: a.to_string(),
+                message: format!(
+                    "image {ami} is not available to this account in this region (DescribeImages found no root device): choose another AMI"
+                ),
+            })
     }
 
     async fn set_dns_hostnames(&self, a: &Address, id: &str, on: bool) -> Result<(), CloudError> {

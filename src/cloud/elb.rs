@@ -141,18 +141,20 @@ impl Cloud {
                 created(arn, BTreeMap::new())
             }
             Spec::Listener(l) => {
-                let out = elb
-                    .create_listener()
-                    .load_balancer_arn(id_of(ids, &l.load_balancer, a)?)
-                    .port(l.port as i32)
-                    .protocol(ProtocolEnum::from(l.protocol.as_str()))
-                    .set_certificates(certificates(l))
-                    .set_ssl_policy(l.ssl_policy.clone())
-                    .default_actions(action(&l.action, ids, a)?)
-                    .set_tags(Some(self.elb_tags(a)))
-                    .send()
-                    .await
-                    .map_err(fail(a, "elbv2:CreateListener"))?;
+                let out = retry_on(NOT_FOUND_YET, || async {
+                    elb.create_listener()
+                        .load_balancer_arn(id_of(ids, &l.load_balancer, a)?)
+                        .port(l.port as i32)
+                        .protocol(ProtocolEnum::from(l.protocol.as_str()))
+                        .set_certificates(certificates(l))
+                        .set_ssl_policy(l.ssl_policy.clone())
+                        .default_actions(action(&l.action, ids, a)?)
+                        .set_tags(Some(self.elb_tags(a)))
+                        .send()
+                        .await
+                        .map_err(fail(a, "elbv2:CreateListener"))
+                })
+                .await?;
                 let arn = out
                     .listeners()
                     .first()
@@ -215,15 +217,18 @@ impl Cloud {
                     .await
             }
             Spec::Listener(l) => {
-                elb.modify_listener()
-                    .listener_arn(id)
-                    .protocol(ProtocolEnum::from(l.protocol.as_str()))
-                    .set_certificates(certificates(l))
-                    .set_ssl_policy(l.ssl_policy.clone())
-                    .default_actions(action(&l.action, ids, a)?)
-                    .send()
-                    .await
-                    .map_err(fail(a, "elbv2:ModifyListener"))?;
+                retry_on(NOT_FOUND_YET, || async {
+                    elb.modify_listener()
+                        .listener_arn(id)
+                        .protocol(ProtocolEnum::from(l.protocol.as_str()))
+                        .set_certificates(certificates(l))
+                        .set_ssl_policy(l.ssl_policy.clone())
+                        .default_actions(action(&l.action, ids, a)?)
+                        .send()
+                        .await
+                        .map_err(fail(a, "elbv2:ModifyListener"))
+                })
+                .await?;
                 Ok(())
             }
             Spec::Targets(t) => {
@@ -299,12 +304,14 @@ impl Cloud {
         wanted: &[String],
     ) -> Result<(), CloudError> {
         let elb = &self.elb;
-        let out = elb
-            .describe_target_health()
-            .target_group_arn(arn)
-            .send()
-            .await
-            .map_err(fail(a, "elbv2:DescribeTargetHealth"))?;
+        let out = retry_on(NOT_FOUND_YET, || async {
+            elb.describe_target_health()
+                .target_group_arn(arn)
+                .send()
+                .await
+                .map_err(fail(a, "elbv2:DescribeTargetHealth"))
+        })
+        .await?;
         let current: Vec<String> = out
             .target_health_descriptions()
             .iter()
@@ -324,7 +331,8 @@ impl Cloud {
             .map(|c| target(c))
             .collect();
         if !add.is_empty() {
-            retry_on(&["InvalidTarget"], || async {
+            // A new instance or target group may not be known to ELB for a moment.
+            retry_on(&["InvalidTarget", "TargetGroupNotFound"], || async {
                 elb.register_targets()
                     .target_group_arn(arn)
                     .set_targets(Some(add.clone()))
@@ -334,25 +342,71 @@ impl Cloud {
                     .map_err(fail(a, "elbv2:RegisterTargets"))
             })
             .await?;
-            let added: Vec<String> = add
-                .iter()
-                .filter_map(|t| t.id().map(str::to_string))
-                .collect();
-            self.wait_healthy(a, arn, &added).await?;
         }
         if !remove.is_empty() {
-            elb.deregister_targets()
+            let out = elb
+                .deregister_targets()
                 .target_group_arn(arn)
                 .set_targets(Some(remove))
                 .send()
                 .await
-                .map_err(fail(a, "elbv2:DeregisterTargets"))?;
+                .map_err(fail(a, "elbv2:DeregisterTargets"));
+            match out {
+                // A leaving node deregistered itself meanwhile.
+                Err(e) if e.code() == Some("InvalidTarget") => {}
+                other => drop(other?),
+            }
         }
         Ok(())
     }
 
-    /// New targets count only once the target group finds them healthy (bounded wait).
-    async fn wait_healthy(&self, a: &Address, arn: &str, ids: &[String]) -> Result<(), CloudError> {
+    /// Starts health checks on `next` while `current` keeps all the traffic: the listener
+    /// forwards to both, `next` with weight 0. A target group gets health checks only while a
+    /// listener forwards to it (its targets are `unused`, Target.NotInUse, otherwise).
+    pub async fn forward_weighted(
+        &self,
+        a: &Address,
+        listener_arn: &str,
+        current: &str,
+        next: &str,
+    ) -> Result<(), CloudError> {
+        let group = |arn: &str, weight| {
+            TargetGroupTuple::builder()
+                .target_group_arn(arn)
+                .weight(weight)
+                .build()
+        };
+        let forward = Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .forward_config(
+                ForwardActionConfig::builder()
+                    .target_groups(group(current, 1))
+                    .target_groups(group(next, 0))
+                    .build(),
+            )
+            .build();
+        retry_on(NOT_FOUND_YET, || async {
+            self.elb
+                .modify_listener()
+                .listener_arn(listener_arn)
+                .default_actions(forward.clone())
+                .send()
+                .await
+                .map(drop)
+                .map_err(fail(a, "elbv2:ModifyListener"))
+        })
+        .await
+    }
+
+    /// Waits (bounded) until at least `needed` of `ids` are healthy in the target group;
+    /// the error names the others and AWS's reason for each.
+    pub async fn wait_healthy(
+        &self,
+        a: &Address,
+        arn: &str,
+        ids: &[String],
+        needed: usize,
+    ) -> Result<(), CloudError> {
         let deadline = std::time::Instant::now() + TARGET_HEALTH_TIMEOUT;
         loop {
             let out = self
@@ -363,32 +417,34 @@ impl Cloud {
                 .send()
                 .await
                 .map_err(fail(a, "elbv2:DescribeTargetHealth"))?;
-            let unhealthy: Vec<String> = out
-                .target_health_descriptions()
-                .iter()
-                .filter(|h| {
+            let (healthy, others): (Vec<_>, Vec<_>) =
+                out.target_health_descriptions().iter().partition(|h| {
                     h.target_health().and_then(|t| t.state())
-                        != Some(&TargetHealthStateEnum::Healthy)
-                })
-                .map(|h| {
-                    let id = h.target().and_then(|t| t.id()).unwrap_or("?");
-                    let why = h
-                        .target_health()
-                        .and_then(|t| t.description().or(t.reason().map(|r| r.as_str())))
-                        .unwrap_or("not healthy yet");
-                    format!("{id}: {why}")
-                })
-                .collect();
-            if unhealthy.is_empty() {
+                        == Some(&TargetHealthStateEnum::Healthy)
+                });
+            if healthy.len() >= needed {
                 return Ok(());
             }
             if std::time::Instant::now() >= deadline {
+                let others: Vec<String> = others
+                    .iter()
+                    .map(|h| {
+                        let id = h.target().and_then(|t| t.id()).unwrap_or("?");
+                        let th = h.target_health();
+                        let state = th.and_then(|t| t.state()).map_or("?", |s| s.as_str());
+                        let reason = th.and_then(|t| t.reason()).map_or("", |r| r.as_str());
+                        let text = th.and_then(|t| t.description()).unwrap_or_default();
+                        format!("{id}: {state} ({reason}: {text})")
+                    })
+                    .collect();
                 return Err(CloudError::Invalid {
                     resource: a.to_string(),
                     message: format!(
-                        "targets not healthy after {}s: {}. Check the service publishing the target port and the health check path.",
+                        "{} of {} targets healthy after {}s, {needed} needed; {}. Check that the service publishing the target port runs on them and answers the health check path.",
+                        healthy.len(),
+                        ids.len(),
                         TARGET_HEALTH_TIMEOUT.as_secs(),
-                        unhealthy.join("; ")
+                        others.join("; ")
                     ),
                 });
             }
@@ -405,15 +461,23 @@ impl Cloud {
         instance_id: &str,
         delay: std::time::Duration,
     ) -> Result<(), CloudError> {
-        self.elb
+        let out = self
+            .elb
             .deregister_targets()
             .target_group_arn(arn)
             .targets(target(instance_id))
             .send()
             .await
-            .map_err(fail(a, "elbv2:DeregisterTargets"))?;
-        tokio::time::sleep(delay).await;
-        Ok(())
+            .map_err(fail(a, "elbv2:DeregisterTargets"));
+        match out {
+            // Not a target (any more): nothing to wait for.
+            Err(e) if e.code() == Some("InvalidTarget") => Ok(()),
+            Err(e) => Err(e),
+            Ok(_) => {
+                tokio::time::sleep(delay).await;
+                Ok(())
+            }
+        }
     }
 
     async fn set_deregistration_delay(
@@ -426,13 +490,17 @@ impl Cloud {
             .key(DEREGISTRATION_DELAY)
             .value(seconds.to_string())
             .build();
-        self.elb
-            .modify_target_group_attributes()
-            .target_group_arn(arn)
-            .attributes(attr)
-            .send()
-            .await
-            .map(drop)
-            .map_err(fail(a, "elbv2:ModifyTargetGroupAttributes"))
+        // Right after CreateTargetGroup, ELB may not know the group yet.
+        retry_on(NOT_FOUND_YET, || async {
+            self.elb
+                .modify_target_group_attributes()
+                .target_group_arn(arn)
+                .attributes(attr.clone())
+                .send()
+                .await
+                .map(drop)
+                .map_err(fail(a, "elbv2:ModifyTargetGroupAttributes"))
+        })
+        .await
     }
 }

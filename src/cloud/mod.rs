@@ -1,11 +1,13 @@
 //! AWS: reading what the stack owns, and the calls that change it. Knows nothing of plans.
 
+mod account;
 mod calls;
 mod ec2;
 mod elb;
 mod read;
 mod ssm;
 
+pub use account::CertificateFacts;
 pub use ssm::read_source;
 
 use std::collections::BTreeMap;
@@ -15,7 +17,6 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use backon::{ExponentialBuilder, Retryable};
 use thiserror::Error;
 
@@ -26,6 +27,7 @@ use crate::model::{Address, Observed};
 /// Clients for the services a stack uses, and the stack's name for tags.
 #[derive(Clone, Debug)]
 pub struct Cloud {
+    pub(crate) acm: aws_sdk_acm::Client,
     pub(crate) ec2: aws_sdk_ec2::Client,
     pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
     pub(crate) ssm: aws_sdk_ssm::Client,
@@ -51,6 +53,25 @@ pub enum CloudError {
         "no AWS region is set: put `region = \"…\"` in the stack file, or set AWS_REGION or a profile's region"
     )]
     NoRegion,
+    #[error(
+        "{call} for {resource}: no AWS credentials. infra looked where the AWS SDKs look — the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), the profile AWS_PROFILE names (default: `default`) in ~/.aws/config and ~/.aws/credentials, SSO, a web identity token, the instance's or container's role — and found none ({detail}).\n  \
+         Set AWS_PROFILE to a configured profile (after `aws sso login` for an SSO one), or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
+    )]
+    NoCredentials {
+        resource: String,
+        call: &'static str,
+        detail: String,
+    },
+    #[error(
+        "{call} for {resource}: cannot reach {endpoint}: {detail}.\n  Check the network (proxy, firewall, DNS){override_hint}, then run the command again."
+    )]
+    Unreachable {
+        resource: String,
+        call: &'static str,
+        endpoint: String,
+        detail: String,
+        override_hint: &'static str,
+    },
 }
 
 /// What infra needs to know of an image (AMI).
@@ -59,6 +80,8 @@ pub struct ImageFacts {
     /// As its owner named it: `al2023-ami-…`, `ubuntu/images/…`.
     pub name: String,
     pub windows: bool,
+    /// `x86_64` or `arm64`.
+    pub architecture: String,
 }
 
 impl CloudError {
@@ -77,10 +100,15 @@ where
 {
     move |e| {
         let code = e.code().map(str::to_string);
+        if code.is_none()
+            && let Some(failure) = no_answer(&resource.to_string(), call, &e)
+        {
+            return failure;
+        }
         let detail = match (e.code(), e.message()) {
             (Some(c), Some(m)) => format!("{c}: {m}"),
             (Some(c), None) => c.to_string(),
-            _ => DisplayErrorContext(&e).to_string(),
+            _ => causes(&e).join(": "),
         };
         CloudError::Call {
             resource: resource.to_string(),
@@ -90,6 +118,86 @@ where
             detail,
         }
     }
+}
+
+/// An SDK error as a person reads it: why there was no answer (credentials, network) or the
+/// messages of its sources, never the SDK's debug dump.
+pub(crate) fn plain_error(e: &(dyn std::error::Error + 'static)) -> String {
+    match no_answer("", "", e) {
+        Some(CloudError::NoCredentials { detail, .. }) => format!(
+            "no AWS credentials ({detail}): set AWS_PROFILE (after `aws sso login` for an SSO profile), or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        ),
+        Some(CloudError::Unreachable {
+            endpoint, detail, ..
+        }) => {
+            format!("cannot reach {endpoint}: {detail}")
+        }
+        _ => causes(e).join(": "),
+    }
+}
+
+/// The messages of an error and its sources, without the SDK's debug dumps.
+fn causes(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        // "dispatch failure", "service error": the SDK's names for where it failed, not why.
+        if !text.contains(" { ") && !out.iter().any(|o| o.contains(&text)) {
+            out.push(text);
+        }
+        next = err.source();
+    }
+    out
+}
+
+/// A call that got no answer from AWS: credentials that could not be found, or an endpoint that
+/// could not be reached. Told from the error's sources (the SDK reports both as a dispatch
+/// failure).
+fn no_answer(
+    resource: &str,
+    call: &'static str,
+    e: &(dyn std::error::Error + 'static),
+) -> Option<CloudError> {
+    let causes = causes(e);
+    let all = causes.join(": ");
+    let last = causes.last().cloned().unwrap_or_default();
+    let credentials = [
+        "no credentials",
+        "no providers",
+        "not loaded",
+        "failed to load",
+    ];
+    if all.contains("credential") && credentials.iter().any(|c| all.contains(c)) {
+        return Some(CloudError::NoCredentials {
+            resource: resource.to_string(),
+            call,
+            detail: last,
+        });
+    }
+    let network = [
+        "onnection refused",
+        "dns error",
+        "timed out",
+        "tcp connect",
+        "error trying to connect",
+        "io error",
+    ];
+    if network.iter().any(|n| all.contains(n)) {
+        let service = call.split(':').next().unwrap_or("aws").to_ascii_lowercase();
+        let (endpoint, override_hint) = match std::env::var("AWS_ENDPOINT_URL") {
+            Ok(url) => (url, " and AWS_ENDPOINT_URL, which sends every call there"),
+            Err(_) => (format!("the AWS {service} endpoint"), ""),
+        };
+        return Some(CloudError::Unreachable {
+            resource: resource.to_string(),
+            call,
+            endpoint,
+            detail: last,
+            override_hint,
+        });
+    }
+    None
 }
 
 fn hint(code: Option<&str>) -> &'static str {
@@ -124,7 +232,7 @@ where
     Fut: Future<Output = Result<T, CloudError>>,
 {
     let backoff = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(250))
+        .with_min_delay(Duration::from_millis(100))
         .with_max_delay(Duration::from_secs(15))
         .with_max_times(12)
         .with_jitter();
@@ -180,6 +288,9 @@ impl Cloud {
         call_log: CallLog,
     ) -> Result<Cloud, CloudError> {
         let conf = sdk_config(region).await?;
+        let acm = aws_sdk_acm::config::Builder::from(&conf)
+            .interceptor(call_log.clone())
+            .build();
         let ec2 = aws_sdk_ec2::config::Builder::from(&conf)
             .interceptor(call_log.clone())
             .build();
@@ -190,6 +301,7 @@ impl Cloud {
             .interceptor(call_log)
             .build();
         Ok(Cloud {
+            acm: aws_sdk_acm::Client::from_conf(acm),
             ec2: aws_sdk_ec2::Client::from_conf(ec2),
             elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(elb),
             ssm: aws_sdk_ssm::Client::from_conf(ssm),
@@ -197,13 +309,39 @@ impl Cloud {
         })
     }
 
+    /// The region the clients talk to.
+    pub fn region(&self) -> String {
+        self.ec2
+            .config()
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_default()
+    }
+
     /// Stores a secret as a SecureString parameter (overwriting): the value goes only to AWS.
     pub async fn put_secret(&self, name: &str, value: &str) -> Result<(), CloudError> {
+        self.put_secret_in(name, value, false).await
+    }
+
+    /// The same, in Parameter Store's advanced tier when `advanced` (values up to 8 KB).
+    pub async fn put_secret_in(
+        &self,
+        name: &str,
+        value: &str,
+        advanced: bool,
+    ) -> Result<(), CloudError> {
+        use aws_sdk_ssm::types::ParameterTier;
+        let tier = if advanced {
+            ParameterTier::Advanced
+        } else {
+            ParameterTier::Standard
+        };
         self.ssm
             .put_parameter()
             .name(name)
             .value(value)
             .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .tier(tier)
             .overwrite(true)
             .send()
             .await

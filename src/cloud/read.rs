@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ec2::types::{Filter, Instance, Tag};
 use aws_sdk_elasticloadbalancingv2::types::{ActionTypeEnum, LoadBalancer, TargetGroup};
 
-use super::{Cloud, CloudError, fail};
+use super::{Cloud, CloudError, NOT_FOUND_YET, fail, retry_on};
 use crate::model::resources::Names;
 use crate::model::*;
 
@@ -112,7 +112,7 @@ impl Cloud {
         let stack = format!("stack {}", self.stack);
         let ec2 = &self.ec2;
         let f = || self.stack_filter();
-        let (vpcs, subnets, igws, tables, groups, keys, instances, volumes, lb, tg) = tokio::try_join!(
+        let (vpcs, subnets, igws, tables, groups, keys, instances, volumes, lb, target_groups) = tokio::try_join!(
             all_pages!(ec2.describe_vpcs().filters(f()), "ec2:DescribeVpcs", &stack),
             all_pages!(
                 ec2.describe_subnets().filters(f()),
@@ -160,12 +160,12 @@ impl Cloud {
                 &stack
             ),
             self.find_load_balancer(),
-            self.find_target_group(),
+            self.find_target_groups(),
         )?;
 
         // Second wave: reads that need an id from the first.
         let vpc = vpcs.first();
-        let (dns_hostnames, listeners, health, tg_delay) = tokio::try_join!(
+        let (dns_hostnames, listeners, groups_read) = tokio::try_join!(
             async {
                 let Some(id) = vpc.and_then(|v| v.vpc_id()) else {
                     return Ok(false);
@@ -195,25 +195,27 @@ impl Cloud {
                     .map_err(fail("lb", "elbv2:DescribeListeners"))?;
                 Ok(out.listeners.unwrap_or_default())
             },
-            async {
-                let Some(arn) = tg.as_ref().and_then(|t| t.target_group_arn()) else {
-                    return Ok(vec![]);
-                };
-                let out = self
-                    .elb
-                    .describe_target_health()
-                    .target_group_arn(arn)
-                    .send()
-                    .await
-                    .map_err(fail("targets.web", "elbv2:DescribeTargetHealth"))?;
-                Ok(out.target_health_descriptions.unwrap_or_default())
-            },
-            async {
-                let Some(arn) = tg.as_ref().and_then(|t| t.target_group_arn()) else {
-                    return Ok(None);
-                };
-                self.target_group_delay(arn).await.map(Some)
-            },
+            // Each target group's targets and deregistration delay (one group, but for the
+            // moment a new one takes over from the old).
+            futures::future::try_join_all(target_groups.iter().map(|(address, t)| async move {
+                let arn = t.target_group_arn().unwrap_or_default();
+                // A group just created is listed before it can be described (eventual
+                // consistency): ask again for a moment.
+                let (health, delay) = tokio::try_join!(
+                    retry_on(NOT_FOUND_YET, || async {
+                        let out = self
+                            .elb
+                            .describe_target_health()
+                            .target_group_arn(arn)
+                            .send()
+                            .await
+                            .map_err(fail(address, "elbv2:DescribeTargetHealth"))?;
+                        Ok(out.target_health_descriptions.unwrap_or_default())
+                    }),
+                    retry_on(NOT_FOUND_YET, || self.target_group_delay(address, arn)),
+                )?;
+                Ok::<_, CloudError>((health, delay))
+            })),
         )?;
 
         let mut live = Live::new();
@@ -404,7 +406,7 @@ impl Cloud {
             );
         }
 
-        let (lb_addr, tg_addr) = (Address::new("lb"), Address::new("tg.web"));
+        let lb_addr = Address::new("lb");
         if let Some(l) = &lb {
             names.add(l.load_balancer_arn(), &lb_addr);
             let spec = Spec::LoadBalancer(LoadBalancerSpec {
@@ -415,8 +417,8 @@ impl Cloud {
             let out = outputs(&[("dns_name", l.dns_name()), ("arn", l.load_balancer_arn())]);
             insert(&mut live, lb_addr.clone(), l.load_balancer_arn(), spec, out);
         }
-        if let Some(t) = &tg {
-            names.add(t.target_group_arn(), &tg_addr);
+        for ((tg_addr, t), (health, delay)) in target_groups.iter().zip(groups_read) {
+            names.add(t.target_group_arn(), tg_addr);
             let spec = Spec::TargetGroup(TargetGroupSpec {
                 name: t.target_group_name().unwrap_or_default().into(),
                 vpc: names.of(t.vpc_id()),
@@ -433,7 +435,7 @@ impl Cloud {
                     healthy_threshold: t.healthy_threshold_count().unwrap_or(0) as u32,
                     unhealthy_threshold: t.unhealthy_threshold_count().unwrap_or(0) as u32,
                 },
-                deregistration_delay: tg_delay.unwrap_or(0),
+                deregistration_delay: delay,
             });
             insert(
                 &mut live,
@@ -456,19 +458,30 @@ impl Cloud {
             let spec = Spec::Targets(TargetsSpec {
                 target_group: tg_addr.clone(),
                 instances: names.all(registered),
+                health: Default::default(),
             });
-            // Each target's health, by node address, for `infra status`.
+            // Each target's health, by node address, for `infra status`: `healthy`, or the
+            // state and AWS's reason (`unhealthy (Target.Timeout)`).
             let health_by_node = health
                 .iter()
                 .filter_map(|h| {
                     let node = names.of(h.target()?.id());
-                    let state = h.target_health()?.state()?.as_str().to_string();
-                    Some((node.to_string(), state))
+                    let th = h.target_health()?;
+                    let state = th.state()?.as_str();
+                    let shown = match th.reason() {
+                        Some(r) => format!("{state} ({})", r.as_str()),
+                        None => state.to_string(),
+                    };
+                    Some((node.to_string(), shown))
                 })
                 .collect();
+            let targets = match tg_addr.as_str().strip_prefix("tg.") {
+                Some(suffix) => Address::new(format!("targets.{suffix}")),
+                None => Address::new(format!("targets.{tg_addr}")),
+            };
             insert(
                 &mut live,
-                Address::new("targets.web"),
+                targets,
                 t.target_group_arn(),
                 spec,
                 health_by_node,
@@ -492,8 +505,18 @@ impl Cloud {
                         .and_then(|a| a.redirect_config()?.port()?.parse().ok())
                         .unwrap_or(0),
                 },
+                // A weighted forward (a switch between target groups, interrupted): the group
+                // that takes the traffic.
                 _ => ListenerAction::Forward {
-                    target_group: names.of(action.and_then(|a| a.target_group_arn())),
+                    target_group: names.of(action.and_then(|a| {
+                        a.target_group_arn().or_else(|| {
+                            a.forward_config()?
+                                .target_groups()
+                                .iter()
+                                .max_by_key(|g| g.weight().unwrap_or(1))?
+                                .target_group_arn()
+                        })
+                    })),
                 },
             };
             let https = protocol == "HTTPS";
@@ -533,28 +556,56 @@ impl Cloud {
         }
     }
 
-    pub(crate) async fn find_target_group(&self) -> Result<Option<TargetGroup>, CloudError> {
-        let name = Names::target_group(&self.stack);
-        match self.elb.describe_target_groups().names(&name).send().await {
-            Ok(out) => Ok(out.target_groups.unwrap_or_default().into_iter().next()),
-            Err(e)
-                if aws_sdk_ec2::error::ProvideErrorMetadata::code(&e)
-                    == Some("TargetGroupNotFound") =>
-            {
-                Ok(None)
+    /// The stack's target groups, with their addresses: `infra-<stack>-<port>` is `tg.<port>`
+    /// (and `infra-<stack>-web`, the one name of infra before, `tg.web`). ELBv2 cannot filter by
+    /// tag, so the region's groups are listed (400 a page) and picked by name.
+    pub(crate) async fn find_target_groups(
+        &self,
+    ) -> Result<Vec<(Address, TargetGroup)>, CloudError> {
+        let mut found = Vec::new();
+        let mut marker = None;
+        loop {
+            let out = self
+                .elb
+                .describe_target_groups()
+                .page_size(400)
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(fail(
+                    format!("stack {}", self.stack),
+                    "elbv2:DescribeTargetGroups",
+                ))?;
+            for t in out.target_groups.unwrap_or_default() {
+                let name = t.target_group_name().unwrap_or_default();
+                let address = if name == format!("infra-{}-web", self.stack) {
+                    Address::new("tg.web")
+                } else if let Some(port) = Names::target_group_port(&self.stack, name) {
+                    crate::model::resources::target_group_address(port)
+                } else {
+                    continue;
+                };
+                found.push((address, t));
             }
-            Err(e) => Err(fail("tg.web", "elbv2:DescribeTargetGroups")(e)),
+            marker = out.next_marker;
+            if marker.is_none() {
+                return Ok(found);
+            }
         }
     }
 
-    async fn target_group_delay(&self, arn: &str) -> Result<u32, CloudError> {
+    pub(crate) async fn target_group_delay(
+        &self,
+        address: &Address,
+        arn: &str,
+    ) -> Result<u32, CloudError> {
         let out = self
             .elb
             .describe_target_group_attributes()
             .target_group_arn(arn)
             .send()
             .await
-            .map_err(fail("tg.web", "elbv2:DescribeTargetGroupAttributes"))?;
+            .map_err(fail(address, "elbv2:DescribeTargetGroupAttributes"))?;
         Ok(out
             .attributes()
             .iter()

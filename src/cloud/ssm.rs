@@ -83,6 +83,7 @@ impl Cloud {
                 parameter: name.to_string(),
                 value,
                 source: String::new(),
+                advanced: false,
             });
             live.insert(
                 Address::new(format!("secret.{short}")),
@@ -104,7 +105,8 @@ impl Cloud {
     ) -> Result<Created, CloudError> {
         let value = read_source(address, &spec.source)?;
         self.check_value(address, &value, &spec.value).await?;
-        self.put_secret(&spec.parameter, &value).await?;
+        self.put_secret_in(&spec.parameter, &value, spec.advanced)
+            .await?;
         Ok(Observed {
             id: spec.parameter.clone(),
             spec: Spec::Secret(spec.clone()),

@@ -11,6 +11,7 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors, Location};
 pub use schema::StackFile;
+pub use validate::check_stack_name;
 
 use crate::model::{Stack, Vars};
 
@@ -64,6 +65,41 @@ pub fn state_location(
         parsed.region.as_ref().map(|r| r.get_ref().as_str()),
     );
     v.finish().map(|_| location.expect("no errors"))
+}
+
+/// An error about a value of the stack file found after validation (by the plan's checks
+/// against AWS): at the first of `paths` written in the file (`["load_balancer",
+/// "certificate_arn"]`; a number picks an array's item: `["network", "subnets", "1", "zone"]`),
+/// else at its start.
+pub fn error_at(
+    file: &str,
+    source: &str,
+    paths: &[&[&str]],
+    message: String,
+    help: Option<String>,
+) -> ConfigErrors {
+    let span = toml_edit::Document::parse(source).ok().and_then(|doc| {
+        paths.iter().find_map(|path| {
+            let mut item = doc.as_item();
+            for key in *path {
+                item = match key.parse::<usize>() {
+                    Ok(i) => item.get(i)?,
+                    Err(_) => item.get(*key)?,
+                };
+            }
+            item.span()
+        })
+    });
+    ConfigErrors {
+        file: file.to_string(),
+        errors: vec![ConfigError::new(
+            file,
+            source,
+            span.unwrap_or(0..0),
+            message,
+            help,
+        )],
+    }
 }
 
 /// `sandbox` for `stacks/sandbox.toml`.

@@ -50,6 +50,10 @@ pub struct SecretFile {
     /// A file holding the value (relative to the stack file).
     #[schemars(with = "Option<String>")]
     pub file: Option<Spanned<String>>,
+    /// Parameter Store tier: `standard` (the default; values up to 4 KB, free) or `advanced`
+    /// (up to 8 KB, charged).
+    #[schemars(with = "Option<String>")]
+    pub tier: Option<Spanned<String>>,
 }
 
 /// One service, rendered into a compose file by templates/stack.yml.tera.

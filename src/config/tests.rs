@@ -39,6 +39,9 @@ target_port = 8080
 fn read(path: &Path) -> std::io::Result<String> {
     match path.to_str() {
         Some("key.pub") => Ok("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB test\n".into()),
+        Some("ecdsa.pub") => {
+            Ok("ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTY test\n".into())
+        }
         Some("private") => Ok("-----BEGIN OPENSSH PRIVATE KEY-----\nxx\n".into()),
         _ => Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
@@ -283,6 +286,61 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "33:16",
         "cannot read compose file \"missing.yml\"",
     ),
+    // What AWS refuses, refused by validate: one case a rule.
+    (
+        "target_port = 8080",
+        "target_port = 8080\n[load_balancer.health_check]\ninterval = 5",
+        "33:12",
+        "health check timeout 5s (the default) must be shorter than the interval 5s",
+    ),
+    (
+        "target_port = 8080",
+        "target_port = 8080\n[load_balancer.health_check]\nmatcher = \"299-200\"",
+        "33:11",
+        "matcher \"299-200\" is not valid: the range runs backwards (299 > 200)",
+    ),
+    (
+        "target_port = 8080",
+        "target_port = 8080\n[load_balancer.health_check]\nmatcher = \"200,300-399\"",
+        "33:11",
+        "is not valid: a list cannot hold a range",
+    ),
+    (
+        "target_port = 8080",
+        "target_port = 8080\n[load_balancer.health_check]\nmatcher = \"200,600\"",
+        "33:11",
+        "\"600\" is not an HTTP code from 200 to 499",
+    ),
+    (
+        "cidr = \"10.0.2.0/24\"",
+        "cidr = \"10.0.2.0/28\"",
+        "16:8",
+        "subnet 10.0.2.0/28 cannot be used: too small for the load balancer",
+    ),
+    (
+        "cidr = \"10.0.2.0/24\"",
+        "cidr = \"10.0.2.0/29\"",
+        "16:8",
+        "subnet 10.0.2.0/29 cannot be used: AWS subnets are /16 to /28",
+    ),
+    (
+        "target_port = 8080",
+        "target_port = 8080\n[load_balancer.health_check]\npath = \"health\"",
+        "33:8",
+        "health check path \"health\" must start with / and have at most 1024 characters",
+    ),
+    (
+        "target_port = 8080",
+        "target_port = 8080\n[secrets.db]\nenv = \"DB\"\ntier = \"premium\"",
+        "34:8",
+        "tier \"premium\"",
+    ),
+    (
+        "public_key_file = \"key.pub\"",
+        "public_key_file = \"ecdsa.pub\"",
+        "19:19",
+        "ecdsa.pub holds a ecdsa-sha2-nistp256 key: EC2 key pairs are RSA or ED25519 only",
+    ),
     (
         "admin_cidrs = [\"203.0.113.0/24\"]",
         "admin_cidrs = []",
@@ -382,4 +440,37 @@ fn rendered_error_shows_the_offending_line() {
         .render_report(&mut out, &errors)
         .unwrap();
     insta::assert_snapshot!(out);
+}
+
+#[test]
+fn a_host_mode_task_that_stops_before_the_load_balancer_lets_go_is_a_warning() {
+    let service = |grace: &str| {
+        edited(
+            "target_port = 8080",
+            &format!(
+                "target_port = 8080\nderegistration_delay = 20\n[load_balancer.health_check]\ninterval = 5\ntimeout = 4\nunhealthy_threshold = 2\n\
+                 [services.web]\nimage = \"web:1\"\nport = 8080\npublish = \"host\"\nmode = \"global\"\n{grace}"
+            ),
+        )
+    };
+    let warned = load(&service("stop_grace_period = \"15s\""))
+        .unwrap()
+        .warnings;
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    let w = warned[0].to_string();
+    assert!(w.starts_with("stacks/test.toml:42:21: "), "{w}");
+    assert!(
+        w.contains("service \"web\" gets 15s to stop, but the load balancer may send it requests for 30s: [load_balancer] deregistration_delay (20s) + health_check interval × unhealthy_threshold (5s × 2)"),
+        "{w}"
+    );
+    // Docker's default, 10 s, is too short too; 30 s is enough; ingress tasks are not pinned.
+    assert_eq!(load(&service("")).unwrap().warnings.len(), 1);
+    assert!(
+        load(&service("stop_grace_period = \"30s\""))
+            .unwrap()
+            .warnings
+            .is_empty()
+    );
+    let ingress = service("").replace("publish = \"host\"\nmode = \"global\"\n", "");
+    assert!(load(&ingress).unwrap().warnings.is_empty());
 }

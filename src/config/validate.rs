@@ -18,7 +18,25 @@ pub struct Validator<'a> {
     vars: Vars,
 }
 
-const MAX_NAME_LEN: usize = 20; // "infra-<name>-web" must fit the 32-character ELB limit.
+/// "infra-<name>-<port>" must fit ELBv2's 32-character name limit.
+const MAX_NAME_LEN: usize = 20;
+
+/// A stack name: 1 to 20 lowercase letters, digits or inner hyphens.
+pub fn check_stack_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_NAME_LEN
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "stack name {s:?} must be 1 to {MAX_NAME_LEN} lowercase letters, digits or inner hyphens"
+        ))
+    }
+}
 
 impl<'a> Validator<'a> {
     pub fn new(file: &'a str, source: &'a str) -> Self {
@@ -93,6 +111,9 @@ impl<'a> Validator<'a> {
         let swarm = f.swarm.as_ref().and_then(|s| s.enabled).unwrap_or(true);
         self.ssh_path(&f, swarm);
         let apps = self.apps(&f, read_file);
+        if let (Some(lb), true) = (&load_balancer, swarm) {
+            self.drain_time(&f, lb);
+        }
 
         if !self.errors.is_empty() {
             return Err(ConfigErrors {
@@ -258,19 +279,10 @@ impl<'a> Validator<'a> {
     }
 
     fn stack_name(&mut self, s: String) -> String {
-        let ok = !s.is_empty()
-            && s.len() <= MAX_NAME_LEN
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !s.starts_with('-')
-            && !s.ends_with('-');
-        if !ok {
-            let msg = format!(
-                "stack name {s:?} (the file name) must be 1 to {MAX_NAME_LEN} lowercase letters, digits or inner hyphens"
-            );
+        if let Err(msg) = check_stack_name(&s) {
             self.error(
                 0..0,
-                msg,
+                msg.replacen(" must", " (the file name) must", 1),
                 Some(
                     "rename the file: AWS load balancer and target group names are derived from it",
                 ),
@@ -354,6 +366,22 @@ impl<'a> Validator<'a> {
             let Some(net) = self.cidr(&sub.cidr, "subnet cidr") else {
                 continue;
             };
+            // Subnets are /16 to /28 (CreateSubnet); the load balancer needs a /27 at least
+            // with 8 free addresses in each of its subnets ("Subnets for your Application Load
+            // Balancer"), and every subnet here holds it.
+            if !(16..=27).contains(&net.prefix_len()) {
+                let why = if net.prefix_len() <= 28 && net.prefix_len() >= 16 {
+                    "too small for the load balancer, which needs a /27 or larger with 8 free addresses in each subnet"
+                } else {
+                    "AWS subnets are /16 to /28"
+                };
+                self.error(
+                    sub.cidr.span(),
+                    format!("subnet {net} cannot be used: {why}"),
+                    Some("use a /24, for instance"),
+                );
+                continue;
+            }
             if let Some(vpc) = cidr
                 && !vpc.contains(&net)
             {
@@ -397,8 +425,19 @@ impl<'a> Validator<'a> {
         match read_file(Path::new(&rendered)) {
             Ok(text) => {
                 let key = text.trim().to_string();
-                let known = ["ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-"];
-                if known.iter().any(|p| key.starts_with(p)) && !key.contains('\n') {
+                let known = ["ssh-ed25519 ", "ssh-rsa "];
+                if key.starts_with("ecdsa-sha2-") || key.starts_with("sk-") {
+                    // ImportKeyPair: "Amazon EC2 supports ED25519 and 2048-bit SSH-2 RSA keys".
+                    self.error(
+                        path.span(),
+                        format!(
+                            "{rendered} holds a {} key: EC2 key pairs are RSA or ED25519 only",
+                            key.split_whitespace().next().unwrap_or("")
+                        ),
+                        Some("make one with `ssh-keygen -t ed25519` and point public_key_file at its .pub"),
+                    );
+                    None
+                } else if known.iter().any(|p| key.starts_with(p)) && !key.contains('\n') {
                     Some(key)
                 } else {
                     let msg = format!("{rendered} does not hold one OpenSSH public key");
@@ -439,9 +478,14 @@ impl<'a> Validator<'a> {
                     continue;
                 }
             };
+            let advanced =
+                s.get_ref().tier.as_ref().is_some_and(|t| {
+                    self.one_of(t, "tier", &["standard", "advanced"]) == "advanced"
+                });
             secrets.push(SecretSource {
                 name: name.clone(),
                 source,
+                advanced,
             });
         }
         let declared: Vec<&str> = secrets.iter().map(|s| s.name.as_str()).collect();
@@ -574,6 +618,45 @@ impl<'a> Validator<'a> {
             health_check,
             update,
         })
+    }
+
+    /// A task published on its node's own port (host mode) goes when its node is taken out or
+    /// its service updated; the load balancer keeps sending it requests until the deregistration
+    /// delay is over or its health check notices (interval × unhealthy threshold). A task that
+    /// stops sooner than that fails requests ("Deregistration delay", docs.aws.amazon.com/
+    /// elasticloadbalancing/latest/application/load-balancer-target-groups.html). Docker gives a
+    /// task `stop_grace_period` (10 s by default) before it kills it.
+    fn drain_time(&mut self, f: &StackFile, lb: &LoadBalancer) {
+        let hc = &lb.health_check;
+        let notice = u64::from(hc.interval) * u64::from(hc.unhealthy_threshold);
+        let needed = u64::from(lb.deregistration_delay) + notice;
+        for (name, s) in &f.services {
+            let svc = s.get_ref();
+            let host = svc.publish.as_ref().is_some_and(|p| p.get_ref() == "host");
+            let port = svc.port.as_ref().map(|p| *p.get_ref());
+            if !host || port != Some(i64::from(lb.target_port)) {
+                continue;
+            }
+            let (grace, at) = match &svc.stop_grace_period {
+                Some(g) => match humantime::parse_duration(g.get_ref()) {
+                    Ok(d) => (d.as_secs(), g.span()),
+                    Err(_) => continue,
+                },
+                None => (10, s.span()),
+            };
+            if grace >= needed {
+                continue;
+            }
+            self.warn(
+                at,
+                format!(
+                    "service {name:?} gets {grace}s to stop, but the load balancer may send it requests for {needed}s: \
+                     [load_balancer] deregistration_delay ({}s) + health_check interval × unhealthy_threshold ({}s × {})",
+                    lb.deregistration_delay, hc.interval, hc.unhealthy_threshold
+                ),
+                "raise [services] stop_grace_period (and let the app keep serving that long after SIGTERM, failing its health check), or lower deregistration_delay and the health check's interval",
+            );
+        }
     }
 
     /// Start-first by default: a new task is healthy before the old one stops. A global service
@@ -914,11 +997,14 @@ impl<'a> Validator<'a> {
             .as_ref()
             .map_or("/".to_string(), |p| p.get_ref().clone());
         if let Some(p) = &h.path
-            && !p.get_ref().starts_with('/')
+            && (!p.get_ref().starts_with('/') || p.get_ref().len() > 1024)
         {
             self.error(
                 p.span(),
-                format!("health check path {:?} must start with /", p.get_ref()),
+                format!(
+                    "health check path {:?} must start with / and have at most 1024 characters",
+                    p.get_ref()
+                ),
                 None,
             );
         }
@@ -927,15 +1013,12 @@ impl<'a> Validator<'a> {
             .as_ref()
             .map_or("200-399".to_string(), |m| m.get_ref().clone());
         if let Some(m) = &h.matcher
-            && !m
-                .get_ref()
-                .split([',', '-'])
-                .all(|c| c.parse::<u16>().is_ok_and(|c| (200..=499).contains(&c)))
+            && let Err(why) = http_matcher(m.get_ref())
         {
-            let help = "HTTP codes from 200 to 499: \"200\", \"200,204\" or \"200-399\"";
+            let help = "one code (\"200\"), a list (\"200,204\") or one range (\"200-399\"), of codes from 200 to 499";
             self.error(
                 m.span(),
-                format!("health check matcher {:?} is not valid", m.get_ref()),
+                format!("health check matcher {:?} is not valid: {why}", m.get_ref()),
                 Some(help),
             );
         }
@@ -947,14 +1030,24 @@ impl<'a> Validator<'a> {
         let timeout = num(&h.timeout, "health check timeout", 2..=120, 5);
         let healthy = num(&h.healthy_threshold, "healthy_threshold", 2..=10, 3);
         let unhealthy = num(&h.unhealthy_threshold, "unhealthy_threshold", 2..=10, 2);
-        if let (Some(i), Some(t), Some(span)) =
-            (interval, timeout, h.timeout.as_ref().map(|t| t.span()))
+        // AWS refuses a timeout that is not shorter than the interval, defaults included
+        // (CreateTargetGroup, HealthCheckTimeoutSeconds).
+        let set = h.timeout.as_ref().or(h.interval.as_ref()).map(|v| v.span());
+        if let (Some(i), Some(t), Some(span)) = (interval, timeout, set)
             && t >= i
         {
+            let shown = |v: &Option<Spanned<i64>>, n| match v {
+                Some(_) => format!("{n}s"),
+                None => format!("{n}s (the default)"),
+            };
             self.error(
                 span,
-                format!("health check timeout {t}s must be shorter than the interval {i}s"),
-                None,
+                format!(
+                    "health check timeout {} must be shorter than the interval {}",
+                    shown(&h.timeout, t),
+                    shown(&h.interval, i)
+                ),
+                Some("AWS refuses it when the target group is created: set timeout below interval"),
             );
         }
         Some(HealthCheck {
@@ -965,6 +1058,26 @@ impl<'a> Validator<'a> {
             healthy_threshold: healthy? as u32,
             unhealthy_threshold: unhealthy? as u32,
         })
+    }
+}
+
+/// An ALB health check matcher: one code, a comma list of codes, or one range, of HTTP codes
+/// 200 to 499 (`Matcher.HttpCode`, CreateTargetGroup).
+fn http_matcher(m: &str) -> Result<(), String> {
+    let code = |c: &str| match c.trim().parse::<u16>() {
+        Ok(n) if (200..=499).contains(&n) => Ok(n),
+        _ => Err(format!("{c:?} is not an HTTP code from 200 to 499")),
+    };
+    match m.split_once('-') {
+        Some((low, high)) if !m.contains(',') => {
+            let (low, high) = (code(low)?, code(high)?);
+            if low > high {
+                return Err(format!("the range runs backwards ({low} > {high})"));
+            }
+            Ok(())
+        }
+        Some(_) => Err("a list cannot hold a range".into()),
+        None => m.split(',').try_for_each(|c| code(c).map(drop)),
     }
 }
 

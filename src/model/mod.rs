@@ -5,6 +5,7 @@ pub mod image;
 pub mod resources;
 mod spec;
 mod stack;
+pub mod targets;
 
 pub use address::Address;
 pub use spec::*;

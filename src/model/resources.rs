@@ -28,8 +28,19 @@ impl Names {
     pub fn load_balancer(stack: &str) -> String {
         format!("infra-{stack}")
     }
-    pub fn target_group(stack: &str) -> String {
-        format!("infra-{stack}-web")
+    /// One target group a target port: a new port is a new group (its name may not be the
+    /// old one's), so the listener can switch to it once it is healthy. 32 characters at most:
+    /// stack names have 20 (`MAX_NAME_LEN`), ports 5 digits.
+    pub fn target_group(stack: &str, port: u16) -> String {
+        format!("infra-{stack}-{port}")
+    }
+
+    /// The port of a target group of `stack` named by [`Names::target_group`].
+    pub fn target_group_port(stack: &str, name: &str) -> Option<u16> {
+        let port = name.strip_prefix(&format!("infra-{stack}-"))?;
+        port.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| port.parse().ok())?
     }
     pub fn key_pair(stack: &str) -> String {
         format!("infra-{stack}")
@@ -203,7 +214,8 @@ pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
         }
     }
 
-    let (lb, tg) = (addr("lb"), addr("tg.web"));
+    let lbc = &stack.load_balancer;
+    let (lb, tg) = (addr("lb"), target_group_address(lbc.target_port));
     add(
         lb.clone(),
         Spec::LoadBalancer(LoadBalancerSpec {
@@ -212,11 +224,10 @@ pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
             security_groups: vec![sg_lb],
         }),
     );
-    let lbc = &stack.load_balancer;
     add(
         tg.clone(),
         Spec::TargetGroup(TargetGroupSpec {
-            name: Names::target_group(&stack.name),
+            name: Names::target_group(&stack.name, lbc.target_port),
             vpc,
             port: lbc.target_port,
             health_check: lbc.health_check.clone(),
@@ -247,11 +258,13 @@ pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
             action: ListenerAction::RedirectHttps { port: 443 },
         }),
     );
+    // Every node until the services are known (`fit_targets`).
     add(
-        addr("targets.web"),
+        targets_address(lbc.target_port),
         Spec::Targets(TargetsSpec {
             target_group: tg,
             instances: nodes,
+            health: HealthWait::All,
         }),
     );
     if stack.swarm {
@@ -269,11 +282,63 @@ pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
     out
 }
 
+/// The target group of a target port: `tg.8080`.
+pub fn target_group_address(port: u16) -> Address {
+    Address::new(format!("tg.{port}"))
+}
+
+/// The targets registered in the target group of a port: `targets.8080`.
+pub fn targets_address(port: u16) -> Address {
+    Address::new(format!("targets.{port}"))
+}
+
+/// Registers only the nodes that can serve the target port and says what apply waits for
+/// (see [`super::targets::serving`]): `services` is None when infra does not run the Swarm.
+pub fn fit_targets(stack: &Stack, resources: &mut [Resource], services: Option<&[ServiceInput]>) {
+    let port = stack.load_balancer.target_port;
+    let nodes: Vec<super::targets::NodeFacts> = resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            Spec::SwarmNode(n) => Some(super::targets::NodeFacts {
+                address: n.instance.clone(),
+                role: n.role.clone(),
+                labels: n.labels.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let publishers: Option<Vec<super::targets::Publisher>> = services.map(|list| {
+        list.iter()
+            .map(|s| super::targets::Publisher {
+                name: s.name.clone(),
+                ports: s.ports.clone(),
+                mode: s.mode.clone(),
+                placement: s.placement.clone(),
+            })
+            .collect()
+    });
+    let address = targets_address(port);
+    let Some(Resource {
+        spec: Spec::Targets(targets),
+        ..
+    }) = resources.iter_mut().find(|r| r.address == address)
+    else {
+        return;
+    };
+    let (instances, health) = super::targets::serving(&nodes, publishers.as_deref(), port);
+    if publishers.is_some() {
+        targets.instances = instances;
+        targets.instances.sort();
+    }
+    targets.health = health;
+}
+
 /// A secret as the plan needs it: where it comes from and the keyed hash of its value.
 pub struct SecretInput {
     pub name: String,
     pub source: String,
     pub value_hmac: String,
+    pub advanced: bool,
 }
 
 /// A service as rendered from the compose file (see render::compose).
@@ -282,6 +347,8 @@ pub struct ServiceInput {
     pub image: String,
     pub mode: String,
     pub ports: Vec<String>,
+    /// `deploy.placement.constraints`.
+    pub placement: Vec<String>,
     pub secrets: Vec<Address>,
     pub definition: String,
     pub definition_sha256: String,
@@ -322,11 +389,13 @@ pub fn service_address(name: &str) -> Address {
     Address::new(format!("swarm.service.{name}"))
 }
 
-/// The application half: secrets in Parameter Store, their Swarm secrets, the services.
+/// The application half: secrets in Parameter Store, and with the Swarm (`swarm`) their Swarm
+/// secrets and the services.
 pub fn expand_apps(
     stack: &str,
     secrets: &[SecretInput],
     services: &[ServiceInput],
+    swarm: bool,
 ) -> Vec<Resource> {
     let mut out = Vec::new();
     for s in secrets {
@@ -337,8 +406,12 @@ pub fn expand_apps(
                 parameter: secret_parameter(stack, &s.name),
                 value: s.value_hmac.clone(),
                 source: s.source.clone(),
+                advanced: s.advanced,
             }),
         });
+        if !swarm {
+            continue;
+        }
         let name = swarm_secret_name(&s.name, &s.value_hmac);
         out.push(Resource {
             address: swarm_secret_address(&name),

@@ -188,10 +188,29 @@ pub enum ListenerAction {
     RedirectHttps { port: u16 },
 }
 
+/// The instances registered in a target group.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TargetsSpec {
     pub target_group: Address,
     pub instances: Vec<Address>,
+    /// What apply waits for once they are registered (see `model::targets::serving`); a
+    /// judgement of the plan, not compared.
+    #[serde(default)]
+    pub health: HealthWait,
+}
+
+/// What apply waits for after registering targets, bounded in time.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthWait {
+    /// Every newly registered target passes the target group's health check.
+    #[default]
+    All,
+    /// At least this many registered targets are healthy (a replicated service published on
+    /// its nodes' own port runs on only some of them).
+    AtLeast(usize),
+    /// Nothing: no node serves the target port; why.
+    Skip(String),
 }
 
 /// A node's membership of the Swarm. Joining is creating it; a rejoin replaces it.
@@ -218,6 +237,9 @@ pub struct SecretSpec {
     /// Where apply reads the value (`env:NAME` or `file:/path`); not compared.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,
+    /// Parameter Store's advanced tier; not compared (Parameter Store lists values without it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub advanced: bool,
 }
 
 /// A Swarm secret, named after its secret and a short keyed hash of the content: a new value is
@@ -289,8 +311,8 @@ impl Spec {
             ],
             Spec::LoadBalancer(_) => &["name"],
             Spec::TargetGroup(_) => &["name", "vpc", "port"],
-            // A listener cannot forward to a target group that is being replaced: recreate it.
-            Spec::Listener(_) => &["load_balancer", "port", "action"],
+            // Its action (which target group it forwards to) changes in place: ModifyListener.
+            Spec::Listener(_) => &["load_balancer", "port"],
             Spec::Targets(_) => &["target_group"],
             Spec::SwarmNode(_) => &["instance", "state"],
             Spec::Secret(_) => &["parameter"],
@@ -340,8 +362,8 @@ impl Spec {
     }
 
     /// The fields that are compared and shown, as JSON values in declaration order.
-    /// Bulky inputs that are represented by a hash (user-data, public key, compose definition)
-    /// and where a secret comes from are left out.
+    /// Bulky inputs that are represented by a hash (user-data, public key, compose definition),
+    /// where a secret comes from and what apply waits for are left out.
     pub fn attributes(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut value = serde_json::to_value(self).expect("specs serialize");
         let map = value.as_object_mut().expect("specs are objects");
@@ -350,6 +372,8 @@ impl Spec {
         map.shift_remove("public_key");
         map.shift_remove("source");
         map.shift_remove("definition");
+        map.shift_remove("health");
+        map.shift_remove("advanced");
         std::mem::take(map)
     }
 }

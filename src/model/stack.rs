@@ -52,6 +52,17 @@ pub struct ComposeFile {
 pub struct SecretSource {
     pub name: String,
     pub source: ValueSource,
+    /// Kept in Parameter Store's advanced tier (values up to 8 KB instead of 4 KB).
+    #[serde(default)]
+    pub advanced: bool,
+}
+
+impl SecretSource {
+    /// The largest value Parameter Store keeps in the secret's tier, in bytes ("Parameter
+    /// tiers", docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html).
+    pub fn max_bytes(&self) -> usize {
+        if self.advanced { 8192 } else { 4096 }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

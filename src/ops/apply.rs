@@ -60,7 +60,10 @@ pub async fn apply(ctx: &Context, opts: ApplyOptions) -> Result<()> {
             let result = async {
                 let prepared = prepare(ctx, &stack, &source, &backend, opts.destroy).await?;
                 print!("{}", plan::text::render(&prepared.plan, ctx.color));
-                if prepared.plan.has_changes() && !opts.auto_approve && !confirm(opts.destroy)? {
+                if prepared.plan.has_changes()
+                    && !opts.auto_approve
+                    && !confirm(opts.destroy).await?
+                {
                     println!("\nApply cancelled.");
                     return Ok(());
                 }
@@ -150,6 +153,27 @@ async fn warn_if_unversioned(backend: &Backend) {
     }
 }
 
+/// The stack a saved plan is for: what `infra apply plan.json` works on without `--stack`.
+pub fn saved_plan_stack(path: &Path) -> Result<String> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        stack: String,
+    }
+    let bytes = std::fs::read(path).map_err(|source| OpsError::Io {
+        what: "cannot read plan file",
+        path: path.display().to_string(),
+        source,
+    })?;
+    serde_json::from_slice::<Head>(&bytes)
+        .map(|h| h.stack)
+        .map_err(|e| {
+            OpsError::Usage(format!(
+                "{} is not a plan saved by `infra plan --out`: {e}",
+                path.display()
+            ))
+        })
+}
+
 fn read_saved_plan(ctx: &Context, path: &Path) -> Result<Plan> {
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| OpsError::Io {
@@ -205,7 +229,8 @@ fn check_fresh(plan: &Plan, state: Option<&State>, path: &Path) -> Result<()> {
     })
 }
 
-fn confirm(destroy: bool) -> Result<bool> {
+/// Asks on the terminal; Ctrl-C there is a no, so that the caller still releases the lock.
+async fn confirm(destroy: bool) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         return Err(OpsError::Usage(
             "no terminal to confirm on: pass --auto-approve, or save a plan with `infra plan --out FILE` and apply it"
@@ -217,11 +242,27 @@ fn confirm(destroy: bool) -> Result<bool> {
     } else {
         "perform these actions"
     };
+    // Listening for Ctrl-C before asking: a quick one must not kill the process (and its lock).
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|source| OpsError::Io {
+        what: "cannot listen for",
+        path: "Ctrl-C".into(),
+        source,
+    })?;
     print!("\nDo you want to {what}? Only 'yes' will be accepted: ");
     std::io::stdout().flush().ok();
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer).ok();
-    Ok(answer.trim() == "yes")
+    let answer = tokio::task::spawn_blocking(|| {
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer).ok();
+        answer
+    });
+    tokio::select! {
+        answer = answer => Ok(answer.is_ok_and(|a| a.trim() == "yes")),
+        _ = interrupt.recv() => {
+            println!();
+            Ok(false)
+        }
+    }
 }
 
 pub async fn force_unlock(ctx: &Context, id: &str) -> Result<LockInfo> {

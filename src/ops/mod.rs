@@ -1,6 +1,8 @@
 //! Operations the commands call: each one orchestrates config, cloud, plan, apply and state.
 
 mod apply;
+mod checks;
+mod init;
 mod migrate;
 mod output;
 mod plan;
@@ -13,7 +15,8 @@ mod workspace;
 use miette::Diagnostic;
 use thiserror::Error;
 
-pub use apply::{ApplyOptions, apply, destroy, force_unlock};
+pub use apply::{ApplyOptions, apply, destroy, force_unlock, saved_plan_stack};
+pub use init::init;
 pub use migrate::{MigrateOptions, migrate};
 pub use output::{OutputOptions, output};
 pub use plan::{PlanFormat, PlanOptions, plan};
@@ -49,8 +52,9 @@ pub enum OpsError {
     Apply(#[from] crate::apply::ApplyError),
     #[error(transparent)]
     Cycle(#[from] crate::plan::graph::CycleError),
+    /// Boxed: the Swarm's errors carry a node's log tail and would make every `Result` large.
     #[error(transparent)]
-    Swarm(#[from] crate::swarm::SwarmError),
+    Swarm(Box<crate::swarm::SwarmError>),
     #[error(transparent)]
     Quorum(#[from] crate::plan::quorum::QuorumError),
     #[error(transparent)]
@@ -72,6 +76,12 @@ pub enum OpsError {
         what: &'static str,
         source: tera::Error,
     },
+}
+
+impl From<crate::swarm::SwarmError> for OpsError {
+    fn from(e: crate::swarm::SwarmError) -> Self {
+        OpsError::Swarm(Box::new(e))
+    }
 }
 
 pub type Result<T> = std::result::Result<T, OpsError>;

@@ -5,9 +5,9 @@ use std::time::Duration;
 use super::validate::expand_home;
 use super::validate::load;
 use super::{Context, OpsError, Result};
-use crate::cloud::Cloud;
+use crate::cloud::{Cloud, ImageFacts};
 use crate::model::resources::{
-    Inputs, LABEL_ADDRESS, Resource, SecretInput, ServiceInput, expand, expand_apps,
+    Inputs, LABEL_ADDRESS, Resource, SecretInput, ServiceInput, expand, expand_apps, fit_targets,
     service_address, sha256_hex, swarm_secret_address, swarm_secret_name, value_hmac,
 };
 use crate::model::{Address, AmiSource, Role, Spec, SshSettings, Stack, ValueSource};
@@ -110,12 +110,14 @@ pub(super) async fn prepare(
     )?;
     live.extend(secrets);
     let mut ssh = stack.ssh.clone();
+    let mut images = BTreeMap::new();
     if stack.swarm {
-        let amis = desired
+        let specs = desired
             .iter()
             .map(|r| &r.spec)
             .chain(live.values().map(|o| &o.spec));
-        ssh = with_image_users(&cloud, &stack.ssh, amis).await?;
+        images = super::checks::describe_images(ctx, &cloud, stack, source, &amis(specs)).await?;
+        ssh = users_for(&stack.ssh, &images)?;
         let had_swarm = state
             .as_ref()
             .is_some_and(|s| s.resources.keys().any(|a| a.as_str().starts_with("swarm.")));
@@ -129,19 +131,18 @@ pub(super) async fn prepare(
     plan::graph::steps(&changes)?;
     if !destroy {
         plan::quorum::check(&changes, &live)?;
+        super::checks::account(ctx, &cloud, stack, source, &changes, &images).await?;
     }
     let unchanged: BTreeMap<_, _> = live
         .into_iter()
         .filter(|(a, _)| !changes.iter().any(|c| &c.address == a))
         .map(|(a, o)| {
-            (
-                a,
-                ResourceState {
-                    id: o.id,
-                    spec: o.spec,
-                    outputs: o.outputs,
-                },
-            )
+            let state = ResourceState {
+                id: o.id,
+                spec: with_judgement(o.spec, desired.iter().find(|r| r.address == a)),
+                outputs: o.outputs,
+            };
+            (a, state)
         })
         .collect();
     let plan = Plan {
@@ -173,22 +174,29 @@ pub(super) async fn read_swarm_live(
     read_swarm(ctx, cloud, stack, &ssh, live, true, pinned).await
 }
 
-/// `ssh` with the login user of each image these instances run (one DescribeImages call, see
-/// [`crate::model::image::login_user`]). A Windows image is an error; so is one whose name
-/// tells no user, unless `[ssh] user` is set.
+/// `ssh` with the login user of each image these instances run (one DescribeImages call).
 pub(super) async fn with_image_users<'a>(
     cloud: &Cloud,
     ssh: &SshSettings,
     specs: impl Iterator<Item = &'a Spec>,
 ) -> Result<SshSettings> {
+    users_for(ssh, &cloud.describe_images(&amis(specs)).await?)
+}
+
+/// The AMIs these instances run or will run, once each.
+fn amis<'a>(specs: impl Iterator<Item = &'a Spec>) -> Vec<String> {
     let amis: BTreeSet<String> = specs
         .filter_map(|s| match s {
             Spec::Instance(i) => Some(i.ami.clone()),
             _ => None,
         })
         .collect();
-    let amis: Vec<String> = amis.into_iter().collect();
-    let images = cloud.describe_images(&amis).await?;
+    amis.into_iter().collect()
+}
+
+/// `ssh` with the login user of each image (see [`crate::model::image::login_user`]). A
+/// Windows image is an error; so is one whose name tells no user, unless `[ssh] user` is set.
+fn users_for(ssh: &SshSettings, images: &BTreeMap<String, ImageFacts>) -> Result<SshSettings> {
     let mut ssh = ssh.clone();
     for (id, image) in images {
         if image.windows {
@@ -199,7 +207,7 @@ pub(super) async fn with_image_users<'a>(
         }
         match crate::model::image::login_user(&image.name) {
             Some(user) => {
-                ssh.image_users.insert(id, user.to_string());
+                ssh.image_users.insert(id.clone(), user.to_string());
             }
             None if ssh.user.is_none() => {
                 return Err(OpsError::Usage(format!(
@@ -247,7 +255,7 @@ async fn read_swarm(
             Ok(swarm.observe(&view, &by_ip))
         }
         Ok(None) => Ok(Default::default()),
-        Err(e) if had_swarm => Err(OpsError::Swarm(e)),
+        Err(e) if had_swarm => Err(e.into()),
         Err(e) => {
             tracing::debug!("no Swarm to read yet: {e}");
             Ok(Default::default())
@@ -273,6 +281,18 @@ pub(super) fn swarm_ops<'a>(
 
 /// The stack's objects as they should be: AMIs resolved (one SSM call per distinct parameter),
 /// user-data rendered, then the pure expansion; then secrets and services.
+/// A live spec with the plan's judgements that are not compared, from its desired twin: what
+/// apply waits for once targets are registered (AWS cannot say; a live read defaults it).
+fn with_judgement(live: Spec, desired: Option<&Resource>) -> Spec {
+    match (live, desired.map(|r| &r.spec)) {
+        (Spec::Targets(mut t), Some(Spec::Targets(d))) => {
+            t.health = d.health.clone();
+            Spec::Targets(t)
+        }
+        (live, _) => live,
+    }
+}
+
 async fn desired(
     ctx: &Context,
     cloud: &Cloud,
@@ -280,15 +300,17 @@ async fn desired(
     key: Option<&str>,
 ) -> Result<Vec<Resource>> {
     let mut resources = cloud_resources(cloud, stack).await?;
-    if stack.swarm {
-        resources.extend(apps(ctx, stack, key.unwrap_or_default())?);
-    }
+    let (apps, services) = apps(ctx, stack, key.unwrap_or_default())?;
+    fit_targets(stack, &mut resources, stack.swarm.then_some(&services[..]));
+    resources.extend(apps);
     Ok(resources)
 }
 
-/// Secrets (read from their sources, kept only as keyed hashes) and services (rendered into one
-/// compose document each, pointing at the Swarm secrets of the current values).
-fn apps(ctx: &Context, stack: &Stack, key: &str) -> Result<Vec<Resource>> {
+/// Secrets (read from their sources, kept only as keyed hashes; stored in Parameter Store
+/// whether or not infra runs the Swarm) and, with the Swarm, services (rendered into one compose
+/// document each, pointing at the Swarm secrets of the current values); and the services, for
+/// the target group.
+fn apps(ctx: &Context, stack: &Stack, key: &str) -> Result<(Vec<Resource>, Vec<ServiceInput>)> {
     let dir = ctx.workspace.stack_dir();
     let mut secrets = Vec::new();
     for s in &stack.apps.secrets {
@@ -298,11 +320,29 @@ fn apps(ctx: &Context, stack: &Stack, key: &str) -> Result<Vec<Resource>> {
         };
         let address = Address::new(format!("secret.{}", s.name));
         let value = crate::cloud::read_source(&address, &source)?;
+        if value.len() > s.max_bytes() {
+            let fix = if s.advanced {
+                "Parameter Store keeps at most 8 KB a value: store the rest elsewhere (S3) and keep its location here"
+            } else {
+                "set tier = \"advanced\" for it (values up to 8 KB; AWS charges for advanced parameters)"
+            };
+            return Err(OpsError::Usage(format!(
+                "{address}: the value from {} has {} bytes, more than Parameter Store's {} tier takes ({} bytes).\n  {fix}",
+                s.source,
+                value.len(),
+                if s.advanced { "advanced" } else { "standard" },
+                s.max_bytes()
+            )));
+        }
         secrets.push(SecretInput {
             name: s.name.clone(),
             source,
             value_hmac: value_hmac(key, &value),
+            advanced: s.advanced,
         });
+    }
+    if !stack.swarm {
+        return Ok((expand_apps(&stack.name, &secrets, &[], false), Vec::new()));
     }
     let swarm_names: BTreeMap<String, String> = secrets
         .iter()
@@ -331,13 +371,17 @@ fn apps(ctx: &Context, stack: &Stack, key: &str) -> Result<Vec<Resource>> {
                 image: doc.image(),
                 mode: doc.mode(),
                 ports: doc.ports(),
+                placement: doc.placement(),
                 secrets,
                 definition: definition.to_string(),
                 definition_sha256: hash,
             }
         })
         .collect();
-    Ok(expand_apps(&stack.name, &secrets, &services))
+    Ok((
+        expand_apps(&stack.name, &secrets, &services, true),
+        services,
+    ))
 }
 
 async fn cloud_resources(cloud: &Cloud, stack: &Stack) -> Result<Vec<Resource>> {

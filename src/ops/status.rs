@@ -6,7 +6,7 @@ use super::plan::read_swarm_live;
 use super::validate::load;
 use super::{Context, Result};
 use crate::cloud::Cloud;
-use crate::model::resources::swarm_address;
+use crate::model::resources::{swarm_address, targets_address};
 use crate::model::{Address, Spec};
 
 pub struct StatusOptions {
@@ -35,8 +35,10 @@ pub async fn status(ctx: &Context, opts: StatusOptions) -> Result<()> {
     } else {
         (Default::default(), None)
     };
+    // Health in the target group of the target port (while a new one takes over, the others
+    // are not what the listener forwards to).
     let health = live
-        .get(&Address::new("targets.web"))
+        .get(&targets_address(stack.load_balancer.target_port))
         .map(|t| t.outputs.clone())
         .unwrap_or_default();
     let nodes: Vec<Value> = live

@@ -19,6 +19,12 @@ impl Workspace {
         let stack_file = match stack {
             Some(s) if s.ends_with(".toml") => root.join(s),
             Some(s) => stacks.join(format!("{s}.toml")),
+            None if !stacks.is_dir() => {
+                return Err(OpsError::Usage(format!(
+                    "no stacks/ directory in {}: start a stack here with `infra init [NAME]`, or run infra in (or --chdir to) a project that has one",
+                    shown(root)
+                )));
+            }
             None => {
                 let mut found: Vec<PathBuf> = std::fs::read_dir(&stacks)
                     .map_err(|source| OpsError::Io {
@@ -34,7 +40,7 @@ impl Workspace {
                     1 => found.remove(0),
                     0 => {
                         return Err(OpsError::Usage(format!(
-                            "no stack file in {}: create stacks/NAME.toml",
+                            "no stack file in {}: start one with `infra init [NAME]`",
                             shown(&stacks)
                         )));
                     }

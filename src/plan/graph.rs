@@ -99,6 +99,8 @@ pub fn steps(changes: &[Change]) -> Result<Vec<Step>, CycleError> {
     order_swarm_joins(changes, &mut steps, &index);
     order_apps(changes, &mut steps, &index);
     order_swarm_leaves(changes, &mut steps, &index);
+    order_targets(changes, &mut steps, &index);
+    order_load_balancer(changes, &mut steps, &index);
     let steps = batch_instance_creates(changes, steps);
     check_acyclic(changes, &steps)?;
     Ok(steps)
@@ -205,6 +207,93 @@ fn order_apps(
     }
     for &l in &leaves {
         steps[l].after.extend(&removals);
+    }
+}
+
+/// Targets and the listeners that forward to them, so that the load balancer never sends a
+/// request where nothing serves it: targets are registered (and waited for) once the Swarm's
+/// members joined and the services are deployed; a listener forwards to a target group only
+/// once its targets are in; targets no listener forwards to any more are taken out only then
+/// (a new target group takes over before the old one goes).
+fn order_targets(
+    changes: &[Change],
+    steps: &mut [Step],
+    index: &BTreeMap<(&Address, StepKind), usize>,
+) {
+    let step = |c: &Change, kinds: &[StepKind]| -> Vec<usize> {
+        kinds
+            .iter()
+            .filter_map(|&k| index.get(&(&c.address, k)).copied())
+            .collect()
+    };
+    let in_place = [StepKind::Create, StepKind::Update];
+    let ready: Vec<usize> = changes
+        .iter()
+        .filter(|c| matches!(c.after, Some(Spec::SwarmNode(_) | Spec::Service(_))))
+        .flat_map(|c| step(c, &in_place))
+        .collect();
+    let forwards_to = |spec: &Option<Spec>, group: &Address| {
+        matches!(spec, Some(Spec::Listener(l))
+            if matches!(&l.action, crate::model::ListenerAction::Forward { target_group } if target_group == group))
+    };
+    for targets in changes.iter() {
+        if let Some(Spec::Targets(t)) = &targets.after {
+            let registered = step(targets, &in_place);
+            for &s in &registered {
+                steps[s].after.extend(&ready);
+            }
+            for listener in changes
+                .iter()
+                .filter(|l| forwards_to(&l.after, &t.target_group))
+            {
+                for s in step(listener, &in_place) {
+                    steps[s].after.extend(&registered);
+                }
+            }
+        }
+        if let Some(Spec::Targets(t)) = &targets.before {
+            let Some(out) = index.get(&(&targets.address, StepKind::Delete)).copied() else {
+                continue;
+            };
+            for listener in changes.iter().filter(|l| {
+                forwards_to(&l.before, &t.target_group) && !forwards_to(&l.after, &t.target_group)
+            }) {
+                let switched = step(listener, &[StepKind::Update, StepKind::Delete]);
+                steps[out].after.extend(switched);
+            }
+        }
+    }
+}
+
+/// An internet-facing load balancer is created once its VPC's internet gateway is attached and
+/// routed: AWS refuses it otherwise ("VPC … has no internet gateway"), and only sometimes, as
+/// the gateway's attachment settles.
+fn order_load_balancer(
+    changes: &[Change],
+    steps: &mut [Step],
+    index: &BTreeMap<(&Address, StepKind), usize>,
+) {
+    let gateway: Vec<usize> = changes
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.after,
+                Some(Spec::InternetGateway(_) | Spec::RouteTable(_))
+            )
+        })
+        .flat_map(|c| {
+            [StepKind::Create, StepKind::Update]
+                .into_iter()
+                .filter_map(|k| index.get(&(&c.address, k)).copied())
+        })
+        .collect();
+    for c in changes
+        .iter()
+        .filter(|c| matches!(c.after, Some(Spec::LoadBalancer(_))))
+    {
+        if let Some(&create) = index.get(&(&c.address, StepKind::Create)) {
+            steps[create].after.extend(&gateway);
+        }
     }
 }
 

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use super::graph::{StepKind, steps};
 use super::*;
 use crate::model::resources::{Inputs, Resource, expand};
-use crate::model::{Live, Observed, Rule, Source, Spec};
+use crate::model::{ListenerAction, Live, Observed, Rule, Source, Spec};
 
 const STACK: &str = r#"
 [network]
@@ -153,12 +153,12 @@ fn drift_updates_replaces_and_deletes() {
             // A new instance is a new Swarm member: the old one (now Down) goes, the new joins.
             ("swarm.node.worker[1]".to_string(), Action::Replace),
             ("swarm.node.worker[2]".to_string(), Action::Replace),
-            ("targets.web".to_string(), Action::Update),
+            ("targets.8080".to_string(), Action::Update),
         ]
     );
     let targets = changes
         .iter()
-        .find(|c| c.address.as_str() == "targets.web")
+        .find(|c| c.address.as_str() == "targets.8080")
         .unwrap();
     assert_eq!(
         targets.reason.as_deref(),
@@ -201,7 +201,7 @@ fn a_replaced_subnet_replaces_its_instances_and_updates_its_users() {
             ("subnet[1]".to_string(), Action::Replace),
             ("swarm.node.worker[1]".to_string(), Action::Replace),
             ("swarm.node.worker[3]".to_string(), Action::Replace),
-            ("targets.web".to_string(), Action::Update),
+            ("targets.8080".to_string(), Action::Update),
         ]
     );
 }
@@ -221,8 +221,14 @@ fn creates_follow_references_and_same_subnet_instances_launch_together() {
     before("sg.lb", "sg.node");
     before("subnet[0]", "node.worker[0]");
     before("key_pair", "node.manager[0]");
-    before("node.worker[3]", "targets.web");
-    before("tg.web", "listener.https");
+    before("node.worker[3]", "targets.8080");
+    // The load balancer once its VPC's internet gateway is attached and routed.
+    before("igw", "lb");
+    before("route_table", "lb");
+    before("tg.8080", "listener.https");
+    // Targets once their nodes joined; the listener forwards once its targets are in.
+    before("swarm.node.worker[3]", "targets.8080");
+    before("targets.8080", "listener.https");
     // The Swarm: members join once their instance exists, after the first manager's init, and
     // managers one at a time.
     before("node.worker[0]", "swarm.node.worker[0]");
@@ -249,9 +255,9 @@ fn destroy_removes_users_before_what_they_use() {
             "{a} must go before {b}"
         )
     };
-    before("targets.web", "node.worker[0]");
+    before("targets.8080", "node.worker[0]");
     before("node.worker[0]", "subnet[0]");
-    before("listener.https", "tg.web");
+    before("listener.https", "tg.8080");
     before("lb", "sg.lb");
     before("sg.node", "sg.lb");
     before("subnet[1]", "vpc");
@@ -314,4 +320,53 @@ fn managers_join_one_at_a_time_and_workers_after_the_first() {
         !waits_for("swarm.node.worker[0]", "swarm.node.worker[1]"),
         "workers join in parallel"
     );
+}
+
+#[test]
+fn a_new_target_port_takes_over_before_the_old_one_goes() {
+    let d = desired();
+    let mut live = applied(&d);
+    let a = |s: &str| crate::model::Address::new(s);
+    // What exists serves port 3000; the stack now says 8080.
+    let mut old_group = live.remove(&a("tg.8080")).unwrap();
+    if let Spec::TargetGroup(g) = &mut old_group.spec {
+        g.port = 3000;
+        g.name = "infra-demo-3000".into();
+    }
+    live.insert(a("tg.3000"), old_group);
+    let mut old_targets = live.remove(&a("targets.8080")).unwrap();
+    if let Spec::Targets(t) = &mut old_targets.spec {
+        t.target_group = a("tg.3000");
+    }
+    live.insert(a("targets.3000"), old_targets);
+    if let Spec::Listener(l) = &mut live.get_mut(&a("listener.https")).unwrap().spec {
+        l.action = ListenerAction::Forward {
+            target_group: a("tg.3000"),
+        };
+    }
+    let changes = diff(&d, None, &live);
+    assert_eq!(
+        actions(&changes),
+        [
+            ("listener.https".to_string(), Action::Update),
+            ("targets.3000".to_string(), Action::Delete),
+            ("targets.8080".to_string(), Action::Create),
+            ("tg.3000".to_string(), Action::Delete),
+            ("tg.8080".to_string(), Action::Create),
+        ],
+        "the listener changes in place"
+    );
+    let steps = steps(&changes).unwrap();
+    let index = |addr: &str| step_of(&steps, &changes, addr);
+    let before = |a: &str, b: &str| {
+        assert!(
+            steps[index(b)].after.contains(&index(a)),
+            "{a} must come before {b}"
+        )
+    };
+    before("tg.8080", "targets.8080");
+    before("targets.8080", "listener.https");
+    before("listener.https", "targets.3000");
+    before("targets.3000", "tg.3000");
+    before("listener.https", "tg.3000");
 }

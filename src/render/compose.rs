@@ -132,6 +132,16 @@ impl ServiceDoc {
         out
     }
 
+    /// `deploy.placement.constraints`.
+    pub fn placement(&self) -> Vec<String> {
+        self.definition["deploy"]["placement"]["constraints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str().map(str::to_string))
+            .collect()
+    }
+
     /// The secrets the service mounts, by the name the file uses.
     pub fn secrets(&self) -> Vec<String> {
         let Some(list) = self.definition["secrets"].as_array() else {

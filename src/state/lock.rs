@@ -32,12 +32,37 @@ impl LockInfo {
         LockInfo {
             id: uuid::Uuid::new_v4().to_string(),
             operation: operation.to_string(),
-            user: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+            user: current_user(),
             host: gethostname::gethostname().to_string_lossy().into_owned(),
             pid: std::process::id(),
             created: Utc::now(),
         }
     }
+}
+
+/// Who runs this process: `$USER` or `$LOGNAME` when set (a login), else the name of its uid in
+/// /etc/passwd (a service, a container, a CI runner), else `uid N`.
+pub fn current_user() -> String {
+    use std::os::unix::fs::MetadataExt;
+    if let Some(user) = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+    {
+        return user;
+    }
+    let Ok(uid) = fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return "unknown".into();
+    };
+    fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)? == uid.to_string()).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 impl LockInfo {

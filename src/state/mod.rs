@@ -54,6 +54,11 @@ pub struct Intent {
     pub address: Address,
     pub action: String,
     pub started: DateTime<Utc>,
+    /// The idempotency token of the step's calls (RunInstances `ClientToken`): a run that
+    /// finishes a launch this run was killed in sends the same one, so that EC2 answers with the
+    /// instances it launched then (which DescribeInstances may not list yet) instead of new ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 impl State {

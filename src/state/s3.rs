@@ -30,7 +30,7 @@ where
         let detail = match (e.code(), e.message()) {
             (Some(c), Some(m)) => format!("{c}: {m}"),
             (Some(c), None) => c.to_string(),
-            _ => aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
+            _ => crate::cloud::plain_error(&e),
         };
         StateError::Remote { what, detail }
     }

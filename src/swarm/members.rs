@@ -538,10 +538,12 @@ impl Swarm<'_> {
         Ok(())
     }
 
-    /// Takes a member out, in the order that loses no request and keeps the Raft quorum:
-    /// a manager is demoted first (leadership moves if it led); the node is drained and its tasks
-    /// given time to start elsewhere; it leaves the target group (`deregister`, waiting out the
-    /// delay); it leaves the Swarm (if it still answers); a manager removes it.
+    /// Takes a member out, in the order that loses no request and keeps the Raft quorum: it
+    /// leaves the target group first (`deregister`, waiting out the delay: the load balancer
+    /// sends it no new request, and the ones in flight finish while its tasks still serve);
+    /// then a manager is demoted (leadership moves if it led) and the node drained, its tasks
+    /// given time to start elsewhere; it leaves the Swarm (if it still answers); a manager
+    /// removes it.
     pub async fn remove(
         &self,
         id: &str,
@@ -567,6 +569,11 @@ impl Swarm<'_> {
             )));
         };
         let result = async {
+            if let Some(d) = deregister {
+                self.cloud
+                    .deregister_target(&d.targets, &d.target_group_arn, &d.instance_id, d.delay)
+                    .await?;
+            }
             if node.is_some() {
                 manager
                     .run("drain the node", &docker::drain(id), None)
@@ -577,11 +584,6 @@ impl Swarm<'_> {
                         &docker::wait_drained(id),
                         None,
                     )
-                    .await?;
-            }
-            if let Some(d) = deregister {
-                self.cloud
-                    .deregister_target(&d.targets, &d.target_group_arn, &d.instance_id, d.delay)
                     .await?;
             }
             if let Some(node) = node

@@ -44,15 +44,15 @@ pub enum SshError {
         known_hosts: String,
     },
     #[error(
-        "{node} ({instance} at {host}): the node refused the login of {user}: {detail}\n  {hint}"
+        "{node} ({instance} at {host}): the node refused the login of {user}: {detail}"
     )]
     AuthRefused {
         node: Address,
         instance: String,
         host: String,
         user: String,
+        /// What the node said, then what to do.
         detail: String,
-        hint: String,
     },
     #[error(
         "{node} ({instance} at {host}): cannot connect over SSH: {detail}\n  Check that the node is up, that port 22 is open to you (admin_cidrs) and the [ssh] settings."
@@ -259,8 +259,7 @@ fn auth_refused(node: &NodeHost, detail: &str, suggested: Option<&str>) -> SshEr
         instance: node.instance_id.clone(),
         host: node.host.clone(),
         user: node.user.clone(),
-        detail: detail.to_string(),
-        hint,
+        detail: format!("{detail}\n  {hint}"),
     }
 }
 

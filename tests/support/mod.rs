@@ -28,43 +28,75 @@ pub fn wait_for_port(port: u16, what: &str) {
     }
 }
 
-/// A moto server on a free loopback port, stopped on drop.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// AWS as the tests have it: a moto server on a free loopback port, always behind the
+/// project's AWS proxy (tests/world/aws/proxy.py), which makes it as strict as AWS where moto is
+/// kinder (target health from the ALB data plane). Stopped on drop.
 pub struct Moto {
-    child: Child,
+    moto: Child,
+    proxy: Child,
+    /// The proxy: what infra, the reader and every client talk to.
     pub endpoint: String,
+    /// moto itself, for the test world's own parts (the ALB data plane reads it directly).
+    pub direct: String,
+    /// Where the ALB data plane writes target health for the proxy.
+    pub target_health: PathBuf,
 }
 
 impl Moto {
-    pub fn start() -> Moto {
+    pub fn start(dir: &Path) -> Moto {
         let server = venv().join("bin/moto_server");
         assert!(
             server.exists(),
             "{} is missing: run scripts/setup (scripts/test does)",
             server.display()
         );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(server)
+        let port = free_port();
+        let moto = Command::new(server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start moto_server");
         wait_for_port(port, "moto");
+        let direct = format!("http://127.0.0.1:{port}");
+        let target_health = dir.join("alb-health.json");
+        let port = free_port();
+        let proxy = Command::new(venv().join("bin/python"))
+            .arg(world("aws/proxy.py"))
+            .args(["--port", &port.to_string(), "--target", &direct])
+            .arg("--log")
+            .arg(dir.join("aws-requests.log"))
+            .arg("--target-health")
+            .arg(&target_health)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the AWS proxy");
+        wait_for_port(port, "the AWS proxy");
         Moto {
-            child,
+            moto,
+            proxy,
             endpoint: format!("http://127.0.0.1:{port}"),
+            direct,
+            target_health,
         }
     }
 }
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in [&mut self.proxy, &mut self.moto] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -100,7 +132,7 @@ impl Project {
     /// The fixture stack `tests/fixtures/moto.toml` with `workers` workers.
     pub fn new(stack: &str, workers: usize) -> Project {
         let dir = tempfile::tempdir().unwrap();
-        let moto = Moto::start();
+        let moto = Moto::start(dir.path());
         let mut p = Project {
             dir,
             moto,
@@ -111,7 +143,11 @@ impl Project {
             replacements: Vec::new(),
             env: Vec::new(),
         };
-        p.cert_arn = p.aws(&["import-cert"])["arn"].as_str().unwrap().to_string();
+        let keys = p.keys();
+        p.cert_arn = p.aws(&["import-cert", keys.to_str().unwrap()])["arn"]
+            .as_str()
+            .unwrap()
+            .to_string();
         std::fs::create_dir_all(p.dir.path().join("stacks")).unwrap();
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         std::fs::copy(
@@ -189,6 +225,24 @@ impl Project {
         cmd
     }
 
+    /// Where the harness keeps the private keys of the certificates it imported into ACM (and
+    /// the certificates, for clients to trust), named after the certificate's id.
+    pub fn keys(&self) -> PathBuf {
+        self.dir.path().join("certificates")
+    }
+
+    /// The certificate of `cert_arn`, as a PEM file.
+    pub fn certificate(&self) -> PathBuf {
+        let id = self.cert_arn.rsplit('/').next().unwrap();
+        self.keys().join(format!("{id}.crt"))
+    }
+
+    /// The CA that issued it: what clients trust.
+    pub fn certificate_authority(&self) -> PathBuf {
+        let id = self.cert_arn.rsplit('/').next().unwrap();
+        self.keys().join(format!("{id}.ca.crt"))
+    }
+
     pub fn stack_file(&self) -> PathBuf {
         self.dir.path().join(format!("stacks/{}.toml", self.stack))
     }
@@ -261,7 +315,8 @@ pub fn live_instances(dump: &serde_json::Value) -> Vec<&serde_json::Value> {
         .collect()
 }
 
-/// The fault proxy (tests/world/aws/fault_proxy.py) in front of a moto server.
+/// A second AWS proxy (tests/world/aws/proxy.py) that injects faults, in front of the tests'
+/// own (`Moto::endpoint`).
 pub struct FaultProxy {
     child: Child,
     pub endpoint: String,
@@ -307,12 +362,8 @@ impl FaultProxy {
         latency_ms: u64,
         ops: &[&str],
     ) -> FaultProxy {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let script = world("aws/fault_proxy.py");
+        let port = free_port();
+        let script = world("aws/proxy.py");
         let child = Command::new(venv().join("bin/python"))
             .arg(script)
             .args([
@@ -332,6 +383,8 @@ impl FaultProxy {
                 &seed.to_string(),
             ])
             .args(["--latency-ms", &latency_ms.to_string()])
+            // The proxy it forwards to is strict already: this one only injects faults.
+            .arg("--no-strict")
             .args(if ops.is_empty() {
                 vec![]
             } else {
@@ -398,10 +451,56 @@ pub enum Image {
     Base,
 }
 
+/// The ALB data plane (tests/world/alb/alb.py) of a testbed: HAProxy at 10.77.ID.2 playing the
+/// load balancer the stack creates in moto (which it reads directly, as any client would), and
+/// writing target health for the AWS proxy. Stopped on drop.
+pub struct Alb {
+    child: Child,
+}
+
+impl Alb {
+    pub fn start(id: &str, dir: &Path, moto: &Moto, keys: &Path) -> Alb {
+        let child = Command::new(venv().join("bin/python"))
+            .arg(world("alb/alb.py"))
+            .args(["--id", id])
+            .arg("--dir")
+            .arg(dir)
+            .arg("--keys")
+            .arg(keys)
+            .arg("--health")
+            .arg(&moto.target_health)
+            .env("AWS_ENDPOINT_URL", &moto.direct)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.with_extension("log")).unwrap())
+            .spawn()
+            .expect("start the ALB data plane");
+        Alb { child }
+    }
+}
+
+impl Drop for Alb {
+    fn drop(&mut self) {
+        // SIGTERM: it stops HAProxy and removes its network namespace.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Each test has its own testbed (they run in parallel).
 pub struct Testbed {
     pub id: &'static str,
     pub dir: PathBuf,
+    alb: Option<Alb>,
 }
 
 impl Testbed {
@@ -417,7 +516,24 @@ impl Testbed {
         };
         let (n, d) = (nodes.to_string(), dir.to_str().unwrap().to_string());
         testbed(&["up", id, &n, &d, "--image", image]);
-        Testbed { id, dir }
+        Testbed { id, dir, alb: None }
+    }
+
+    /// Starts the ALB data plane for the load balancer `p`'s stack creates.
+    pub fn serve_load_balancer(&mut self, p: &Project) {
+        let dir = self.dir.join("alb");
+        self.alb = Some(Alb::start(self.id, &dir, &p.moto, &p.keys()));
+    }
+
+    /// The load balancer as a client reaches it over HTTPS: by the DNS name moto gave it, at
+    /// the data plane's address, trusting the stack's certificate.
+    pub fn load_balancer(&self, p: &Project) -> traffic::LoadBalancer {
+        let dns = p.dump()["load_balancers"][0]["dns"]
+            .as_str()
+            .expect("the stack has a load balancer")
+            .to_string();
+        let addr = format!("10.77.{}.2", self.id).parse().unwrap();
+        traffic::LoadBalancer::new(&dns, addr, &p.certificate_authority())
     }
 
     /// The testbed node an instance landed on, from the harness's map.
@@ -462,6 +578,7 @@ impl Testbed {
 
 impl Drop for Testbed {
     fn drop(&mut self) {
+        drop(self.alb.take());
         testbed(&["down", self.id, self.dir.to_str().unwrap()]);
     }
 }
@@ -484,7 +601,8 @@ pub fn sandbox_with(
     let mut p = Project::new("sandbox", 2);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     std::fs::copy(root.join("stacks/sandbox.toml"), p.stack_file()).unwrap();
-    let bed = Testbed::up_with(id, p.dir.path().join(".sandbox/testbed"), nodes, image);
+    let mut bed = Testbed::up_with(id, p.dir.path().join(".sandbox/testbed"), nodes, image);
+    bed.serve_load_balancer(&p);
     let proxy = format!(
         "Host *\n  ProxyCommand {} {id} {} %h %p\n",
         world("nodes/connect").display(),

@@ -18,27 +18,51 @@ def tags(obj):
     return {t["Key"]: t["Value"] for t in obj.get("Tags", [])}
 
 
-def import_cert():
+def import_cert(keys):
+    """A certificate for the load balancer's DNS names, issued by a CA of the harness's own,
+    imported into ACM with its chain. ACM never gives a private key back: it is kept in
+    KEYS/<certificate id>.key for the ALB data plane; the certificate is KEYS/<id>.crt, and the
+    CA that clients trust KEYS/<id>.ca.crt."""
+    import os
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.x509.oid import NameOID
 
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def issue(subject, key, issuer, issuer_key, ca, names=()):
+        builder = (
+            x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
+                                            critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    pem = lambda c: c.public_bytes(serialization.Encoding.PEM)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "infra test world CA")])
+    ca = issue(ca_name, ca_key, ca_name, ca_key, True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example.test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256())
-    )
+    cert = issue(name, key, ca_name, ca_key, False,
+                 ("example.test", "*.us-east-1.elb.amazonaws.com", "*.elb.amazonaws.com"))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
     _, _, acm, _ = clients()
-    arn = acm.import_certificate(
-        Certificate=cert.public_bytes(serialization.Encoding.PEM),
-        PrivateKey=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                     serialization.NoEncryption()),
-    )["CertificateArn"]
-    return {"arn": arn}
+    arn = acm.import_certificate(Certificate=pem(cert), PrivateKey=key_pem, CertificateChain=pem(ca))["CertificateArn"]
+    cid = arn.rsplit("/", 1)[-1]
+    os.makedirs(keys, exist_ok=True)
+    path = lambda ext: os.path.join(keys, f"{cid}.{ext}")
+    for ext, data in (("key", key_pem), ("crt", pem(cert)), ("ca.crt", pem(ca))):
+        with open(path(ext), "wb") as f:
+            f.write(data)
+    os.chmod(path("key"), 0o600)
+    return {"arn": arn, "certificate": path("crt"), "ca": path("ca.crt")}
 
 
 def dump(stack):
@@ -119,7 +143,7 @@ def dump(stack):
             "health_path": tg.get("HealthCheckPath"), "matcher": tg.get("Matcher", {}).get("HttpCode"),
             "interval": tg.get("HealthCheckIntervalSeconds"), "healthy": tg.get("HealthyThresholdCount"),
             "delay": attrs.get("deregistration_delay.timeout_seconds"),
-            "targets": sorted(h["Target"]["Id"] for h in health)})
+            "targets": sorted(h["Target"]["Id"] for h in health if h["TargetHealth"]["State"] != "draining")})
     return out
 
 
@@ -134,8 +158,11 @@ def instance_id(stack, address):
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     ec2, elb, _, _ = clients()
-    if cmd == "import-cert":
-        result = import_cert()
+    if cmd == "import-cert":  # keys-directory
+        result = import_cert(args[0])
+    elif cmd == "request-cert":  # domain → a certificate ACM still has to validate
+        arn = boto3.client("acm").request_certificate(DomainName=args[0], ValidationMethod="DNS")["CertificateArn"]
+        result = {"arn": arn}
     elif cmd == "dump":
         result = dump(args[0])
     elif cmd == "revoke":  # stack group-name protocol port cidr
@@ -180,6 +207,10 @@ def main():
         result = {"id": i["InstanceId"], "private_ip": i["PrivateIpAddress"], "vpc_cidr": vpc["CidrBlock"],
                   "user_data": data.get("UserData", {}).get("Value", ""), "public_key": key["PublicKey"],
                   "default_user": user}
+    elif cmd == "target-health":  # target-group-arn → instance id → state, reason, description
+        found = elb.describe_target_health(TargetGroupArn=args[0])["TargetHealthDescriptions"]
+        result = {h["Target"]["Id"]: {"state": h["TargetHealth"]["State"], "reason": h["TargetHealth"].get("Reason"),
+                                      "description": h["TargetHealth"].get("Description")} for h in found}
     elif cmd == "terminated":  # the ids of terminated instances
         result = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
                   if i["State"]["Name"] == "terminated"]

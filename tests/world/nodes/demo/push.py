@@ -1,6 +1,6 @@
 """Builds the demo web image and pushes it to a testbed's registry, with the registry's own
-HTTP API (no Docker on this machine): one layer holding a static busybox, ./serve and the
-version; `CMD ["/serve"]`.
+HTTP API (no Docker on this machine): one layer holding a static busybox, ./serve, the version
+and a CGI script that shows the request's forwarding headers; `CMD ["/serve"]`.
 
 Usage: push.py REGISTRY NAME VERSION SERVE_SCRIPT [--broken]
   REGISTRY  host:port of the registry (plain HTTP), e.g. 10.77.46.1:5000
@@ -16,6 +16,14 @@ import sys
 import tarfile
 import urllib.request
 
+HEADERS = """#!/bin/sh
+echo "Content-Type: text/plain"
+echo
+echo "x-forwarded-for: $HTTP_X_FORWARDED_FOR"
+echo "x-forwarded-proto: $HTTP_X_FORWARDED_PROTO"
+echo "x-forwarded-port: $HTTP_X_FORWARDED_PORT"
+echo "remote-addr: $REMOTE_ADDR"
+"""
 APPLETS = ["sh", "httpd", "sleep", "wget", "rm", "kill", "cat", "mkdir", "sha256sum", "cut", "echo"]
 
 
@@ -38,6 +46,11 @@ def layer(version, serve, broken):
         with open(serve, "rb") as f:
             add("serve", f.read(), mode=0o755)
         add("version", f"demo {version}\n".encode())
+        # /cgi-bin/headers: what the load balancer added to the request (busybox httpd hands a
+        # CGI script every header as HTTP_*).
+        add("www", kind=tarfile.DIRTYPE, mode=0o755)
+        add("www/cgi-bin", kind=tarfile.DIRTYPE, mode=0o755)
+        add("www/cgi-bin/headers", HEADERS.encode(), mode=0o755)
         if broken:
             add("broken", b"")
     tar_bytes = raw.getvalue()

@@ -1,0 +1,543 @@
+"""The project's AWS proxy, in front of moto (test infrastructure): where moto is kinder than AWS,
+the proxy makes it as strict. Every test's AWS traffic goes through one.
+
+- Target health: moto's load balancers have no data plane and call every target healthy at once.
+  DescribeTargetHealth answers with each registered target's health from the ALB data plane's
+  view (tests/world/alb, --target-health FILE): initial, healthy, unhealthy, draining, unused,
+  with AWS's reason codes; a target it has not checked (none runs, or it has not read the target
+  yet) is `initial`.
+- Faults: throttling (EC2 RequestLimitExceeded, ELB/other Throttling, JSON ThrottlingException),
+  HTTP 500/503, dropped connections, added latency, at given rates, optionally only for named
+  operations. Faults are injected *before* forwarding, so a failed call never took effect (moto
+  does not honour idempotency tokens the way AWS does).
+
+- Strictness rules (always on; --no-strict turns them all off): what moto accepts and AWS
+  refuses is refused with AWS's error: deleting a security group or subnet still in use,
+  detaching the internet gateway of a VPC with public addresses, an internet-facing load
+  balancer in a VPC with no internet gateway, oversized SSM parameters; objects just created are
+  not found for --consistency-delay seconds (eventual consistency); RunInstances is idempotent by
+  ClientToken.
+
+Every request is logged as one line `<service>:<Operation> <outcome>` to --log, which tests
+count to choose kill points. Outcomes: ok, dropped, throttled, error, refused (a strictness rule).
+
+usage: proxy.py --port P --target URL --log FILE [--target-health FILE]
+                [--throttle R] [--error R] [--drop R] [--latency-ms N] [--seed N] [--ops Op1,Op2]
+                [--no-strict] [--consistency-delay SECONDS]
+--ops limits the faults (not the latency) to those operations, e.g. RunInstances,CreateTags.
+"""
+import argparse
+import json
+import random
+import re
+import threading
+import time
+import urllib.parse
+from http.client import HTTPConnection
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape
+
+import boto3
+from botocore.exceptions import ClientError
+
+ARGS = None
+COUNTS = {}
+LOCK = threading.Lock()
+
+
+def operation(headers, body):
+    target = headers.get("X-Amz-Target")
+    if target:
+        return target.split(".")[-1]
+    if body:
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+        if "Action" in form:
+            return form["Action"][0]
+    return "?"
+
+
+def service(headers):
+    m = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", headers.get("Authorization", ""))
+    return m.group(1) if m else "?"
+
+
+def throttle_response(svc):
+    if svc == "ec2":
+        body = ("<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded."
+                "</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>")
+        return 503, "text/xml", body
+    if svc in ("ssm",):
+        return 400, "application/x-amz-json-1.1", '{"__type":"ThrottlingException","message":"Rate exceeded"}'
+    body = ("<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message>"
+            "</Error><RequestId>fault-proxy</RequestId></ErrorResponse>")
+    return 400, "text/xml", body
+
+
+def error_response(svc):
+    if svc in ("ssm",):
+        return 500, "application/x-amz-json-1.1", '{"__type":"InternalServerError","message":"fault proxy"}'
+    if svc == "ec2":
+        body = ("<Response><Errors><Error><Code>InternalError</Code><Message>fault proxy</Message></Error>"
+                "</Errors><RequestID>fault-proxy</RequestID></Response>")
+        return 500, "text/xml", body
+    body = ("<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code><Message>fault proxy"
+            "</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>")
+    return 503, "text/xml", body
+
+
+ELB_XMLNS = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
+ElementTree.register_namespace("", ELB_XMLNS)
+
+
+def target_health(body, moto_answer):
+    """moto's DescribeTargetHealth answer, with each target's health from the data plane's view:
+    what moto calls healthy at once, the data plane has checked (or not yet: `initial`)."""
+    form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+    arn = form.get("TargetGroupArn", [""])[0]
+    try:
+        with open(ARGS.target_health) as f:
+            view = json.load(f).get(arn)
+    except (OSError, ValueError, TypeError):
+        view = None
+    ns = {"e": ELB_XMLNS}
+    root = ElementTree.fromstring(moto_answer)
+    members = root.findall(".//e:TargetHealthDescriptions/e:member", ns)
+    listed = []
+    for m in members:
+        target = m.find("e:Target/e:Id", ns).text
+        port = m.find("e:Target/e:Port", ns).text
+        listed.append(target)
+        state = m.find("e:TargetHealth/e:State", ns).text
+        if state in ("unused", "draining"):  # moto's own answer for what is not registered
+            continue
+        h = (view or {}).get(target) or NOT_CHECKED
+        set_health(m, h, ns)
+    # Targets the data plane still drains, deregistered in moto already.
+    asked = [v[0] for k, v in form.items() if k.startswith("Targets.member.") and k.endswith(".Id")]
+    container = root.find(".//e:TargetHealthDescriptions", ns)
+    for target, h in sorted((view or {}).items()):
+        if h["State"] == "draining" and target not in listed and (not asked or target in asked):
+            m = ElementTree.SubElement(container, f"{{{ELB_XMLNS}}}member")
+            ElementTree.SubElement(m, f"{{{ELB_XMLNS}}}HealthCheckPort").text = str(h["Port"])
+            t = ElementTree.SubElement(m, f"{{{ELB_XMLNS}}}Target")
+            ElementTree.SubElement(t, f"{{{ELB_XMLNS}}}Id").text = target
+            ElementTree.SubElement(t, f"{{{ELB_XMLNS}}}Port").text = str(h["Port"])
+            set_health(m, h, ns)
+    return ElementTree.tostring(root, encoding="utf-8", xml_declaration=False)
+
+
+# A target nothing has checked: no data plane runs, or it has not read the target group yet.
+NOT_CHECKED = {"State": "initial", "Reason": "Elb.RegistrationInProgress",
+               "Description": "Target registration is in progress"}
+
+
+def set_health(member, h, ns):
+    th = member.find("e:TargetHealth", ns)
+    if th is None:
+        th = ElementTree.SubElement(member, f"{{{ELB_XMLNS}}}TargetHealth")
+    for child in list(th):
+        th.remove(child)
+    for key in ("State", "Reason", "Description"):
+        if key in h:
+            ElementTree.SubElement(th, f"{{{ELB_XMLNS}}}{key}").text = h[key]
+
+
+# ---------------------------------------------------------------------------------------------
+# Strictness rules: where moto accepts a request that AWS refuses, the proxy refuses it with
+# AWS's error and never forwards it. Each rule reads one request (a Call) and returns None, or
+# the (code, message) AWS answers with. A rule may ask moto itself (--target) to decide.
+
+
+class Call:
+    """One request as the rules read it: its parameters, and who sends it where."""
+
+    def __init__(self, headers, body, svc, op):
+        self.svc, self.op = svc, op
+        m = re.search(r"Credential=([^/]+)/[^/]+/([^/]+)/", headers.get("Authorization", ""))
+        self.key, self.region = m.groups() if m else ("testing", "us-east-1")
+        try:
+            if headers.get("X-Amz-Target"):
+                self.params = json.loads(body or b"{}")
+            else:
+                form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+                self.params = {k: v[0] for k, v in form.items()}
+        except ValueError:
+            self.params = {}
+
+    def get(self, name, default=None):
+        return self.params.get(name, default)
+
+    def listed(self, pattern):
+        """The values of the parameters whose names match pattern, e.g. `InstanceId\\.\\d+`."""
+        return [v for k, v in self.params.items() if re.fullmatch(pattern, k)]
+
+
+CLIENTS = {}
+CLIENTS_LOCK = threading.Lock()
+
+
+def aws(call, service):
+    """A boto3 client of moto itself, as the caller: same access key (moto's account) and region."""
+    key = (service, call.key, call.region)
+    with CLIENTS_LOCK:  # a boto3 session is not thread-safe; its clients are
+        if key not in CLIENTS:
+            CLIENTS[key] = boto3.session.Session().client(
+                service, endpoint_url=ARGS.target, region_name=call.region,
+                aws_access_key_id=call.key, aws_secret_access_key="testing")
+        return CLIENTS[key]
+
+
+LIVE = ["pending", "running", "shutting-down", "stopping", "stopped"]  # all but terminated
+
+
+def instances(call, name, values, states=LIVE):
+    pages = aws(call, "ec2").get_paginator("describe_instances").paginate(Filters=[
+        {"Name": name, "Values": values}, {"Name": "instance-state-name", "Values": states}])
+    return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+
+def interfaces(call, name, value):
+    """Network interfaces, without those of terminated instances: AWS deletes an instance's
+    interface with it, moto keeps it attached."""
+    pages = aws(call, "ec2").get_paginator("describe_network_interfaces").paginate(
+        Filters=[{"Name": name, "Values": [value]}])
+    enis = [e for page in pages for e in page["NetworkInterfaces"]]
+    attached = [e["Attachment"]["InstanceId"] for e in enis if "InstanceId" in e.get("Attachment", {})]
+    ended = set()
+    if attached:
+        ended = {i["InstanceId"] for i in instances(call, "instance-id", attached, ["terminated"])}
+    return [e for e in enis if e.get("Attachment", {}).get("InstanceId") not in ended]
+
+
+def load_balancers(call):
+    pages = aws(call, "elbv2").get_paginator("describe_load_balancers").paginate()
+    return [lb for page in pages for lb in page["LoadBalancers"]]
+
+
+def security_group_in_use(call):
+    """Rule 1. AWS refuses to delete a security group that another group's rule references, or
+    that an instance or a network interface (a load balancer's too) uses: DependencyViolation
+    (EC2 API reference, DeleteSecurityGroup). moto deletes it anyway."""
+    group = call.get("GroupId")
+    if not group:  # by GroupName: default VPC only, not used here
+        return None
+    ec2 = aws(call, "ec2")
+    others = [g for page in ec2.get_paginator("describe_security_groups").paginate()
+              for g in page["SecurityGroups"] if g["GroupId"] != group]
+    referenced = any(pair.get("GroupId") == group for g in others
+                     for rule in g.get("IpPermissions", []) + g.get("IpPermissionsEgress", [])
+                     for pair in rule.get("UserIdGroupPairs", []))
+    if (referenced or instances(call, "instance.group-id", [group]) or interfaces(call, "group-id", group)
+            or any(group in lb.get("SecurityGroups", []) for lb in load_balancers(call))):
+        return "DependencyViolation", f"resource {group} has a dependent object"
+    return None
+
+
+def subnet_in_use(call):
+    """Rule 2. AWS refuses to delete a subnet that an instance or a load balancer is in:
+    DependencyViolation (EC2 API reference, DeleteSubnet: "You must terminate all running
+    instances in the subnet before you can delete the subnet"). moto deletes it anyway."""
+    subnet = call.get("SubnetId")
+    lbs = [lb for lb in load_balancers(call)
+           if any(z.get("SubnetId") == subnet for z in lb.get("AvailabilityZones", []))]
+    if instances(call, "subnet-id", [subnet]) or lbs:
+        return "DependencyViolation", f"The subnet '{subnet}' has dependencies and cannot be deleted."
+    return None
+
+
+def gateway_has_public_addresses(call):
+    """Rule 3. AWS refuses to detach a VPC's internet gateway while public addresses are mapped in
+    the VPC: an instance's public IP, an internet-facing load balancer's (VPC user guide,
+    "Detach an internet gateway": disassociate public and Elastic IP addresses first). moto
+    detaches it anyway."""
+    vpc = call.get("VpcId")
+    public = [i for i in instances(call, "vpc-id", [vpc]) if i.get("PublicIpAddress")]
+    facing = [lb for lb in load_balancers(call)
+              if lb.get("VpcId") == vpc and lb.get("Scheme", "internet-facing") == "internet-facing"]
+    if public or facing:
+        return "DependencyViolation", (f"Network {vpc} has some mapped public address(es). Please unmap "
+                                       "those public address(es) before detaching the gateway.")
+    return None
+
+
+def parameter_too_large(call):
+    """Rule 6. A standard parameter's value holds up to 4 KB, an advanced one's up to 8 KB (SSM API
+    reference, PutParameter: Value, Tier); Intelligent-Tiering makes a larger one advanced. AWS's
+    message says characters, its documentation KB: counted here in bytes of UTF-8, the same for
+    ASCII. moto stores any size."""
+    size = len(str(call.get("Value", "")).encode("utf-8"))
+    if call.get("Tier", "Standard") == "Standard" and size > 4096:
+        return "ValidationException", (
+            "Standard tier parameters support a maximum parameter value of 4096 characters. To create a "
+            "larger parameter value, upgrade the parameter to use the advanced-parameter tier. For more "
+            "information, see https://docs.aws.amazon.com/systems-manager/latest/userguide/"
+            "parameter-store-advanced-parameters.html")
+    if size > 8192:
+        return "ValidationException", ("1 validation error detected: Value at 'value' failed to satisfy "
+                                       "constraint: Member must have length less than or equal to 8192")
+    return None
+
+
+def load_balancer_without_gateway(call):
+    """Rule 7. An internet-facing load balancer (the default scheme) needs an internet gateway
+    attached to its VPC: AWS refuses it with InvalidSubnet ("VPC vpc-… has no internet
+    gateway", ELBv2 CreateLoadBalancer). moto creates it."""
+    subnets = call.listed(r"Subnets\.member\.\d+") + call.listed(r"SubnetMappings\.member\.\d+\.SubnetId")
+    if call.get("Scheme", "internet-facing") != "internet-facing" or not subnets:
+        return None
+    ec2 = aws(call, "ec2")
+    vpc = ec2.describe_subnets(SubnetIds=subnets[:1])["Subnets"][0]["VpcId"]
+    gateways = ec2.describe_internet_gateways(
+        Filters=[{"Name": "attachment.vpc-id", "Values": [vpc]}])["InternetGateways"]
+    if not gateways:
+        return "InvalidSubnet", f"VPC {vpc} has no internet gateway"
+    return None
+
+
+RULES = {
+    ("ec2", "DeleteSecurityGroup"): security_group_in_use,
+    ("ec2", "DeleteSubnet"): subnet_in_use,
+    ("ec2", "DetachInternetGateway"): gateway_has_public_addresses,
+    ("ssm", "PutParameter"): parameter_too_large,
+    ("elasticloadbalancing", "CreateLoadBalancer"): load_balancer_without_gateway,
+}
+
+# Rule 4, eventual consistency (EC2 API reference, "Eventual consistency in the Amazon EC2 API";
+# ELB the same): for a while after an object is created, requests naming it answer NotFound, and
+# list calls leave it out. moto knows every object at once. CREATED: id -> (kind, when created).
+CREATED = {}
+# Operation -> where in its answer the new object's id is, and the kind of object.
+CREATES = {
+    ("ec2", "RunInstances"): ("instance", "{*}instancesSet/{*}item/{*}instanceId"),
+    ("ec2", "CreateSecurityGroup"): ("group", "{*}groupId"),
+    ("elasticloadbalancing", "CreateTargetGroup"): ("target group", ".//{*}TargetGroupArn"),
+}
+# Operation -> the parameters that name existing objects.
+REFERENCES = {
+    ("ec2", "DescribeInstances"): r"InstanceId\.\d+",
+    ("ec2", "CreateTags"): r"ResourceId\.\d+",
+    ("ec2", "ModifyInstanceAttribute"): r"InstanceId",
+    ("ec2", "TerminateInstances"): r"InstanceId\.\d+",
+    ("ec2", "AuthorizeSecurityGroupIngress"): r"GroupId",
+    ("ec2", "DescribeSecurityGroups"): r"GroupId\.\d+",
+    ("elasticloadbalancing", "RegisterTargets"): r"TargetGroupArn|Targets\.member\.\d+\.Id",
+    ("elasticloadbalancing", "ModifyTargetGroupAttributes"): r"TargetGroupArn",
+    ("elasticloadbalancing", "DescribeTargetHealth"): r"TargetGroupArn",
+    ("elasticloadbalancing", "CreateListener"):
+        r"DefaultActions\.member\.\d+\.(ForwardConfig\.TargetGroups\.member\.\d+\.)?TargetGroupArn",
+}
+
+
+def unseen(ids):
+    """Those of ids created too recently to be seen yet, with their kinds."""
+    since = time.monotonic() - ARGS.consistency_delay
+    with LOCK:
+        return [(i, CREATED[i][0]) for i in ids if i in CREATED and CREATED[i][1] > since]
+
+
+def not_yet_visible(call):
+    """Rule 4: a request naming an object created a moment ago gets AWS's NotFound."""
+    pattern = REFERENCES.get((call.svc, call.op))
+    new = {}  # kind -> ids
+    for i, kind in unseen(call.listed(pattern)) if pattern else []:
+        new.setdefault(kind, []).append(i)
+    if "target group" in new:  # RegisterTargets: the group is looked up before its targets
+        return "TargetGroupNotFound", f"Target groups '{', '.join(new['target group'])}' not found"
+    if "group" in new:
+        return "InvalidGroup.NotFound", f"The security group '{', '.join(new['group'])}' does not exist"
+    ids = new.get("instance", [])
+    if ids and call.svc == "elasticloadbalancing":
+        return "InvalidTarget", "The following targets are not valid instances: " + ", ".join(map(repr, ids))
+    if len(ids) == 1:
+        return "InvalidInstanceID.NotFound", f"The instance ID '{ids[0]}' does not exist"
+    if ids:
+        return "InvalidInstanceID.NotFound", f"The instance IDs '{', '.join(ids)}' do not exist"
+    return None
+
+
+def remember_created(call, answer):
+    """Rule 4: the ids moto's answer to a create gives, not to be seen for a while."""
+    kind, path = CREATES.get((call.svc, call.op), (None, None))
+    if kind:
+        ids = [e.text for e in ElementTree.fromstring(answer).findall(path)]
+        with LOCK:
+            CREATED.update((i, (kind, time.monotonic())) for i in ids)
+
+
+def hide_created(call, answer):
+    """Rule 4: DescribeInstances naming no instance (by filters, or all) leaves out the instances
+    created too recently, as AWS's lagging list does: their reservations too, once empty."""
+    if (call.svc, call.op) != ("ec2", "DescribeInstances") or call.listed(r"InstanceId\.\d+"):
+        return answer
+    root = ElementTree.fromstring(answer)
+    for reservations in root.findall("{*}reservationSet"):
+        for reservation in reservations.findall("{*}item"):
+            found = reservation.find("{*}instancesSet")
+            for instance in found.findall("{*}item"):
+                if unseen([instance.findtext("{*}instanceId")]):
+                    found.remove(instance)
+            if not len(found):
+                reservations.remove(reservation)
+    namespace = root.tag[1:].split("}")[0] if root.tag.startswith("{") else None
+    return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True, default_namespace=namespace)
+
+
+# Rule 5: RunInstances is idempotent by ClientToken (EC2 API reference, "Ensuring idempotency in
+# Amazon EC2 API requests"): a retry with the same token launches nothing and gets the first
+# answer again, the same reservation. moto launches again. Both by (access key, region, token).
+LAUNCHES = {}
+LAUNCH_LOCKS = {}
+
+
+def run_instances_once(call, forward):
+    key = (call.key, call.region, call.get("ClientToken"))
+    with LOCK:
+        lock = LAUNCH_LOCKS.setdefault(key, threading.Lock())
+    with lock:  # a concurrent retry waits for the first launch's answer
+        if key not in LAUNCHES:
+            status, headers, data = forward()
+            if status != 200:  # nothing launched: the next try launches
+                return status, headers, data
+            remember_created(call, data)
+            LAUNCHES[key] = (status, headers, data)
+        return LAUNCHES[key]
+
+
+def strict_refusal(call):
+    """The (code, message) of the first rule refusing the call, or None."""
+    for rule in (not_yet_visible, RULES.get((call.svc, call.op))):
+        try:
+            refusal = rule(call) if rule else None
+        except ClientError:  # what the rule asked moto about is wrong: moto answers the call itself
+            refusal = None
+        if refusal:
+            return refusal
+    return None
+
+
+def strict_forward(call, forward):
+    """forward() (to moto), the way AWS would take the call: RunInstances once per ClientToken;
+    what is created stays unseen for a while."""
+    if (call.svc, call.op) == ("ec2", "RunInstances") and call.get("ClientToken"):
+        return run_instances_once(call, forward)
+    status, headers, data = forward()
+    if status == 200:
+        remember_created(call, data)
+        data = hide_created(call, data)
+    return status, headers, data
+
+
+def refusal_response(svc, code, message):
+    """AWS's error answer, shaped as the faults' are."""
+    if svc == "ssm":
+        return 400, "application/x-amz-json-1.1", json.dumps({"__type": code, "message": message})
+    if svc == "ec2":
+        return 400, "text/xml", (f"<Response><Errors><Error><Code>{code}</Code><Message>{escape(message)}"
+                                 "</Message></Error></Errors><RequestID>strict-proxy</RequestID></Response>")
+    return 400, "text/xml", (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+                             f"<Message>{escape(message)}</Message></Error>"
+                             "<RequestId>strict-proxy</RequestId></ErrorResponse>")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def handle_any(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        svc, op = service(self.headers), operation(self.headers, body)
+        # The n-th request of an operation always gets the same roll, whatever the interleaving of
+        # concurrent requests: runs are repeatable.
+        with LOCK:
+            COUNTS[op] = COUNTS.get(op, 0) + 1
+            roll = random.Random(f"{ARGS.seed}:{op}:{COUNTS[op]}").random()
+        if ARGS.latency_ms:
+            threading.Event().wait(ARGS.latency_ms / 1000)
+        outcome = "ok"
+        if ARGS.ops and op not in ARGS.ops:
+            roll = 1.0
+        if roll < ARGS.drop:
+            outcome = "dropped"
+        elif roll < ARGS.drop + ARGS.throttle:
+            outcome = "throttled"
+        elif roll < ARGS.drop + ARGS.throttle + ARGS.error:
+            outcome = "error"
+        call = Call(self.headers, body, svc, op) if ARGS.strict else None
+        refusal = strict_refusal(call) if call and outcome == "ok" else None
+        if refusal:
+            outcome = "refused"
+        with LOCK, open(ARGS.log, "a") as log:
+            log.write(f"{svc}:{op} {outcome}\n")
+        if outcome == "dropped":
+            self.close_connection = True
+            self.connection.close()
+            return
+        if outcome in ("throttled", "error"):
+            status, ctype, text = (throttle_response if outcome == "throttled" else error_response)(svc)
+            return self.reply(status, ctype, text.encode())
+        if refusal:
+            status, ctype, text = refusal_response(svc, *refusal)
+            return self.reply(status, ctype, text.encode())
+        if call:
+            status, headers, data = strict_forward(call, lambda: self.forward(body))
+        else:
+            status, headers, data = self.forward(body)
+        if op == "DescribeTargetHealth" and status == 200:
+            data = target_health(body, data)
+        self.reply(status, None, data, headers)
+
+    def forward(self, body):
+        """The request, sent to moto (--target): its status, headers and body."""
+        target = urllib.parse.urlparse(ARGS.target)
+        conn = HTTPConnection(target.hostname, target.port, timeout=120)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
+        conn.request(self.command, self.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        headers = [(k, v) for k, v in resp.getheaders()
+                   if k.lower() not in ("connection", "transfer-encoding", "content-length", "server", "date")]
+        return resp.status, headers, data
+
+    def reply(self, status, ctype, data, headers=()):
+        self.send_response(status)
+        if ctype:
+            self.send_header("Content-Type", ctype)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+        self.close_connection = True
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
+
+
+def main():
+    global ARGS
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--target", required=True)
+    p.add_argument("--log", required=True)
+    p.add_argument("--target-health")
+    p.add_argument("--throttle", type=float, default=0.0)
+    p.add_argument("--error", type=float, default=0.0)
+    p.add_argument("--drop", type=float, default=0.0)
+    p.add_argument("--latency-ms", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ops", type=lambda v: set(v.split(",")), default=set())
+    p.add_argument("--no-strict", dest="strict", action="store_false",
+                   help="no strictness rules: moto's own answers (to show what moto alone would accept)")
+    p.add_argument("--consistency-delay", type=float, default=0.5,
+                   help="seconds a new object stays unseen (eventual consistency)")
+    ARGS = p.parse_args()
+    ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler).serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,317 @@
+"""Proves the strictness rules of proxy.py: for each, moto alone (a proxy run with --no-strict)
+accepts the request, and the project's proxy refuses it with AWS's error.
+
+Starts its own moto_server (found next to sys.executable) on a free port, and two proxies in
+front of it: `strict` (the rules on) and `lax` (--no-strict). Prints one line per rule; exits 1
+if any rule failed.
+
+usage: python test_strictness.py
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DELAY = 2.0  # --consistency-delay of the strict proxy: room for the checks made inside it
+AMI = "ami-12c6146b"  # one of moto's
+# Dummies only: never a real account's credentials.
+os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                  AWS_DEFAULT_REGION="us-east-1")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, proc):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"{proc.args[0]} exited with {proc.returncode}"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+class Aws:
+    """boto3 clients of one endpoint, and its request log."""
+
+    def __init__(self, endpoint, log):
+        config = Config(retries={"total_max_attempts": 1})  # a refusal must show, not be retried
+        self.ec2, self.elb, self.ssm = (boto3.client(s, endpoint_url=endpoint, config=config)
+                                        for s in ("ec2", "elbv2", "ssm"))
+        self.log = log
+
+    def logged(self, line):
+        with open(self.log) as f:
+            return line in f.read().splitlines()
+
+
+def refused(code, call, *args, **kwargs):
+    """Makes the call, which must fail with code; returns AWS's message."""
+    try:
+        call(*args, **kwargs)
+    except ClientError as e:
+        error = e.response["Error"]
+        assert error["Code"] == code, f"{call.__name__}: {error['Code']} ({error['Message']}), not {code}"
+        return error["Message"]
+    raise AssertionError(f"{call.__name__} succeeded: AWS refuses it with {code}")
+
+
+def by_name(name, *values):
+    return [{"Name": name, "Values": list(values)}]
+
+
+def network(aws, igw=True, public=False):
+    """A VPC with two subnets in two zones (as a load balancer needs), an internet gateway if
+    igw, public IPs for instances if public."""
+    vpc = aws.ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [aws.ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{n}.0/24", AvailabilityZone=f"us-east-1{z}")
+               ["Subnet"]["SubnetId"] for n, z in ((1, "a"), (2, "b"))]
+    if public:
+        aws.ec2.modify_subnet_attribute(SubnetId=subnets[0], MapPublicIpOnLaunch={"Value": True})
+    gateway = None
+    if igw:
+        gateway = aws.ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        aws.ec2.attach_internet_gateway(InternetGatewayId=gateway, VpcId=vpc)
+    return vpc, subnets, gateway
+
+
+def group(aws, vpc, name):
+    return aws.ec2.create_security_group(GroupName=name, Description=name, VpcId=vpc)["GroupId"]
+
+
+def instance(aws, subnet, groups=(), **extra):
+    return aws.ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=subnet,
+                                 SecurityGroupIds=list(groups), **extra)["Instances"][0]["InstanceId"]
+
+
+def load_balancer(aws, name, subnets, **extra):
+    answer = aws.elb.create_load_balancer(Name=name, Subnets=subnets, **extra)
+    return answer["LoadBalancers"][0]["LoadBalancerArn"]
+
+
+def rule1_security_group_in_use(strict, lax):
+    vpc, subnets, _ = network(lax)
+    # Referenced by another group's rule.
+    used = group(lax, vpc, "referenced")
+    lax.ec2.authorize_security_group_ingress(GroupId=group(lax, vpc, "referencing"), IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": used}]}])
+    message = refused("DependencyViolation", strict.ec2.delete_security_group, GroupId=used)
+    assert message == f"resource {used} has a dependent object", message
+    lax.ec2.delete_security_group(GroupId=used)
+    # Used by an instance: until it is terminated.
+    used = group(lax, vpc, "instance")
+    i = instance(lax, subnets[0], [used])
+    refused("DependencyViolation", strict.ec2.delete_security_group, GroupId=used)
+    lax.ec2.terminate_instances(InstanceIds=[i])
+    strict.ec2.delete_security_group(GroupId=used)
+    # Used by a network interface.
+    used = group(lax, vpc, "interface")
+    lax.ec2.create_network_interface(SubnetId=subnets[0], Groups=[used])
+    refused("DependencyViolation", strict.ec2.delete_security_group, GroupId=used)
+    lax.ec2.delete_security_group(GroupId=used)
+    assert strict.logged("ec2:DeleteSecurityGroup refused")
+    return "DependencyViolation: referenced by a rule, used by an instance, by an interface"
+
+
+def rule2_subnet_in_use(strict, lax):
+    _, subnets, _ = network(lax)
+    instance(lax, subnets[0])
+    message = refused("DependencyViolation", strict.ec2.delete_subnet, SubnetId=subnets[0])
+    assert message == f"The subnet '{subnets[0]}' has dependencies and cannot be deleted.", message
+    lax.ec2.delete_subnet(SubnetId=subnets[0])
+    _, subnets, _ = network(lax)
+    load_balancer(lax, "rule2", subnets)
+    refused("DependencyViolation", strict.ec2.delete_subnet, SubnetId=subnets[1])
+    lax.ec2.delete_subnet(SubnetId=subnets[1])
+    assert strict.logged("ec2:DeleteSubnet refused")
+    return "DependencyViolation: an instance in it, a load balancer in it"
+
+
+def rule3_gateway_with_public_addresses(strict, lax):
+    vpc, subnets, gateway = network(lax, public=True)
+    i = instance(lax, subnets[0])
+    detach = dict(InternetGatewayId=gateway, VpcId=vpc)
+    message = refused("DependencyViolation", strict.ec2.detach_internet_gateway, **detach)
+    assert message == (f"Network {vpc} has some mapped public address(es). Please unmap those public "
+                       "address(es) before detaching the gateway."), message
+    lax.ec2.detach_internet_gateway(**detach)
+    # The instance terminated, an internet-facing load balancer still maps public addresses.
+    lax.ec2.attach_internet_gateway(**detach)
+    lax.ec2.terminate_instances(InstanceIds=[i])
+    arn = load_balancer(lax, "rule3", subnets)
+    refused("DependencyViolation", strict.ec2.detach_internet_gateway, **detach)
+    lax.elb.delete_load_balancer(LoadBalancerArn=arn)
+    strict.ec2.detach_internet_gateway(**detach)
+    assert strict.logged("ec2:DetachInternetGateway refused")
+    return "DependencyViolation: an instance's public IP, an internet-facing load balancer"
+
+
+def rule4_eventual_consistency(strict, lax):
+    vpc, subnets, _ = network(lax)
+    old_group = lax.elb.create_target_group(Name="rule4-old", Protocol="HTTP", Port=80, VpcId=vpc)[
+        "TargetGroups"][0]["TargetGroupArn"]
+    tag = [{"ResourceType": "instance", "Tags": [{"Key": "rule", "Value": "4"}]}]
+    # Created through the strict proxy, then named at once.
+    first = time.monotonic()  # the proxy starts each window later, when moto has answered
+    i = strict.ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=subnets[0],
+                                 TagSpecifications=tag)["Instances"][0]["InstanceId"]
+    sg = group(strict, vpc, "rule4")
+    tg = strict.elb.create_target_group(Name="rule4", Protocol="HTTP", Port=80, VpcId=vpc)[
+        "TargetGroups"][0]["TargetGroupArn"]
+    last = time.monotonic()
+    ingress = dict(GroupId=sg, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+                                              "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}])
+    tagged = by_name("tag:rule", "4")
+    tags = [{"Key": "k", "Value": "v"}]
+    calls = [
+        ("InvalidInstanceID.NotFound", strict.ec2.describe_instances, dict(InstanceIds=[i])),
+        ("InvalidInstanceID.NotFound", strict.ec2.create_tags, dict(Resources=[i], Tags=tags)),
+        ("InvalidInstanceID.NotFound", strict.ec2.modify_instance_attribute,
+         dict(InstanceId=i, DisableApiTermination={"Value": False})),
+        ("InvalidGroup.NotFound", strict.ec2.authorize_security_group_ingress, ingress),
+        ("InvalidGroup.NotFound", strict.ec2.create_tags, dict(Resources=[sg], Tags=tags)),
+        ("InvalidGroup.NotFound", strict.ec2.describe_security_groups, dict(GroupIds=[sg])),
+        ("TargetGroupNotFound", strict.elb.modify_target_group_attributes,
+         dict(TargetGroupArn=tg, Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "5"}])),
+        ("TargetGroupNotFound", strict.elb.describe_target_health, dict(TargetGroupArn=tg)),
+        ("TargetGroupNotFound", strict.elb.register_targets, dict(TargetGroupArn=tg, Targets=[{"Id": i}])),
+        ("InvalidTarget", strict.elb.register_targets, dict(TargetGroupArn=old_group, Targets=[{"Id": i}])),
+    ]
+    for code, call, kwargs in calls:
+        refused(code, call, **kwargs)
+    listed = strict.ec2.describe_instances(Filters=tagged)["Reservations"]
+    assert listed == [], f"a new instance is listed at once: {listed}"
+    assert time.monotonic() - first < DELAY, "too slow to check inside the window: raise DELAY"
+    # moto alone knows them all at once.
+    assert lax.ec2.describe_instances(InstanceIds=[i])["Reservations"]
+    assert lax.ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"]
+    lax.elb.describe_target_health(TargetGroupArn=tg)
+    # After the delay, AWS knows them too.
+    time.sleep(last + DELAY + 0.1 - time.monotonic())
+    for _, call, kwargs in calls:
+        call(**kwargs)
+    listed = strict.ec2.describe_instances(Filters=tagged)["Reservations"]
+    assert [x["InstanceId"] for r in listed for x in r["Instances"]] == [i], listed
+    strict.ec2.terminate_instances(InstanceIds=[i])
+    assert strict.logged("ec2:DescribeInstances refused")
+    return f"NotFound for {DELAY:g} s: {', '.join(sorted({c for c, _, _ in calls}))}; new instances unlisted"
+
+
+def rule5_client_token(strict, lax):
+    _, subnets, _ = network(lax)
+
+    def launch(aws, token):
+        tag = [{"ResourceType": "instance", "Tags": [{"Key": "token", "Value": token}]}]
+        return aws.ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=subnets[0],
+                                     ClientToken=token, TagSpecifications=tag)["ReservationId"]
+
+    def launched(token):
+        reservations = lax.ec2.describe_instances(Filters=by_name("tag:token", token))["Reservations"]
+        return [i["InstanceId"] for r in reservations for i in r["Instances"]]
+
+    assert launch(lax, "lax-token") != launch(lax, "lax-token")
+    assert len(launched("lax-token")) == 2, "moto alone launches twice"
+    first = launch(strict, "strict-token")
+    assert launch(strict, "strict-token") == first, "a retry gets the same reservation"
+    assert len(launched("strict-token")) == 1, launched("strict-token")
+    return "same reservation, one instance"
+
+
+def rule6_parameter_size(strict, lax):
+    for tier in ({}, {"Tier": "Standard"}):
+        name = tier.get("Tier", "default")
+        lax.ssm.put_parameter(Name=f"/rule6/lax-{name}", Value="x" * 4097, Type="String", **tier)
+        message = refused("ValidationException", strict.ssm.put_parameter, Name=f"/rule6/{name}",
+                          Value="x" * 4097, Type="String", **tier)
+        assert message.startswith("Standard tier parameters support a maximum parameter value of 4096"), \
+            message
+    strict.ssm.put_parameter(Name="/rule6/standard", Value="x" * 4096, Type="String")
+    strict.ssm.put_parameter(Name="/rule6/advanced", Value="x" * 8192, Type="String", Tier="Advanced")
+    lax.ssm.put_parameter(Name="/rule6/lax-big", Value="x" * 8193, Type="String", Tier="Advanced")
+    refused("ValidationException", strict.ssm.put_parameter, Name="/rule6/big", Value="x" * 8193,
+            Type="String", Tier="Advanced")
+    assert strict.logged("ssm:PutParameter refused")
+    return "ValidationException: > 4096 bytes standard, > 8192 advanced"
+
+
+def rule7_load_balancer_without_gateway(strict, lax):
+    vpc, subnets, _ = network(lax, igw=False)
+    lax.elb.create_load_balancer(Name="rule7-lax", Subnets=subnets)
+    message = refused("InvalidSubnet", strict.elb.create_load_balancer, Name="rule7", Subnets=subnets)
+    assert message == f"VPC {vpc} has no internet gateway", message
+    refused("InvalidSubnet", strict.elb.create_load_balancer, Name="rule7", Scheme="internet-facing",
+            SubnetMappings=[{"SubnetId": s} for s in subnets])
+    load_balancer(strict, "rule7-internal", subnets, Scheme="internal")
+    gateway = lax.ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    lax.ec2.attach_internet_gateway(InternetGatewayId=gateway, VpcId=vpc)
+    load_balancer(strict, "rule7", subnets)
+    assert strict.logged("elasticloadbalancing:CreateLoadBalancer refused")
+    return "InvalidSubnet: internet-facing without a gateway; internal ones pass"
+
+
+RULES = [rule1_security_group_in_use, rule2_subnet_in_use, rule3_gateway_with_public_addresses,
+         rule4_eventual_consistency, rule5_client_token, rule6_parameter_size,
+         rule7_load_balancer_without_gateway]
+
+
+def main():
+    procs = []
+    # Stopped by a signal, the processes are still cleaned up (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            def start(args, port, stderr=None):  # a proxy's tracebacks show with the results
+                procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr))
+                wait_for_port(port, procs[-1])
+                return f"http://127.0.0.1:{port}"
+
+            port = free_port()
+            moto = start([os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1",
+                          "-p", str(port)], port, subprocess.DEVNULL)  # moto logs every request
+
+            def proxy(name, *flags):
+                port = free_port()
+                log = f"{tmp}/{name}.log"
+                url = start([sys.executable, os.path.join(HERE, "proxy.py"), "--port", str(port),
+                             "--target", moto, "--log", log, *flags], port)
+                return Aws(url, log)
+
+            strict = proxy("strict", "--consistency-delay", str(DELAY))
+            lax = proxy("lax", "--no-strict")
+            failed = 0
+            for rule in RULES:
+                started = time.monotonic()
+                try:
+                    result = f"ok    {rule(strict, lax)}"
+                except (AssertionError, ClientError) as e:
+                    failed += 1
+                    result = f"FAIL  {type(e).__name__}: {e}"
+                print(f"{rule.__name__:38} {time.monotonic() - started:5.2f}s  {result}", flush=True)
+            return 1 if failed else 0
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
