@@ -90,6 +90,13 @@ fn actions(changes: &[Change]) -> Vec<(String, Action)> {
 }
 
 /// The index of the step that changes `address`.
+/// Asserts that `a`'s step is one that `b`'s step waits for.
+fn assert_before(changes: &[Change], a: &str, b: &str) {
+    let steps = steps(changes).unwrap();
+    let (ia, ib) = (step_of(&steps, changes, a), step_of(&steps, changes, b));
+    assert!(steps[ib].after.contains(&ia), "{a} must come before {b}");
+}
+
 fn step_of(steps: &[graph::Step], changes: &[Change], address: &str) -> usize {
     steps
         .iter()
@@ -209,14 +216,7 @@ fn a_replaced_subnet_replaces_its_instances_and_updates_its_users() {
 #[test]
 fn creates_follow_references_and_same_subnet_instances_launch_together() {
     let changes = diff(&desired(), None, &Live::new());
-    let steps = steps(&changes).unwrap();
-    let index = |addr: &str| step_of(&steps, &changes, addr);
-    let before = |a: &str, b: &str| {
-        assert!(
-            steps[index(b)].after.contains(&index(a)),
-            "{a} must come before {b}"
-        )
-    };
+    let before = |a: &str, b: &str| assert_before(&changes, a, b);
     before("vpc", "subnet[0]");
     before("sg.lb", "sg.node");
     before("subnet[0]", "node.worker[0]");
@@ -235,6 +235,8 @@ fn creates_follow_references_and_same_subnet_instances_launch_together() {
     before("swarm.node.manager[0]", "swarm.node.worker[0]");
     before("swarm.node.manager[0]", "swarm.node.worker[3]");
     // Workers 0 and 2 share subnet[0]; 1 and 3 share subnet[1]; the manager has other settings.
+    let steps = steps(&changes).unwrap();
+    let index = |addr: &str| step_of(&steps, &changes, addr);
     assert_eq!(index("node.worker[0]"), index("node.worker[2]"));
     assert_eq!(index("node.worker[1]"), index("node.worker[3]"));
     assert_ne!(index("node.worker[0]"), index("node.worker[1]"));
@@ -247,14 +249,7 @@ fn destroy_removes_users_before_what_they_use() {
     let d = desired();
     let changes = diff(&[], None, &applied(&d));
     assert!(changes.iter().all(|c| c.action == Action::Delete));
-    let steps = steps(&changes).unwrap();
-    let index = |addr: &str| step_of(&steps, &changes, addr);
-    let before = |a: &str, b: &str| {
-        assert!(
-            steps[index(b)].after.contains(&index(a)),
-            "{a} must go before {b}"
-        )
-    };
+    let before = |a: &str, b: &str| assert_before(&changes, a, b);
     before("targets.8080", "node.worker[0]");
     before("node.worker[0]", "subnet[0]");
     before("listener.https", "tg.8080");
@@ -356,14 +351,7 @@ fn a_new_target_port_takes_over_before_the_old_one_goes() {
         ],
         "the listener changes in place"
     );
-    let steps = steps(&changes).unwrap();
-    let index = |addr: &str| step_of(&steps, &changes, addr);
-    let before = |a: &str, b: &str| {
-        assert!(
-            steps[index(b)].after.contains(&index(a)),
-            "{a} must come before {b}"
-        )
-    };
+    let before = |a: &str, b: &str| assert_before(&changes, a, b);
     before("tg.8080", "targets.8080");
     before("targets.8080", "listener.https");
     before("listener.https", "targets.3000");

@@ -43,9 +43,7 @@ pub enum SshError {
         host: String,
         known_hosts: String,
     },
-    #[error(
-        "{node} ({instance} at {host}): the node refused the login of {user}: {detail}"
-    )]
+    #[error("{node} ({instance} at {host}): the node refused the login of {user}: {detail}")]
     AuthRefused {
         node: Address,
         instance: String,
