@@ -49,11 +49,7 @@ fn handshake(bed: &Testbed, host: &str, version: &str) -> (bool, String) {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = support::printed(&out);
     (out.status.success(), text)
 }
 

@@ -430,11 +430,7 @@ fn the_aws_proxy_refuses_what_aws_refuses_where_moto_does_not() {
         .arg(support::world("aws/test_strictness.py"))
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = support::printed(&out);
     assert!(out.status.success(), "{text}");
     eprintln!("{text}");
 }

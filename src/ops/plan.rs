@@ -426,3 +426,36 @@ fn save_plan(plan: &Plan, out: &std::path::Path) -> Result<()> {
     std::fs::write(&tmp, serde_json::to_vec(plan).expect("serializes")).map_err(io)?;
     std::fs::rename(&tmp, out).map_err(io)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{HealthWait, TargetsSpec};
+
+    fn targets(health: HealthWait) -> Spec {
+        Spec::Targets(TargetsSpec {
+            target_group: Address::new("tg.8080"),
+            instances: vec![Address::new("node.worker[0]")],
+            health,
+        })
+    }
+
+    /// A live read cannot know what apply waits for: an unchanged target group's targets take
+    /// it from the desired spec, or a resumed apply would wait for health no node can give.
+    #[test]
+    fn unchanged_targets_keep_the_plans_health_judgement() {
+        let skip = HealthWait::Skip("[swarm] enabled = false".into());
+        let desired = Resource {
+            address: Address::new("targets.8080"),
+            spec: targets(skip.clone()),
+        };
+        assert_eq!(
+            with_judgement(targets(HealthWait::All), Some(&desired)),
+            targets(skip)
+        );
+        assert_eq!(
+            with_judgement(targets(HealthWait::All), None),
+            targets(HealthWait::All)
+        );
+    }
+}

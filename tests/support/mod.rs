@@ -624,6 +624,15 @@ pub fn sandbox_with(
     (p, bed)
 }
 
+/// What a finished process printed: its stdout, then its stderr.
+pub fn printed(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Every node's published port 3000.
 pub fn targets(id: &str, nodes: usize) -> Vec<SocketAddr> {
     (1..=nodes)
