@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod cli;
 pub mod cloud;
+pub mod compose;
 pub mod config;
 pub mod model;
 pub mod ops;

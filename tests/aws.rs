@@ -74,6 +74,7 @@ fn apply_creates_the_whole_stack_then_plans_no_changes() {
         .find(|g| g["name"] == "infra-core-node")
         .unwrap();
     let mut expected = vec![
+        "50/0-0 from infra-core-node",
         "tcp/22-22 from 198.51.100.0/24",
         "tcp/2377-2377 from infra-core-node",
         "tcp/7946-7946 from infra-core-node",

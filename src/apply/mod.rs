@@ -315,7 +315,7 @@ async fn run_step(
 ) -> Result<Vec<(Address, Option<Created>)>, StepError> {
     let change = &plan.changes[step.changes[0]];
     let a = &change.address;
-    if let Spec::SwarmNode(_) | Spec::SwarmSecret(_) | Spec::Service(_) = change.spec() {
+    if change.spec().on_swarm() {
         let swarm =
             swarm.ok_or_else(|| SwarmError::Other(format!("{a}: the plan has no ssh settings")))?;
         let created =
@@ -471,6 +471,22 @@ async fn run_swarm_step(
         }
         (Spec::SwarmSecret(spec), _) => {
             swarm.remove_secret(&spec.name, &managers).await?;
+            return Ok(None);
+        }
+        (Spec::SwarmNetwork(spec), StepKind::Create) => {
+            let id = swarm.create_network(a, spec, &managers).await?;
+            return Ok(created(id));
+        }
+        (Spec::SwarmNetwork(spec), _) => {
+            swarm.remove_network(&spec.name, &managers).await?;
+            return Ok(None);
+        }
+        (Spec::SwarmConfig(spec), StepKind::Create) => {
+            let id = swarm.create_config(a, spec, &managers).await?;
+            return Ok(created(id));
+        }
+        (Spec::SwarmConfig(spec), _) => {
+            swarm.remove_config(&spec.name, &managers).await?;
             return Ok(None);
         }
         _ => {}

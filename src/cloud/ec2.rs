@@ -31,6 +31,8 @@ fn bool_value(v: bool) -> AttributeBooleanValue {
 }
 
 fn permission(rule: &Rule, ids: &Ids, owner: &Address) -> Result<IpPermission, CloudError> {
+    // Other protocols than TCP and UDP have no ports: EC2 ignores the 0/0 they carry (as
+    // Terraform sends them); moto fails on a permission without any.
     let p = IpPermission::builder()
         .ip_protocol(&rule.protocol)
         .from_port(rule.from_port as i32)

@@ -316,10 +316,15 @@ impl Cloud {
             let mut ingress = Vec::new();
             for p in g.ip_permissions() {
                 let protocol = p.ip_protocol().unwrap_or("-1").to_string();
-                let (from, to) = (
-                    p.from_port().unwrap_or(0) as u16,
-                    p.to_port().unwrap_or(0) as u16,
-                );
+                // Ports only mean something for TCP and UDP (EC2 may echo -1 for others).
+                let (from, to) = if matches!(protocol.as_str(), "tcp" | "udp") {
+                    (
+                        p.from_port().unwrap_or(0) as u16,
+                        p.to_port().unwrap_or(0) as u16,
+                    )
+                } else {
+                    (0, 0)
+                };
                 let rule = |source| Rule {
                     protocol: protocol.clone(),
                     from_port: from,

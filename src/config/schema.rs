@@ -144,7 +144,9 @@ pub struct UpdateFile {
 pub struct SwarmFile {
     /// Run the Swarm on the nodes (default true); false provisions only the cloud half.
     pub enabled: Option<bool>,
-    /// A compose file of your own (rendered with the stack's variables) instead of `[services]`.
+    /// A compose file of your own instead of `[services]`, relative to the stack file; read as
+    /// `docker stack deploy` reads it, `${VAR}` interpolated from `--var`, the environment and
+    /// `[vars]` (see `crate::compose`).
     #[schemars(with = "Option<String>")]
     pub compose_file: Option<Spanned<String>>,
     /// `always` (default), `changed` or `never`: whether a deploy asks the registry for digests.

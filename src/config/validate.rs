@@ -16,6 +16,8 @@ pub struct Validator<'a> {
     errors: Vec<ConfigError>,
     warnings: Vec<ConfigError>,
     vars: Vars,
+    /// The variables `--var` or `INFRA_VAR_*` set.
+    overridden: Vec<String>,
 }
 
 /// "infra-<name>-<port>" must fit ELBv2's 32-character name limit.
@@ -46,6 +48,7 @@ impl<'a> Validator<'a> {
             errors: Vec::new(),
             warnings: Vec::new(),
             vars: Vars::new(),
+            overridden: Vec::new(),
         }
     }
 
@@ -96,6 +99,7 @@ impl<'a> Validator<'a> {
                 );
             }
             self.vars.insert(key.clone(), value.clone());
+            self.overridden.push(key.clone());
         }
 
         let name = self.stack_name(super::default_name(Path::new(self.file)));
@@ -520,6 +524,7 @@ impl<'a> Validator<'a> {
             secrets,
             services,
             compose,
+            project: None,
             deploy: DeploySettings {
                 resolve_image,
                 converge_timeout_secs: converge_timeout.as_secs().max(1),
@@ -717,65 +722,30 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// The user's compose file, rendered with the stack's variables and checked to be YAML.
+    /// The user's compose file, as read: it is parsed and interpolated with the Swarm's other
+    /// inputs (see `compose::project::load`), which needs the environment.
     fn compose_file(&mut self, path: &Spanned<String>, read_file: ReadFile) -> Option<ComposeFile> {
-        let text = match read_file(Path::new(path.get_ref())) {
-            Ok(t) => t,
+        match read_file(Path::new(path.get_ref())) {
+            Ok(text) => Some(ComposeFile {
+                path: path.get_ref().clone(),
+                text,
+                vars: self.vars.clone(),
+                overridden: self.overridden.clone(),
+            }),
             Err(e) => {
                 self.error(
                     path.span(),
                     format!("cannot read compose file {:?}: {e}", path.get_ref()),
                     None,
                 );
-                return None;
+                None
             }
-        };
-        let rendered = match template::render(&text, &self.vars) {
-            Ok(r) => r,
-            Err(e) => {
-                let mut detail = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(s) = source {
-                    detail = format!("{detail}: {s}");
-                    source = s.source();
-                }
-                self.error(
-                    path.span(),
-                    format!("compose file {:?}: {detail}", path.get_ref()),
-                    Some("every {{ variable }} must be declared in [vars] or passed with --var"),
-                );
-                return None;
-            }
-        };
-        if let Err(e) = serde_yaml_ng::from_str::<serde_json::Value>(&rendered) {
-            let at = e
-                .location()
-                .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
-                .unwrap_or_default();
-            self.error(
-                path.span(),
-                format!(
-                    "compose file {:?} is not valid YAML{at}: {e}",
-                    path.get_ref()
-                ),
-                None,
-            );
-            return None;
         }
-        Some(ComposeFile {
-            path: path.get_ref().clone(),
-            text: rendered,
-        })
     }
 
     /// Names become Docker and Parameter Store names: a letter, then letters, digits, `-`, `_`.
     fn object_name(&mut self, name: &str, span: Range<usize>, what: &str) {
-        let ok = name.len() <= 40
-            && name.starts_with(|c: char| c.is_ascii_lowercase())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-        if !ok {
+        if !valid_object_name(name) {
             self.error(
                 span,
                 format!("{what} name {name:?} must start with a lowercase letter and hold only a-z, 0-9, - and _ (at most 40)"),

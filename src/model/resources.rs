@@ -153,6 +153,15 @@ pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
             to_port: 4789,
             source: own(),
         },
+        // IPsec ESP, which encrypted overlay networks (`driver_opts: encrypted`) carry their
+        // traffic in; allowed always, so that adding such a network never needs a group change.
+        // https://docs.docker.com/engine/network/drivers/overlay/#encrypt-traffic-on-an-overlay-network
+        Rule {
+            protocol: ESP.into(),
+            from_port: 0,
+            to_port: 0,
+            source: own(),
+        },
     ];
     node_rules.extend(
         cidrs(&stack.network.admin_cidrs)
@@ -333,6 +342,9 @@ pub fn fit_targets(stack: &Stack, resources: &mut [Resource], services: Option<&
     targets.health = health;
 }
 
+/// IP protocol 50 (IPsec ESP), as EC2 names it in security group rules.
+pub const ESP: &str = "50";
+
 /// A secret as the plan needs it: where it comes from and the keyed hash of its value.
 pub struct SecretInput {
     pub name: String,
@@ -341,7 +353,7 @@ pub struct SecretInput {
     pub advanced: bool,
 }
 
-/// A service as rendered from the compose file (see render::compose).
+/// A service as rendered from the compose file (see `compose::ServiceDoc`).
 pub struct ServiceInput {
     pub name: String,
     pub image: String,
@@ -350,6 +362,8 @@ pub struct ServiceInput {
     /// `deploy.placement.constraints`.
     pub placement: Vec<String>,
     pub secrets: Vec<Address>,
+    pub networks: Vec<Address>,
+    pub configs: Vec<Address>,
     pub definition: String,
     pub definition_sha256: String,
 }
@@ -383,6 +397,16 @@ pub fn swarm_secret_name(name: &str, value_hmac: &str) -> String {
 
 pub fn swarm_secret_address(swarm_name: &str) -> Address {
     Address::new(format!("swarm.secret.{swarm_name}"))
+}
+
+/// `swarm.network.<key in the compose file>`.
+pub fn network_address(key: &str) -> Address {
+    Address::new(format!("swarm.network.{key}"))
+}
+
+/// `swarm.config.<name and content hash>`.
+pub fn config_address(swarm_name: &str) -> Address {
+    Address::new(format!("swarm.config.{swarm_name}"))
 }
 
 pub fn service_address(name: &str) -> Address {
@@ -426,6 +450,8 @@ pub fn expand_apps(
                 mode: s.mode.clone(),
                 ports: s.ports.clone(),
                 secrets: s.secrets.clone(),
+                networks: s.networks.clone(),
+                configs: s.configs.clone(),
                 definition_sha256: s.definition_sha256.clone(),
                 definition: s.definition.clone(),
             }),

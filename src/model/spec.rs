@@ -24,6 +24,8 @@ pub enum Spec {
     SwarmNode(SwarmNodeSpec),
     Secret(SecretSpec),
     SwarmSecret(SwarmSecretSpec),
+    SwarmNetwork(SwarmNetworkSpec),
+    SwarmConfig(SwarmConfigSpec),
     Service(ServiceSpec),
 }
 
@@ -63,7 +65,8 @@ pub struct SecurityGroupSpec {
     pub ingress: Vec<Rule>,
 }
 
-/// An ingress rule; serialized as its readable form, e.g. `tcp/443 from 0.0.0.0/0`.
+/// An ingress rule; serialized as its readable form, e.g. `tcp/443 from 0.0.0.0/0`, or
+/// `esp from sg.node` for IP protocol 50 (which has no ports).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Rule {
     /// `tcp`, `udp` or `-1` (all).
@@ -90,7 +93,12 @@ impl fmt::Display for Rule {
             Source::Cidr(c) => c.clone(),
             Source::Group(a) => a.to_string(),
         };
-        write!(f, "{}/{} from {}", self.protocol, ports, source)
+        match self.protocol.as_str() {
+            "tcp" | "udp" => write!(f, "{}/{} from {}", self.protocol, ports, source),
+            // IP protocol 50; other protocols have no ports.
+            "50" => write!(f, "esp from {source}"),
+            other => write!(f, "{other} from {source}"),
+        }
     }
 }
 
@@ -100,7 +108,11 @@ impl std::str::FromStr for Rule {
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || format!("not a rule: {s:?} (expected like tcp/443 from 0.0.0.0/0)");
         let (proto_ports, source) = s.split_once(" from ").ok_or_else(bad)?;
-        let (protocol, ports) = proto_ports.split_once('/').ok_or_else(bad)?;
+        let (protocol, ports) = match proto_ports.split_once('/') {
+            Some(pp) => pp,
+            None if proto_ports == "esp" => ("50", "0"),
+            None => (proto_ports, "0"),
+        };
         let (from, to) = ports.split_once('-').unwrap_or((ports, ports));
         let source = if source.parse::<ipnet::Ipv4Net>().is_ok() {
             Source::Cidr(source.to_string())
@@ -251,6 +263,37 @@ pub struct SwarmSecretSpec {
     pub secret: Address,
 }
 
+/// An overlay network of the stack's compose file, created by infra (`docker network create`)
+/// so that it is a plan object; Docker cannot change a network in place.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SwarmNetworkSpec {
+    /// `<stack>_<key>`, or the file's `name:`.
+    pub name: String,
+    pub driver: String,
+    pub attachable: bool,
+    pub internal: bool,
+    /// IPsec between nodes (`driver_opts: encrypted`).
+    pub encrypted: bool,
+    /// Hash of the whole definition (options, labels, subnets): any other change shows here.
+    pub definition_sha256: String,
+    /// `docker network create` flags; kept in plans (apply needs them) but not compared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub create_args: Vec<String>,
+}
+
+/// A config of the stack's compose file, read from a file on the user's side and named after its
+/// key and a hash of its content: new content is a new config, and services roll onto it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SwarmConfigSpec {
+    pub name: String,
+    pub content_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_driver: Option<String>,
+    /// The content; kept in plans (apply needs it) but not compared.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub content: String,
+}
+
 /// A Swarm service, deployed with `docker stack deploy`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ServiceSpec {
@@ -259,6 +302,11 @@ pub struct ServiceSpec {
     pub mode: String,
     pub ports: Vec<String>,
     pub secrets: Vec<Address>,
+    /// The networks and configs infra created that it uses.
+    #[serde(default)]
+    pub networks: Vec<Address>,
+    #[serde(default)]
+    pub configs: Vec<Address>,
     /// Hash of the whole compose definition: any other change shows here.
     pub definition_sha256: String,
     /// The compose document to deploy; kept in plans (apply needs it) but not compared.
@@ -286,8 +334,22 @@ impl Spec {
             Spec::SwarmNode(_) => "swarm_node",
             Spec::Secret(_) => "secret",
             Spec::SwarmSecret(_) => "swarm_secret",
+            Spec::SwarmNetwork(_) => "swarm_network",
+            Spec::SwarmConfig(_) => "swarm_config",
             Spec::Service(_) => "service",
         }
+    }
+
+    /// Objects that live on the Swarm (apply reaches them over SSH through a manager).
+    pub fn on_swarm(&self) -> bool {
+        matches!(
+            self,
+            Spec::SwarmNode(_)
+                | Spec::SwarmSecret(_)
+                | Spec::SwarmNetwork(_)
+                | Spec::SwarmConfig(_)
+                | Spec::Service(_)
+        )
     }
 
     /// Fields whose change cannot be made in place: the object is replaced.
@@ -317,6 +379,15 @@ impl Spec {
             Spec::SwarmNode(_) => &["instance", "state"],
             Spec::Secret(_) => &["parameter"],
             Spec::SwarmSecret(_) => &["name", "secret"],
+            Spec::SwarmNetwork(_) => &[
+                "name",
+                "driver",
+                "attachable",
+                "internal",
+                "encrypted",
+                "definition_sha256",
+            ],
+            Spec::SwarmConfig(_) => &["name", "content_sha256", "template_driver"],
             Spec::Service(_) => &[],
         }
     }
@@ -357,7 +428,13 @@ impl Spec {
             Spec::SwarmNode(n) => vec![&n.instance],
             Spec::Secret(_) => vec![],
             Spec::SwarmSecret(s) => vec![&s.secret],
-            Spec::Service(s) => s.secrets.iter().collect(),
+            Spec::SwarmNetwork(_) | Spec::SwarmConfig(_) => vec![],
+            Spec::Service(s) => s
+                .secrets
+                .iter()
+                .chain(&s.networks)
+                .chain(&s.configs)
+                .collect(),
         }
     }
 
@@ -372,6 +449,8 @@ impl Spec {
         map.shift_remove("public_key");
         map.shift_remove("source");
         map.shift_remove("definition");
+        map.shift_remove("content");
+        map.shift_remove("create_args");
         map.shift_remove("health");
         map.shift_remove("advanced");
         std::mem::take(map)

@@ -26,8 +26,11 @@ pub struct Apps {
     pub secrets: Vec<SecretSource>,
     /// From `[services]`; rendered into a compose file by templates/stack.yml.tera.
     pub services: Vec<Service>,
-    /// The user's own compose file, already rendered with the stack's variables.
+    /// The user's own compose file, as read.
     pub compose: Option<ComposeFile>,
+    /// The services as infra deploys them (from `compose` or `[services]`), read by
+    /// `ops::validate::load` with the Swarm enabled.
+    pub project: Option<crate::compose::Project>,
     pub deploy: DeploySettings,
 }
 
@@ -42,9 +45,23 @@ pub struct DeploySettings {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ComposeFile {
-    /// As the stack file names it, for messages.
+    /// As the stack file names it (relative to the stack file), for messages.
     pub path: String,
     pub text: String,
+    /// The stack's `[vars]`, `INFRA_VAR_*` and `--var`, for interpolation.
+    pub vars: Vars,
+    /// Which of `vars` came from `--var` or `INFRA_VAR_*` (they win over the environment).
+    pub overridden: Vec<String>,
+}
+
+/// Docker and Parameter Store names infra makes from the stack's secret names: a lowercase
+/// letter, then lowercase letters, digits, `-` and `_`; at most 40 characters.
+pub fn valid_object_name(name: &str) -> bool {
+    name.len() <= 40
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 /// A secret's name and where its value is read from. The value itself is never in the model.

@@ -58,7 +58,7 @@ pub enum OpsError {
     #[error(transparent)]
     Quorum(#[from] crate::plan::quorum::QuorumError),
     #[error(transparent)]
-    Compose(#[from] crate::render::compose::ComposeError),
+    Compose(#[from] crate::compose::ComposeError),
     #[error("{0}")]
     Usage(String),
     #[error(

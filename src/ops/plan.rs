@@ -6,13 +6,17 @@ use super::validate::expand_home;
 use super::validate::load;
 use super::{Context, OpsError, Result};
 use crate::cloud::{Cloud, ImageFacts};
+use crate::compose;
 use crate::model::resources::{
-    Inputs, LABEL_ADDRESS, Resource, SecretInput, ServiceInput, expand, expand_apps, fit_targets,
-    service_address, sha256_hex, swarm_secret_address, swarm_secret_name, value_hmac,
+    Inputs, LABEL_ADDRESS, Resource, SecretInput, ServiceInput, config_address, expand,
+    expand_apps, fit_targets, network_address, service_address, sha256_hex, swarm_secret_address,
+    swarm_secret_name, value_hmac,
 };
-use crate::model::{Address, AmiSource, Role, Spec, SshSettings, Stack, ValueSource};
+use crate::model::{
+    Address, AmiSource, Role, Spec, SshSettings, Stack, SwarmConfigSpec, SwarmNetworkSpec,
+    ValueSource,
+};
 use crate::plan::{self, PLAN_FORMAT_VERSION, Plan};
-use crate::render::compose;
 use crate::state::{Backend, ResourceState, State};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,9 +129,16 @@ pub(super) async fn prepare(
             .as_ref()
             .map(|s| s.host_keys.clone())
             .unwrap_or_default();
-        live.extend(read_swarm(ctx, &cloud, stack, &ssh, &live, had_swarm, &pinned).await?);
+        let (swarm, names) =
+            read_swarm(ctx, &cloud, stack, &ssh, &live, had_swarm, &pinned).await?;
+        live.extend(swarm);
+        if let (Some(project), false) = (&stack.apps.project, destroy) {
+            check_externals(stack, project, names.as_ref())?;
+        }
     }
+    adopt_networks(&mut live, &desired);
     let changes = plan::diff(&desired, state.as_ref(), &live);
+    check_network_replacements(&changes)?;
     plan::graph::steps(&changes)?;
     if !destroy {
         plan::quorum::check(&changes, &live)?;
@@ -171,7 +182,87 @@ pub(super) async fn read_swarm_live(
     pinned: &[String],
 ) -> Result<crate::model::Live> {
     let ssh = with_image_users(cloud, &stack.ssh, live.values().map(|o| &o.spec)).await?;
-    read_swarm(ctx, cloud, stack, &ssh, live, true, pinned).await
+    Ok(read_swarm(ctx, cloud, stack, &ssh, live, true, pinned)
+        .await?
+        .0)
+}
+
+/// What the compose file marks `external` must exist before anything changes (docker stack
+/// deploy would fail half-way). Before the Swarm exists nothing can be checked: a warning.
+fn check_externals(
+    stack: &Stack,
+    project: &compose::Project,
+    names: Option<&BTreeSet<(String, String)>>,
+) -> Result<()> {
+    let file = stack
+        .apps
+        .compose
+        .as_ref()
+        .map_or("templates/stack.yml.tera", |c| c.path.as_str());
+    let Some(names) = names else {
+        for e in &project.externals {
+            eprintln!(
+                "warning: {file}: external {} {:?} cannot be checked until the Swarm exists; docker stack deploy fails if it is missing",
+                e.kind.noun(),
+                e.name
+            );
+        }
+        return Ok(());
+    };
+    let missing: Vec<String> = project
+        .externals
+        .iter()
+        .filter(|e| !names.contains(&(e.kind.noun().to_string(), e.name.clone())))
+        .map(|e| {
+            format!(
+                "{} {:?} ({}s.{})",
+                e.kind.noun(),
+                e.name,
+                e.kind.noun(),
+                e.key
+            )
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(OpsError::Usage(format!(
+        "{file}: external {} not exist on the Swarm: {}.\n  Nothing was changed. Create {} on a manager first (`infra ssh node.manager[0] -- docker secret create NAME -`, the value on stdin; `docker config create`, `docker network create --driver overlay`), or drop `external: true` and let infra create {}.",
+        if missing.len() == 1 {
+            "object does"
+        } else {
+            "objects do"
+        },
+        missing.join(", "),
+        if missing.len() == 1 { "it" } else { "them" },
+        if missing.len() == 1 { "it" } else { "them" },
+    )))
+}
+
+/// Docker cannot change a network in place, nor remove one that services use: a network whose
+/// definition changed while services still use it cannot be replaced by one apply.
+fn check_network_replacements(changes: &[plan::Change]) -> Result<()> {
+    for c in changes {
+        let (Some(Spec::SwarmNetwork(n)), plan::Action::Replace) = (&c.before, c.action) else {
+            continue;
+        };
+        let users: Vec<String> = changes
+            .iter()
+            .filter(
+                |u| matches!(&u.after, Some(Spec::Service(s)) if s.networks.contains(&c.address)),
+            )
+            .map(|u| u.address.to_string())
+            .collect();
+        if !users.is_empty() {
+            return Err(OpsError::Usage(format!(
+                "{}: the definition of network {:?} changed, and Docker cannot change a network in place nor remove one that {} still use.\n  Give the changed network a new key in the compose file (the services move onto it and the old one is removed), or remove the services from the file, apply, and add them back.",
+                c.address,
+                n.name,
+                users.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `ssh` with the login user of each image these instances run (one DescribeImages call).
@@ -232,7 +323,7 @@ async fn read_swarm(
     live: &crate::model::Live,
     had_swarm: bool,
     pinned: &[String],
-) -> Result<crate::model::Live> {
+) -> Result<(crate::model::Live, Option<BTreeSet<(String, String)>>)> {
     let instances = live
         .iter()
         .map(|(a, o)| (a, o.id.as_str(), &o.spec, &o.outputs));
@@ -243,7 +334,7 @@ async fn read_swarm(
         .cloned()
         .collect();
     if managers.is_empty() {
-        return Ok(Default::default());
+        return Ok((Default::default(), None));
     }
     let swarm = swarm_ops(ctx, cloud, &stack.name, ssh, pinned);
     match swarm.read(&managers).await {
@@ -252,13 +343,13 @@ async fn read_swarm(
                 .iter()
                 .map(|n| (n.private_ip.clone(), n.host.address.clone()))
                 .collect();
-            Ok(swarm.observe(&view, &by_ip))
+            Ok((swarm.observe(&view, &by_ip), Some(view.names)))
         }
-        Ok(None) => Ok(Default::default()),
+        Ok(None) => Ok((Default::default(), None)),
         Err(e) if had_swarm => Err(e.into()),
         Err(e) => {
             tracing::debug!("no Swarm to read yet: {e}");
-            Ok(Default::default())
+            Ok((Default::default(), None))
         }
     }
 }
@@ -290,6 +381,35 @@ fn with_judgement(live: Spec, desired: Option<&Resource>) -> Spec {
             Spec::Targets(t)
         }
         (live, _) => live,
+    }
+}
+
+/// Networks an older `docker stack deploy` made for the stack carry no definition hash (and
+/// Docker cannot add labels to a network): one that matches its desired twin in everything the
+/// Swarm reports is taken as it is, instead of being replaced under the services using it.
+fn adopt_networks(live: &mut crate::model::Live, desired: &[Resource]) {
+    for r in desired {
+        let Spec::SwarmNetwork(want) = &r.spec else {
+            continue;
+        };
+        if let Some(Spec::SwarmNetwork(have)) = live.get_mut(&r.address).map(|o| &mut o.spec)
+            && have.definition_sha256.is_empty()
+            && (
+                &have.name,
+                &have.driver,
+                have.attachable,
+                have.internal,
+                have.encrypted,
+            ) == (
+                &want.name,
+                &want.driver,
+                want.attachable,
+                want.internal,
+                want.encrypted,
+            )
+        {
+            have.definition_sha256 = want.definition_sha256.clone();
+        }
     }
 }
 
@@ -344,44 +464,110 @@ fn apps(ctx: &Context, stack: &Stack, key: &str) -> Result<(Vec<Resource>, Vec<S
     if !stack.swarm {
         return Ok((expand_apps(&stack.name, &secrets, &[], false), Vec::new()));
     }
-    let swarm_names: BTreeMap<String, String> = secrets
+    let project = stack
+        .apps
+        .project
+        .as_ref()
+        .expect("ops::validate::load reads the project when the Swarm is on");
+    let names = compose::Names {
+        secrets: secrets
+            .iter()
+            .map(|s| (s.name.clone(), swarm_secret_name(&s.name, &s.value_hmac)))
+            .collect(),
+        configs: project
+            .configs
+            .iter()
+            .map(|c| (c.key.clone(), c.name.clone()))
+            .collect(),
+    };
+    let mut objects: Vec<Resource> = project
+        .networks
         .iter()
-        .map(|s| (s.name.clone(), swarm_secret_name(&s.name, &s.value_hmac)))
+        .map(|n| Resource {
+            address: network_address(&n.key),
+            spec: Spec::SwarmNetwork(network_spec(n)),
+        })
         .collect();
-    let file = stack.apps.compose.as_ref().map_or_else(
-        || "templates/stack.yml.tera".to_string(),
-        |c| c.path.clone(),
-    );
-    let docs = compose::services(&compose::compose_text(stack)?, &file)?;
-    let services: Vec<ServiceInput> = docs
+    objects.extend(project.configs.iter().map(|c| Resource {
+        address: config_address(&c.name),
+        spec: Spec::SwarmConfig(SwarmConfigSpec {
+            name: c.name.clone(),
+            content_sha256: c.sha256.clone(),
+            template_driver: c.template_driver.clone(),
+            content: c.content.clone(),
+        }),
+    }));
+    let ours = |keys: &[String], addresses: &dyn Fn(&str) -> Option<Address>| {
+        let mut list: Vec<Address> = keys.iter().filter_map(|k| addresses(k)).collect();
+        list.sort();
+        list
+    };
+    let services: Vec<ServiceInput> = project
+        .services
         .iter()
         .map(|doc| {
             let address = service_address(&doc.name);
             let labels = BTreeMap::from([(LABEL_ADDRESS.to_string(), address.to_string())]);
-            let (definition, hash) = doc.document(&swarm_names, &labels);
-            let mut secrets: Vec<Address> = doc
-                .secrets()
-                .iter()
-                .filter_map(|n| swarm_names.get(n))
-                .map(|n| swarm_secret_address(n))
-                .collect();
-            secrets.sort();
+            let (definition, hash) = doc.document(project, &names, &labels);
             ServiceInput {
                 name: doc.name.clone(),
                 image: doc.image(),
                 mode: doc.mode(),
                 ports: doc.ports(),
                 placement: doc.placement(),
-                secrets,
+                secrets: ours(&doc.secrets, &|k| {
+                    names.secrets.get(k).map(|n| swarm_secret_address(n))
+                }),
+                networks: ours(&doc.networks, &|k| {
+                    project
+                        .networks
+                        .iter()
+                        .any(|n| n.key == k)
+                        .then(|| network_address(k))
+                }),
+                configs: ours(&doc.configs, &|k| {
+                    names.configs.get(k).map(|n| config_address(n))
+                }),
                 definition: definition.to_string(),
                 definition_sha256: hash,
             }
         })
         .collect();
-    Ok((
-        expand_apps(&stack.name, &secrets, &services, true),
-        services,
-    ))
+    let mut resources = expand_apps(&stack.name, &secrets, &services, true);
+    resources.extend(objects);
+    Ok((resources, services))
+}
+
+/// A network as planned, with the `docker network create` flags that make it.
+fn network_spec(n: &compose::NetworkDef) -> SwarmNetworkSpec {
+    let mut args = vec!["--driver".to_string(), n.driver.clone()];
+    args.extend(n.attachable.then(|| "--attachable".to_string()));
+    args.extend(n.internal.then(|| "--internal".to_string()));
+    for (k, v) in &n.options {
+        args.extend([
+            "--opt".to_string(),
+            if v.is_empty() {
+                k.clone()
+            } else {
+                format!("{k}={v}")
+            },
+        ]);
+    }
+    for (k, v) in &n.labels {
+        args.extend(["--label".to_string(), format!("{k}={v}")]);
+    }
+    for s in &n.subnets {
+        args.extend(["--subnet".to_string(), s.clone()]);
+    }
+    SwarmNetworkSpec {
+        name: n.name.clone(),
+        driver: n.driver.clone(),
+        attachable: n.attachable,
+        internal: n.internal,
+        encrypted: n.encrypted(),
+        definition_sha256: n.sha256.clone(),
+        create_args: args,
+    }
 }
 
 async fn cloud_resources(cloud: &Cloud, stack: &Stack) -> Result<Vec<Resource>> {

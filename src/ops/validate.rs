@@ -1,8 +1,10 @@
 use std::path::Path;
 
 use super::{Context, OpsError, Result};
+use crate::compose::{self, Project};
 use crate::config::{self, Loaded};
 use crate::model::image::describe_login_user;
+use crate::model::{SecretSource, Stack, Vars};
 
 /// Reads and validates the stack file; warnings go to stderr.
 pub fn load(ctx: &Context) -> Result<(Loaded, String)> {
@@ -31,7 +33,65 @@ pub fn load(ctx: &Context) -> Result<(Loaded, String)> {
             .unwrap_or_default();
         eprintln!("warning: {w}{help}");
     }
+    if loaded.stack.swarm {
+        let project = compose_project(&loaded.stack, &ws.stack_dir())?;
+        for w in &project.warnings {
+            eprintln!("warning: {w}");
+        }
+        let apps = &mut loaded.stack.apps;
+        apps.secrets
+            .extend(project.secrets.iter().map(|s| SecretSource {
+                name: s.key.clone(),
+                source: s.source.clone(),
+                advanced: false,
+            }));
+        apps.project = Some(project);
+    }
     Ok((loaded, source))
+}
+
+/// The services as infra deploys them: the user's compose file, interpolated with `--var`, then
+/// the environment, then `[vars]`; or `[services]` rendered (its values are literal).
+fn compose_project(stack: &Stack, stack_dir: &Path) -> Result<Project> {
+    let read = |p: &Path| std::fs::read(p);
+    let stack_secrets: Vec<String> = stack.apps.secrets.iter().map(|s| s.name.clone()).collect();
+    let project = match &stack.apps.compose {
+        Some(c) => {
+            let mut vars = c.vars.clone();
+            vars.extend(std::env::vars().filter(|(k, _)| !c.overridden.contains(k)));
+            let path = stack_dir.join(&c.path);
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+            compose::project::load(&compose::Input {
+                file: &c.path,
+                text: &c.text,
+                dir: &dir,
+                interpolate: true,
+                vars: &vars,
+                stack: &stack.name,
+                stack_secrets: &stack_secrets,
+                read: &read,
+            })?
+        }
+        None => {
+            let text =
+                crate::render::services_compose(stack).map_err(|source| OpsError::Template {
+                    what: "services",
+                    source,
+                })?;
+            compose::project::load(&compose::Input {
+                file: "templates/stack.yml.tera",
+                text: &text,
+                dir: stack_dir,
+                interpolate: false,
+                vars: &Vars::new(),
+                stack: &stack.name,
+                stack_secrets: &stack_secrets,
+                read: &read,
+            })?
+        }
+    };
+    Ok(project)
 }
 
 /// Template variables: `INFRA_VAR_<name>` from the environment for each name the stack file

@@ -178,14 +178,14 @@ fn order_swarm_leaves(
     }
 }
 
-/// Services and their secrets are deployed once the Swarm's members are in place, and taken
+/// Services and their secrets, networks and configs are deployed once the Swarm's members are in place, and taken
 /// down before members leave (while a manager still answers).
 fn order_apps(
     changes: &[Change],
     steps: &mut [Step],
     index: &BTreeMap<(&Address, StepKind), usize>,
 ) {
-    let is_app = |c: &Change| matches!(c.spec(), Spec::Service(_) | Spec::SwarmSecret(_));
+    let is_app = |c: &Change| c.spec().on_swarm() && !matches!(c.spec(), Spec::SwarmNode(_));
     let steps_of = |pick: &dyn Fn(&Change) -> bool, kinds: &[StepKind]| -> Vec<usize> {
         changes
             .iter()

@@ -1,10 +1,19 @@
-//! Templates rendered with tera: the user-data that prepares a node, the services' compose file.
-
-pub mod compose;
+//! Templates rendered with tera: the user-data that prepares a node, and the compose file of
+//! the stack's `[services]` (a user's own compose file is never rendered with tera: see
+//! `crate::compose`).
 
 use crate::model::{Role, Stack};
 
 const USER_DATA: &str = include_str!("../../templates/user-data.sh.tera");
+const STACK_YML: &str = include_str!("../../templates/stack.yml.tera");
+
+/// The compose file of the stack's `[services]`.
+pub fn services_compose(stack: &Stack) -> Result<String, tera::Error> {
+    let mut ctx = tera::Context::new();
+    ctx.insert("stack", &stack.name);
+    ctx.insert("services", &stack.apps.services);
+    tera::Tera::one_off(STACK_YML, &ctx, false)
+}
 
 /// The user-data script for every node of one pool (identical within a pool, so a pool's
 /// instances can be launched in one call).

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::docker;
-use super::members::{Node, Swarm, SwarmError};
+use super::members::{LABEL_CONTENT, Node, Swarm, SwarmError};
 use super::ssh::NodeSession;
-use crate::model::{Address, DeploySettings, ServiceSpec};
+use crate::compose::LABEL_DEFINITION;
+use crate::model::{Address, DeploySettings, ServiceSpec, SwarmConfigSpec, SwarmNetworkSpec};
 
 /// One look at a service during a deploy.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,11 +27,15 @@ fn parse_status(service: &str, out: &str) -> Status {
     let mut fields = lines.next().unwrap_or_default().split('|');
     let mut next = || fields.next().unwrap_or_default().trim().to_string();
     let (id, update_state, started, message) = (next(), next(), next(), next());
-    let counts = lines
+    let replicas = lines
         .filter_map(|l| l.split_once(' '))
         .find(|(name, _)| *name == service)
-        .map(|(_, r)| r.split_whitespace().next().unwrap_or_default().to_string())
-        .unwrap_or_default();
+        .map_or("", |(_, r)| r);
+    // A job (`0/1 (1/1 completed)`) has converged once its tasks completed.
+    let counts = match replicas.split_once('(') {
+        Some((_, job)) => job.split_whitespace().next().unwrap_or_default(),
+        None => replicas.split_whitespace().next().unwrap_or_default(),
+    };
     let (running, desired) = counts.split_once('/').unwrap_or(("0", "0"));
     Status {
         id,
@@ -69,6 +74,27 @@ impl Swarm<'_> {
         }
     }
 
+    /// Runs one command on a manager that answers; returns what it printed.
+    async fn on_manager(
+        &self,
+        managers: &[Node],
+        what: &str,
+        command: &str,
+        stdin: Option<&str>,
+    ) -> Result<String, SwarmError> {
+        let s = self.manager(managers).await?;
+        let out = s.run(what, command, stdin).await;
+        s.close().await;
+        Ok(out?)
+    }
+
+    fn labels(&self, address: &Address) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("infra.stack".to_string(), self.stack.clone()),
+            ("infra.address".to_string(), address.to_string()),
+        ])
+    }
+
     /// Creates a Swarm secret with `value` given on stdin; returns its id.
     pub async fn create_secret(
         &self,
@@ -78,30 +104,73 @@ impl Swarm<'_> {
         value: &str,
         managers: &[Node],
     ) -> Result<String, SwarmError> {
-        let labels = BTreeMap::from([
-            ("infra.stack".to_string(), self.stack.clone()),
-            ("infra.address".to_string(), address.to_string()),
-            ("infra.secret".to_string(), secret.to_string()),
-        ]);
-        let s = self.manager(managers).await?;
-        let id = s
-            .run(
-                "docker secret create",
-                &docker::create_secret(name, &labels),
-                Some(value),
-            )
-            .await;
-        s.close().await;
-        Ok(id?.trim().to_string())
+        let mut labels = self.labels(address);
+        labels.insert("infra.secret".to_string(), secret.to_string());
+        let command = docker::create_secret(name, &labels);
+        let id = self
+            .on_manager(managers, "docker secret create", &command, Some(value))
+            .await?;
+        Ok(id.trim().to_string())
     }
 
     pub async fn remove_secret(&self, name: &str, managers: &[Node]) -> Result<(), SwarmError> {
-        let s = self.manager(managers).await?;
-        let done = s
-            .run("docker secret rm", &docker::remove_secret(name), None)
-            .await;
-        s.close().await;
-        Ok(done.map(drop)?)
+        let command = docker::remove_secret(name);
+        self.on_manager(managers, "docker secret rm", &command, None)
+            .await
+            .map(drop)
+    }
+
+    /// Creates one of the compose file's overlay networks, labelled as part of the stack (so
+    /// that `docker stack deploy` uses it as it is); returns its id.
+    pub async fn create_network(
+        &self,
+        address: &Address,
+        spec: &SwarmNetworkSpec,
+        managers: &[Node],
+    ) -> Result<String, SwarmError> {
+        let mut labels = self.labels(address);
+        labels.insert("com.docker.stack.namespace".into(), self.stack.clone());
+        labels.insert(LABEL_DEFINITION.into(), spec.definition_sha256.clone());
+        let command = docker::create_network(&spec.name, &spec.create_args, &labels);
+        let id = self
+            .on_manager(managers, "docker network create", &command, None)
+            .await?;
+        Ok(id.trim().to_string())
+    }
+
+    pub async fn remove_network(&self, name: &str, managers: &[Node]) -> Result<(), SwarmError> {
+        let command = docker::remove_network(name);
+        self.on_manager(managers, "docker network rm", &command, None)
+            .await
+            .map(drop)
+    }
+
+    /// Creates a config with its content on stdin; returns its id.
+    pub async fn create_config(
+        &self,
+        address: &Address,
+        spec: &SwarmConfigSpec,
+        managers: &[Node],
+    ) -> Result<String, SwarmError> {
+        let mut labels = self.labels(address);
+        labels.insert(LABEL_CONTENT.into(), spec.content_sha256.clone());
+        let command = docker::create_config(&spec.name, &labels, spec.template_driver.as_deref());
+        let id = self
+            .on_manager(
+                managers,
+                "docker config create",
+                &command,
+                Some(&spec.content),
+            )
+            .await?;
+        Ok(id.trim().to_string())
+    }
+
+    pub async fn remove_config(&self, name: &str, managers: &[Node]) -> Result<(), SwarmError> {
+        let command = docker::remove_config(name);
+        self.on_manager(managers, "docker config rm", &command, None)
+            .await
+            .map(drop)
     }
 
     pub async fn remove_service(
@@ -109,16 +178,10 @@ impl Swarm<'_> {
         address: &Address,
         managers: &[Node],
     ) -> Result<(), SwarmError> {
-        let s = self.manager(managers).await?;
-        let done = s
-            .run(
-                "docker service rm",
-                &docker::remove_service(&self.service_name(address)),
-                None,
-            )
-            .await;
-        s.close().await;
-        Ok(done.map(drop)?)
+        let command = docker::remove_service(&self.service_name(address));
+        self.on_manager(managers, "docker service rm", &command, None)
+            .await
+            .map(drop)
     }
 
     /// Deploys one service and waits until it converges: all its tasks running, and the rolling
@@ -272,6 +335,8 @@ mod tests {
                 desired: 3,
             }
         );
+        let job = parse_status("demo_migrate", "abc|||\ndemo_migrate 0/1 (1/1 completed)\n");
+        assert_eq!((job.running, job.desired), (1, 1));
         let fresh = parse_status("demo_web", "abc|||\ndemo_web 1/2\n");
         assert_eq!(
             (fresh.update_started, fresh.running, fresh.desired),

@@ -1,7 +1,7 @@
 //! The docker commands run on the nodes, as scripts for `sh -c`, and the parsing of what they
 //! print. Pure. Secrets (join tokens) are never part of a script: they arrive on stdin.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
@@ -131,16 +131,73 @@ pub fn join(advertise: &str, manager: &str) -> String {
 const JOIN_WAIT_SECS: u32 = 90;
 
 /// Everything of the Swarm a plan compares, one JSON document a line with its kind first:
-/// nodes, the stack's services (and their running/desired counts) and secrets. One call,
-/// whatever the size.
+/// nodes, the stack's services (and their running/desired counts), secrets, networks (infra's
+/// and those an older `docker stack deploy` made for the stack) and configs (without their
+/// content); then the names of all secrets, configs and swarm-scoped
+/// networks, for the compose file's `external` ones. One call, whatever the size.
 pub fn list(stack: &str) -> String {
     let services = format!("label=com.docker.stack.namespace={stack}");
+    let ours = format!("label=infra.stack={stack}");
     format!(
         "docker node ls -q | xargs -r docker node inspect --format 'node {{{{json .}}}}' && \
          docker service ls -q --filter {services} | xargs -r docker service inspect --format 'service {{{{json .}}}}' && \
          docker service ls --filter {services} --format 'replicas {{{{.Name}}}} {{{{.Replicas}}}}' && \
-         docker secret ls -q --filter label=infra.stack={stack} | xargs -r docker secret inspect --format 'secret {{{{json .}}}}'"
+         docker secret ls -q --filter {ours} | xargs -r docker secret inspect --format 'secret {{{{json .}}}}' && \
+         docker network ls -q --filter {services} | xargs -r docker network inspect --format 'network {{{{json .}}}}' && \
+         docker config ls -q --filter {ours} | xargs -r docker config inspect --format 'config {{\"ID\":{{{{json .ID}}}},\"Spec\":{{\"Name\":{{{{json .Spec.Name}}}},\"Labels\":{{{{json .Spec.Labels}}}},\"Templating\":{{{{json .Spec.Templating}}}}}}}}' && \
+         docker secret ls --format 'name secret {{{{.Name}}}}' && \
+         docker config ls --format 'name config {{{{.Name}}}}' && \
+         docker network ls --filter scope=swarm --format 'name network {{{{.Name}}}}'"
     )
+}
+
+/// Creates an overlay network (kept if it exists: its definition is in its name's labels, and
+/// a changed one is replaced); prints its id.
+pub fn create_network(name: &str, args: &[String], labels: &BTreeMap<String, String>) -> String {
+    let args: String = args.iter().map(|a| format!(" {}", quote(a))).collect();
+    format!(
+        "docker network inspect {name} >/dev/null 2>&1 || docker network create{args}{} {name} >/dev/null && \
+         docker network inspect --format '{{{{.Id}}}}' {name}",
+        label_flags(labels)
+    )
+}
+
+/// Waits (bounded) for the tasks of removed services to let go of the network; fine if it is
+/// already gone.
+pub fn remove_network(name: &str) -> String {
+    format!(
+        "for i in $(seq 1 60); do docker network inspect {name} >/dev/null 2>&1 || exit 0; \
+         docker network rm {name} >/dev/null 2>&1 && exit 0; sleep 1; done; docker network rm {name} >/dev/null"
+    )
+}
+
+/// Creates a config from stdin (kept if it exists: its name holds its content hash); prints
+/// its id.
+pub fn create_config(
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    template_driver: Option<&str>,
+) -> String {
+    let driver = template_driver
+        .map(|d| format!(" --template-driver {}", quote(d)))
+        .unwrap_or_default();
+    format!(
+        "docker config inspect {name} >/dev/null 2>&1 || docker config create{}{driver} {name} - >/dev/null && \
+         docker config inspect --format '{{{{.ID}}}}' {name}",
+        label_flags(labels)
+    )
+}
+
+/// Fails while a service still uses the config; fine if it is already gone.
+pub fn remove_config(name: &str) -> String {
+    format!("docker config rm {name} >/dev/null || ! docker config inspect {name} >/dev/null 2>&1")
+}
+
+fn label_flags(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!(" --label {}", quote(&format!("{k}={v}"))))
+        .collect()
 }
 
 /// Deploys one service's compose document, read from stdin. Prints the manager's clock first,
@@ -174,10 +231,7 @@ pub fn remove_service(service: &str) -> String {
 
 /// Creates a secret from stdin (kept if it exists: its name is its content); prints its id.
 pub fn create_secret(name: &str, labels: &BTreeMap<String, String>) -> String {
-    let labels: String = labels
-        .iter()
-        .map(|(k, v)| format!(" --label {}", quote(&format!("{k}={v}"))))
-        .collect();
+    let labels = label_flags(labels);
     format!(
         "docker secret inspect {name} >/dev/null 2>&1 || docker secret create{labels} {name} - >/dev/null && \
          docker secret inspect --format '{{{{.ID}}}}' {name}"
@@ -301,6 +355,36 @@ pub struct SwarmView {
     pub members: Vec<Member>,
     pub services: Vec<ServiceInfo>,
     pub secrets: Vec<SecretInfo>,
+    pub configs: Vec<SecretInfo>,
+    pub networks: Vec<NetworkInfo>,
+    /// Every secret, config and swarm-scoped network on the Swarm, by kind
+    /// (`secret`, `config`, `network`) and name.
+    pub names: BTreeSet<(String, String)>,
+}
+
+/// One network as `docker network inspect` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkInfo {
+    pub id: String,
+    pub name: String,
+    pub driver: String,
+    #[serde(default)]
+    pub attachable: bool,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub options: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// One service as `docker service inspect` reports it.
@@ -313,6 +397,9 @@ pub struct ServiceInfo {
     pub mode: String,
     pub ports: Vec<String>,
     pub secrets: Vec<String>,
+    pub configs: Vec<String>,
+    /// The networks it joins, by id or name (`Spec.TaskTemplate.Networks[].Target`).
+    pub networks: Vec<String>,
     pub labels: BTreeMap<String, String>,
     /// `running/desired`, as `docker service ls` shows it.
     pub replicas: String,
@@ -325,6 +412,8 @@ pub struct SecretInfo {
     pub id: String,
     pub name: String,
     pub labels: BTreeMap<String, String>,
+    /// A config's template driver (`golang`), if any.
+    pub template_driver: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -367,8 +456,26 @@ struct SecretInspect {
 #[serde(rename_all = "PascalCase")]
 struct SecretInspectSpec {
     name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     labels: BTreeMap<String, String>,
+    #[serde(default)]
+    templating: Option<Templating>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Templating {
+    name: String,
+}
+
+fn parse_secret(json: &str) -> Result<SecretInfo, serde_json::Error> {
+    let i: SecretInspect = serde_json::from_str(json)?;
+    Ok(SecretInfo {
+        id: i.id,
+        name: i.spec.name,
+        labels: i.spec.labels,
+        template_driver: i.spec.templating.map(|t| t.name),
+    })
 }
 
 pub fn parse_view(output: &str) -> Result<SwarmView, serde_json::Error> {
@@ -385,13 +492,13 @@ pub fn parse_view(output: &str) -> Result<SwarmView, serde_json::Error> {
                     replicas.insert(name.to_string(), count.to_string());
                 }
             }
-            "secret" => {
-                let i: SecretInspect = serde_json::from_str(rest)?;
-                view.secrets.push(SecretInfo {
-                    id: i.id,
-                    name: i.spec.name,
-                    labels: i.spec.labels,
-                });
+            "secret" => view.secrets.push(parse_secret(rest)?),
+            "config" => view.configs.push(parse_secret(rest)?),
+            "network" => view.networks.push(serde_json::from_str(rest)?),
+            "name" => {
+                if let Some((kind, name)) = rest.split_once(' ') {
+                    view.names.insert((kind.to_string(), name.to_string()));
+                }
             }
             _ => {}
         }
@@ -407,6 +514,8 @@ fn parse_service(json: &str) -> Result<ServiceInfo, serde_json::Error> {
     let container = &i.spec.task_template["ContainerSpec"];
     let mode = match i.spec.mode.get("Replicated") {
         Some(r) => format!("replicated {}", r["Replicas"].as_u64().unwrap_or(0)),
+        None if i.spec.mode.get("ReplicatedJob").is_some() => "replicated-job".to_string(),
+        None if i.spec.mode.get("GlobalJob").is_some() => "global-job".to_string(),
         None => "global".to_string(),
     };
     let mut ports: Vec<String> = i.spec.endpoint_spec["Ports"]
@@ -414,7 +523,7 @@ fn parse_service(json: &str) -> Result<ServiceInfo, serde_json::Error> {
         .into_iter()
         .flatten()
         .map(|p| {
-            crate::render::compose::port_text(
+            crate::compose::port_text(
                 p["PublishedPort"].as_u64().unwrap_or(0),
                 p["TargetPort"].as_u64().unwrap_or(0),
                 p["Protocol"].as_str().unwrap_or("tcp"),
@@ -423,12 +532,16 @@ fn parse_service(json: &str) -> Result<ServiceInfo, serde_json::Error> {
         })
         .collect();
     ports.sort();
-    let secrets = container["Secrets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["SecretName"].as_str().map(str::to_string))
-        .collect();
+    let names = |list: &serde_json::Value, field: &str| -> Vec<String> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s[field].as_str().map(str::to_string))
+            .collect()
+    };
+    let secrets = names(&container["Secrets"], "SecretName");
+    let configs = names(&container["Configs"], "ConfigName");
+    let networks = names(&i.spec.task_template["Networks"], "Target");
     Ok(ServiceInfo {
         id: i.id,
         name: i.spec.name,
@@ -436,6 +549,8 @@ fn parse_service(json: &str) -> Result<ServiceInfo, serde_json::Error> {
         mode,
         ports,
         secrets,
+        configs,
+        networks,
         labels: i.spec.labels,
         replicas: String::new(),
         update_state: i.update_status.map(|u| u.state).unwrap_or_default(),

@@ -10,13 +10,18 @@ use thiserror::Error;
 use super::docker::{self, Member, SwarmView, Unavailable};
 use super::ssh::{NodeHost, NodeSession, Ssh, SshError};
 use crate::cloud::{Cloud, CloudError};
+use crate::compose::LABEL_DEFINITION;
 use crate::model::resources::{
-    LABEL_ADDRESS, normalize_image, service_address, swarm_address, swarm_secret_address,
+    LABEL_ADDRESS, config_address, network_address, normalize_image, service_address,
+    swarm_address, swarm_secret_address,
 };
 use crate::model::{
-    Address, Live, Observed, ServiceSpec, Spec, SshSettings, SwarmNodeSpec, SwarmSecretSpec,
+    Address, Live, Observed, ServiceSpec, Spec, SshSettings, SwarmConfigSpec, SwarmNetworkSpec,
+    SwarmNodeSpec, SwarmSecretSpec,
 };
-use crate::render::compose::LABEL_DEFINITION;
+
+/// The label holding a config's content hash.
+pub const LABEL_CONTENT: &str = "infra.content-sha256";
 
 /// A node the Swarm code can reach: how to ssh to it, and the address it advertises.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -327,21 +332,90 @@ impl Swarm<'_> {
         }
     }
 
-    /// The Swarm in address space: members, services and secrets. `by_ip` maps private IPs to
-    /// instance addresses, for members that joined but were not labelled yet (an interrupted run).
+    /// The Swarm in address space: members, services, secrets, networks and configs. `by_ip`
+    /// maps private IPs to instance addresses, for members that joined but were not labelled
+    /// yet (an interrupted run).
     pub fn observe(&self, view: &SwarmView, by_ip: &BTreeMap<String, Address>) -> Live {
         let mut live = Self::observe_members(&view.members, by_ip);
         let prefix = format!("{}_", self.stack);
+        // infra's networks carry their address; one `docker stack deploy` made for the stack is
+        // `<stack>_<key>`.
+        let address_of = |n: &docker::NetworkInfo| match n.labels.get(LABEL_ADDRESS) {
+            Some(a) => Some(Address::new(a.as_str())),
+            None => n.name.strip_prefix(&prefix).map(network_address),
+        };
+        // A service names its networks by id or name.
+        let network_of: BTreeMap<&str, Address> = view
+            .networks
+            .iter()
+            .filter_map(|n| {
+                let a = address_of(n)?;
+                Some([(n.id.as_str(), a.clone()), (n.name.as_str(), a)])
+            })
+            .flatten()
+            .collect();
+        for n in &view.networks {
+            let Some(address) = address_of(n) else {
+                continue;
+            };
+            let spec = SwarmNetworkSpec {
+                name: n.name.clone(),
+                driver: n.driver.clone(),
+                attachable: n.attachable,
+                internal: n.internal,
+                encrypted: n.options.contains_key("encrypted"),
+                definition_sha256: n.labels.get(LABEL_DEFINITION).cloned().unwrap_or_default(),
+                create_args: Vec::new(),
+            };
+            live.insert(
+                address,
+                Observed {
+                    id: n.id.clone(),
+                    spec: Spec::SwarmNetwork(spec),
+                    outputs: BTreeMap::new(),
+                },
+            );
+        }
+        for c in &view.configs {
+            let spec = SwarmConfigSpec {
+                name: c.name.clone(),
+                content_sha256: c.labels.get(LABEL_CONTENT).cloned().unwrap_or_default(),
+                template_driver: c.template_driver.clone(),
+                content: String::new(),
+            };
+            live.insert(
+                config_address(&c.name),
+                Observed {
+                    id: c.id.clone(),
+                    spec: Spec::SwarmConfig(spec),
+                    outputs: BTreeMap::new(),
+                },
+            );
+        }
         for s in &view.services {
             let short = s.name.strip_prefix(&prefix).unwrap_or(&s.name);
-            let mut secrets: Vec<Address> =
-                s.secrets.iter().map(|n| swarm_secret_address(n)).collect();
-            secrets.sort();
+            // External secrets, configs and networks are the file's to name, not plan objects.
+            let ours = |used: &[String], address: &dyn Fn(&str) -> Option<Address>| {
+                let mut list: Vec<Address> = used.iter().filter_map(|n| address(n)).collect();
+                list.sort();
+                list
+            };
+            let secrets = ours(&s.secrets, &|n| {
+                let known = view.secrets.iter().any(|o| o.name == n);
+                known.then(|| swarm_secret_address(n))
+            });
+            let configs = ours(&s.configs, &|n| {
+                let known = view.configs.iter().any(|o| o.name == n);
+                known.then(|| config_address(n))
+            });
+            let networks = ours(&s.networks, &|n| network_of.get(n).cloned());
             let spec = ServiceSpec {
                 image: normalize_image(&s.image),
                 mode: s.mode.clone(),
                 ports: s.ports.clone(),
                 secrets,
+                networks,
+                configs,
                 definition_sha256: s.labels.get(LABEL_DEFINITION).cloned().unwrap_or_default(),
                 definition: String::new(),
             };

@@ -1,0 +1,494 @@
+//! A compose file as a stack: its services, the networks and configs infra creates for them, the
+//! secrets read on the user's side, and what must already exist on the Swarm. Follows docker/cli's
+//! stack loader (`cli/compose/loader`, `cli/compose/convert`) and the compose file reference
+//! <https://docs.docker.com/reference/compose-file/>.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use super::service::{ServiceDoc, string_map};
+use super::{ComposeError, env_file, yaml};
+use crate::model::{ValueSource, Vars};
+
+/// What `load` reads.
+pub struct Input<'a> {
+    /// The file as the user named it, for messages.
+    pub file: &'a str,
+    pub text: &'a str,
+    /// `file:` and `env_file:` paths are relative to it (the compose file's directory).
+    pub dir: &'a Path,
+    /// Whether values are interpolated (`false` for the file infra renders from `[services]`,
+    /// whose values are literal).
+    pub interpolate: bool,
+    /// The variables: `--var`, then the environment, then the stack's `[vars]`.
+    pub vars: &'a Vars,
+    pub stack: &'a str,
+    /// The stack file's `[secrets]`: services may use them without declaring them.
+    pub stack_secrets: &'a [String],
+    pub read: &'a dyn Fn(&Path) -> std::io::Result<Vec<u8>>,
+}
+
+/// The compose file as infra deploys it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Project {
+    pub services: Vec<ServiceDoc>,
+    /// Networks infra creates: those a service uses that are not `external`, the implicit
+    /// `default` included.
+    pub networks: Vec<NetworkDef>,
+    /// `file:` configs, created by infra under a content-hashed name.
+    pub configs: Vec<ConfigDef>,
+    /// `file:` and `environment:` secrets: they become stack secrets.
+    pub secrets: Vec<SecretDef>,
+    /// What the file expects on the Swarm already (`external: true`).
+    pub externals: Vec<External>,
+    /// Things worth telling the user; they never stop a run.
+    pub warnings: Vec<String>,
+    /// The top-level named volumes, for the documents.
+    pub(super) volumes: Map<String, Value>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Network,
+    Config,
+    Secret,
+}
+
+impl Kind {
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Network => "network",
+            Kind::Config => "config",
+            Kind::Secret => "secret",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct External {
+    pub kind: Kind,
+    /// The key in the compose file.
+    pub key: String,
+    /// The name on the Swarm (`name:`, else the key itself, unprefixed, as Docker does).
+    pub name: String,
+}
+
+/// An overlay network infra creates (`docker network create`); Docker cannot change one in
+/// place, so any change of its definition replaces it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkDef {
+    pub key: String,
+    /// `<stack>_<key>`, or the file's `name:`.
+    pub name: String,
+    pub driver: String,
+    pub attachable: bool,
+    pub internal: bool,
+    /// `driver_opts`: `encrypted` asks for IPsec between nodes.
+    pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    /// `ipam.config[].subnet`.
+    pub subnets: Vec<String>,
+    pub sha256: String,
+}
+
+impl NetworkDef {
+    pub fn encrypted(&self) -> bool {
+        self.options.contains_key("encrypted")
+    }
+}
+
+/// A config read from a file on the user's side.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigDef {
+    pub key: String,
+    /// `<name or key>_<10 hex of the content hash>`: new content is a new config.
+    pub name: String,
+    pub content: String,
+    /// `golang` to have Docker render the config per task.
+    pub template_driver: Option<String>,
+    pub sha256: String,
+}
+
+/// A secret the file reads from a file or an environment variable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretDef {
+    pub key: String,
+    pub source: ValueSource,
+}
+
+const TOP_LEVEL: &[&str] = &[
+    "version", "name", "services", "networks", "volumes", "configs", "secrets",
+];
+
+/// Keys `docker stack deploy` ignores (docker/cli `loader.GetUnsupportedProperties`, plus
+/// `depends_on` and `container_name`, which Swarm has no use for).
+const IGNORED: &[&str] = &[
+    "build",
+    "cgroup_parent",
+    "cgroupns_mode",
+    "container_name",
+    "depends_on",
+    "devices",
+    "domainname",
+    "external_links",
+    "ipc",
+    "links",
+    "mac_address",
+    "network_mode",
+    "pid",
+    "privileged",
+    "restart",
+    "security_opt",
+    "shm_size",
+    "userns_mode",
+];
+
+/// Reads a compose file. Every error names the file and where (line and column, or the dotted
+/// path of the value); nothing is touched on the way.
+pub fn load(input: &Input) -> Result<Project, ComposeError> {
+    let err = |message: String| ComposeError::new(input.file, message);
+    let vars = input.interpolate.then_some(input.vars);
+    let doc = yaml::parse(input.text, input.file, vars)?;
+    let Value::Object(mut top) = doc else {
+        return Err(err("is not a mapping of compose keys".into()));
+    };
+    let mut warnings = Vec::new();
+    if input.interpolate {
+        let raw = yaml::parse(input.text, input.file, None)?;
+        let unset = yaml::unset_variables(&raw, input.vars);
+        if !unset.is_empty() {
+            warnings.push(format!(
+                "{}: {} not set: Compose substitutes an empty string (give a default with ${{VAR:-default}}, or require it with ${{VAR:?message}})",
+                input.file,
+                unset.iter().map(|v| format!("${v}")).collect::<Vec<_>>().join(", ") + if unset.len() == 1 { " is" } else { " are" }
+            ));
+        }
+    }
+    if let Some(key) = top
+        .keys()
+        .find(|k| !TOP_LEVEL.contains(&k.as_str()) && !k.starts_with("x-"))
+    {
+        return Err(err(format!(
+            "unknown top-level key {key:?} (a compose file holds {}, and x- extension fields)",
+            TOP_LEVEL.join(", ")
+        )));
+    }
+    let section =
+        |top: &mut Map<String, Value>, name: &str| -> Result<Map<String, Value>, ComposeError> {
+            match top.remove(name) {
+                Some(Value::Object(m)) => Ok(m),
+                None | Some(Value::Null) => Ok(Map::new()),
+                Some(_) => Err(err(format!("`{name}` is not a mapping"))),
+            }
+        };
+    let services = section(&mut top, "services")?;
+    let networks = section(&mut top, "networks")?;
+    let volumes = section(&mut top, "volumes")?;
+    let configs = section(&mut top, "configs")?;
+    let secrets = section(&mut top, "secrets")?;
+
+    let mut externals = Vec::new();
+    let mut external = |kind: Kind, key: &str, entry: &Value| -> bool {
+        let flag = &entry["external"];
+        if flag.is_null() || flag == &Value::Bool(false) {
+            return false;
+        }
+        let name = entry["name"]
+            .as_str()
+            .or_else(|| flag["name"].as_str())
+            .unwrap_or(key)
+            .to_string();
+        externals.push(External {
+            kind,
+            key: key.to_string(),
+            name,
+        });
+        true
+    };
+
+    let mut config_defs = Vec::new();
+    for (key, entry) in &configs {
+        let path = format!("configs.{key}");
+        if external(Kind::Config, key, entry) {
+            continue;
+        }
+        let Some(file) = entry["file"].as_str() else {
+            return Err(err(format!("{path}: needs `file:` or `external: true`")));
+        };
+        let (_, content) = read_text(input, file, &path)?;
+        let template_driver = entry["template_driver"].as_str().map(str::to_string);
+        let sha256 = crate::model::resources::sha256_hex(&format!(
+            "{}\n{content}",
+            template_driver.as_deref().unwrap_or_default()
+        ));
+        let base = entry["name"].as_str().unwrap_or(key);
+        config_defs.push(ConfigDef {
+            key: key.clone(),
+            name: format!("{base}_{}", &sha256[..10]),
+            content,
+            template_driver,
+            sha256,
+        });
+    }
+
+    let mut secret_defs = Vec::new();
+    for (key, entry) in &secrets {
+        let path = format!("secrets.{key}");
+        if external(Kind::Secret, key, entry) {
+            continue;
+        }
+        let source = match (entry["file"].as_str(), entry["environment"].as_str()) {
+            (Some(file), None) => ValueSource::File(input.dir.join(file)),
+            (None, Some(var)) => ValueSource::Env(var.to_string()),
+            _ => {
+                return Err(err(format!(
+                    "{path}: needs exactly one of `file:`, `environment:` or `external: true`"
+                )));
+            }
+        };
+        if input.stack_secrets.contains(key) {
+            return Err(err(format!(
+                "{path}: the stack file's [secrets] defines {key:?} too: name it once"
+            )));
+        }
+        if !crate::model::valid_object_name(key) {
+            return Err(err(format!(
+                "{path}: infra keeps file secrets in Parameter Store under their key, which must start with a lowercase letter and hold only a-z, 0-9, - and _ (at most 40)"
+            )));
+        }
+        secret_defs.push(SecretDef {
+            key: key.clone(),
+            source,
+        });
+    }
+
+    let mut docs = Vec::new();
+    let mut ignored: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (name, definition) in services {
+        let path = format!("services.{name}");
+        let Value::Object(mut definition) = definition else {
+            return Err(err(format!("{path} is not a mapping")));
+        };
+        if definition.get("image").and_then(Value::as_str).is_none() {
+            return Err(err(format!(
+                "{path}: names no image (docker stack deploy does not build)"
+            )));
+        }
+        for key in IGNORED {
+            if definition.contains_key(*key) {
+                ignored.entry(key).or_default().push(name.clone());
+            }
+        }
+        resolve_environment(&mut definition, &path, input)?;
+        let doc = ServiceDoc::new(name.clone(), Value::Object(definition));
+        for n in &doc.networks {
+            if n != "default" && !networks.contains_key(n) {
+                return Err(err(format!(
+                    "{path}.networks: network {n:?} is not declared in the top-level networks"
+                )));
+            }
+        }
+        for c in &doc.configs {
+            if !configs.contains_key(c) {
+                return Err(err(format!(
+                    "{path}.configs: config {c:?} is not declared in the top-level configs"
+                )));
+            }
+        }
+        for s in &doc.secrets {
+            if !secrets.contains_key(s) && !input.stack_secrets.contains(s) {
+                return Err(err(format!(
+                    "{path}.secrets: secret {s:?} is neither in the top-level secrets nor in the stack file's [secrets]"
+                )));
+            }
+        }
+        for v in &doc.volumes {
+            if !volumes.contains_key(v) {
+                return Err(err(format!(
+                    "{path}.volumes: named volume {v:?} is not declared in the top-level volumes"
+                )));
+            }
+        }
+        warnings.extend(doc.warnings(input.file));
+        docs.push(doc);
+    }
+    if !ignored.is_empty() {
+        let keys: Vec<String> = ignored
+            .iter()
+            .map(|(k, s)| format!("`{k}` ({})", s.join(", ")))
+            .collect();
+        warnings.push(format!(
+            "{}: docker stack deploy ignores {}",
+            input.file,
+            keys.join(", ")
+        ));
+    }
+
+    let used: BTreeSet<&String> = docs.iter().flat_map(|d| &d.networks).collect();
+    let mut network_defs = Vec::new();
+    for key in used {
+        let entry = networks.get(key).cloned().unwrap_or(Value::Null);
+        if external(Kind::Network, key, &entry) {
+            continue;
+        }
+        network_defs.push(network(key, &entry, input.stack).map_err(err)?);
+    }
+    Ok(Project {
+        services: docs,
+        networks: network_defs,
+        configs: config_defs,
+        secrets: secret_defs,
+        externals,
+        warnings,
+        volumes,
+    })
+}
+
+/// A file the compose file names (relative to its directory), as text.
+fn read_text(input: &Input, path: &str, what: &str) -> Result<(PathBuf, String), ComposeError> {
+    let err = |message: String| ComposeError::new(input.file, message);
+    let full = input.dir.join(path);
+    let bytes = (input.read)(&full)
+        .map_err(|e| err(format!("{what}: cannot read {}: {e}", full.display())))?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        err(format!(
+            "{what}: {} is not UTF-8 text (infra passes configs and env files as text)",
+            full.display()
+        ))
+    })?;
+    Ok((full, text))
+}
+
+/// `env_file:` read here, then `environment:` over it, variables without a value taken from
+/// `vars` (dropped when unset), as docker/cli's `resolveEnvironment` does on the client.
+fn resolve_environment(
+    definition: &mut Map<String, Value>,
+    path: &str,
+    input: &Input,
+) -> Result<(), ComposeError> {
+    let files: Vec<String> = match definition.remove("env_file") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(f)) => vec![f],
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|f| {
+                f.as_str()
+                    .or_else(|| f["path"].as_str())
+                    .map(str::to_string)
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                ComposeError::new(input.file, format!("{path}.env_file: not a list of paths"))
+            })?,
+        Some(_) => {
+            return Err(ComposeError::new(
+                input.file,
+                format!("{path}.env_file: not a path or a list of paths"),
+            ));
+        }
+    };
+    let mut env: Map<String, Value> = Map::new();
+    for f in files {
+        let (full, text) = read_text(input, &f, &format!("{path}.env_file"))?;
+        let pairs = env_file::parse(&text, input.vars).map_err(|e| {
+            ComposeError::new(
+                input.file,
+                format!("{path}.env_file {}: {e}", full.display()),
+            )
+        })?;
+        for (k, v) in pairs {
+            env.insert(k, Value::String(v));
+        }
+    }
+    for (k, v) in environment(definition, input.vars) {
+        env.insert(k, v);
+    }
+    if !env.is_empty() || definition.contains_key("environment") {
+        definition.insert("environment".into(), Value::Object(env));
+    }
+    Ok(())
+}
+
+/// `environment:` as a map (from a map or a `KEY=value` list), values as strings the way Go's
+/// `fmt.Sprint` writes them; a key without a value from `vars`, dropped when unset.
+fn environment(definition: &Map<String, Value>, vars: &Vars) -> Vec<(String, Value)> {
+    let pairs: Vec<(String, Option<String>)> = match definition.get("environment") {
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                None => (kv.to_string(), None),
+            })
+            .collect(),
+        Some(Value::Object(m)) => string_map(m).into_iter().collect(),
+        _ => Vec::new(),
+    };
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let v = v.or_else(|| vars.get(&k).cloned())?;
+            Some((k, Value::String(v)))
+        })
+        .collect()
+}
+
+fn network(key: &str, entry: &Value, stack: &str) -> Result<NetworkDef, String> {
+    let path = format!("networks.{key}");
+    let map = |v: &Value| match v {
+        Value::Object(m) => string_map(m)
+            .into_iter()
+            .map(|(k, v)| (k, v.unwrap_or_default()))
+            .collect(),
+        Value::Array(list) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    let driver = entry["driver"].as_str().unwrap_or("overlay").to_string();
+    if driver != "overlay" {
+        return Err(format!(
+            "{path}: driver {driver:?}: infra creates overlay networks (a Swarm stack's services span nodes); declare others `external: true`"
+        ));
+    }
+    let flag = |name: &str| entry[name].as_bool().unwrap_or(false);
+    let subnets = entry["ipam"]["config"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["subnet"].as_str().map(str::to_string))
+        .collect();
+    let mut def = NetworkDef {
+        key: key.to_string(),
+        name: entry["name"]
+            .as_str()
+            .map_or_else(|| format!("{stack}_{key}"), str::to_string),
+        driver,
+        attachable: flag("attachable"),
+        internal: flag("internal"),
+        options: map(&entry["driver_opts"]),
+        labels: map(&entry["labels"]),
+        subnets,
+        sha256: String::new(),
+    };
+    def.sha256 = crate::model::resources::sha256_hex(
+        &serde_json::json!([
+            def.name,
+            def.driver,
+            def.attachable,
+            def.internal,
+            def.options,
+            def.labels,
+            def.subnets
+        ])
+        .to_string(),
+    );
+    Ok(def)
+}
