@@ -48,11 +48,15 @@ fn the_reference_stack_is_valid() {
     let dir = project(&example_with(|t| t));
     let (code, out, err) = infra(dir.path(), &["validate"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(
-        out,
-        "Success! stacks/web.toml is valid: stack web, 3 zones, 1 manager(s), 2 worker(s).\n\
-         SSH login on manager nodes: ubuntu (the image parameter /aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id).\n\
-         SSH login on worker nodes: ubuntu (the image parameter /aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id).\n"
+    assert!(
+        out.starts_with(
+            "Success! stacks/web.toml is valid: stack web, 3 zones, 1 manager(s), 2 worker(s).\n\
+             SSH login on manager nodes: ubuntu (the image parameter /aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id).\n\
+             SSH login on worker nodes: ubuntu (the image parameter /aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id).\n\
+             SSH path: directly to the nodes' public addresses, from 203.0.113.0/24.\n\
+             SSH identity: "
+        ),
+        "{out}"
     );
 }
 

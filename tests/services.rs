@@ -4,12 +4,11 @@
 
 mod support;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use support::traffic::Traffic;
-use support::{sandbox, serves, targets};
+use support::{files_under, sandbox, serves, targets};
 
 use support::GREETING_V1;
 const GREETING_V2: &str = "s3cr3t-greeting-TWO-91ac";
@@ -191,7 +190,7 @@ fn services_roll_without_dropping_a_request_roll_back_and_rotate_secrets() {
     // and debug logs), nor in any process's arguments sampled during the rotation.
     let mut written = outputs.join("\n");
     written.push_str(&ps);
-    for entry in walk(&p.dir.path().join("state"))
+    for entry in files_under(&p.dir.path().join("state"))
         .into_iter()
         .chain([p.dir.path().join("rotate.plan")])
     {
@@ -203,17 +202,4 @@ fn services_roll_without_dropping_a_request_roll_back_and_rotate_secrets() {
             "a secret value or join token leaked"
         );
     }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let path = e.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }

@@ -20,6 +20,7 @@ fn node(i: usize) -> NodeHost {
         host: format!("10.77.{ID}.{}", 10 + i),
         user: "ubuntu".into(),
         image_user: Some("ubuntu".into()),
+        jump: None,
     }
 }
 

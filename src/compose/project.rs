@@ -156,15 +156,7 @@ pub fn load(input: &Input) -> Result<Project, ComposeError> {
     };
     let mut warnings = Vec::new();
     if input.interpolate {
-        let raw = yaml::parse(input.text, input.file, None)?;
-        let unset = yaml::unset_variables(&raw, input.vars);
-        if !unset.is_empty() {
-            warnings.push(format!(
-                "{}: {} not set: Compose substitutes an empty string (give a default with ${{VAR:-default}}, or require it with ${{VAR:?message}})",
-                input.file,
-                unset.iter().map(|v| format!("${v}")).collect::<Vec<_>>().join(", ") + if unset.len() == 1 { " is" } else { " are" }
-            ));
-        }
+        warnings.extend(unset_warning(input)?);
     }
     if let Some(key) = top
         .keys()
@@ -190,80 +182,20 @@ pub fn load(input: &Input) -> Result<Project, ComposeError> {
     let secrets = section(&mut top, "secrets")?;
 
     let mut externals = Vec::new();
-    let mut external = |kind: Kind, key: &str, entry: &Value| -> bool {
-        let flag = &entry["external"];
-        if flag.is_null() || flag == &Value::Bool(false) {
-            return false;
-        }
-        let name = entry["name"]
-            .as_str()
-            .or_else(|| flag["name"].as_str())
-            .unwrap_or(key)
-            .to_string();
-        externals.push(External {
-            kind,
-            key: key.to_string(),
-            name,
-        });
-        true
-    };
-
     let mut config_defs = Vec::new();
     for (key, entry) in &configs {
-        let path = format!("configs.{key}");
-        if external(Kind::Config, key, entry) {
-            continue;
+        match external(Kind::Config, key, entry) {
+            Some(e) => externals.push(e),
+            None => config_defs.push(config(input, key, entry)?),
         }
-        let Some(file) = entry["file"].as_str() else {
-            return Err(err(format!("{path}: needs `file:` or `external: true`")));
-        };
-        let (_, content) = read_text(input, file, &path)?;
-        let template_driver = entry["template_driver"].as_str().map(str::to_string);
-        let sha256 = crate::model::resources::sha256_hex(&format!(
-            "{}\n{content}",
-            template_driver.as_deref().unwrap_or_default()
-        ));
-        let base = entry["name"].as_str().unwrap_or(key);
-        config_defs.push(ConfigDef {
-            key: key.clone(),
-            name: format!("{base}_{}", &sha256[..10]),
-            content,
-            template_driver,
-            sha256,
-        });
     }
-
     let mut secret_defs = Vec::new();
     for (key, entry) in &secrets {
-        let path = format!("secrets.{key}");
-        if external(Kind::Secret, key, entry) {
-            continue;
+        match external(Kind::Secret, key, entry) {
+            Some(e) => externals.push(e),
+            None => secret_defs.push(secret(input, key, entry)?),
         }
-        let source = match (entry["file"].as_str(), entry["environment"].as_str()) {
-            (Some(file), None) => ValueSource::File(input.dir.join(file)),
-            (None, Some(var)) => ValueSource::Env(var.to_string()),
-            _ => {
-                return Err(err(format!(
-                    "{path}: needs exactly one of `file:`, `environment:` or `external: true`"
-                )));
-            }
-        };
-        if input.stack_secrets.contains(key) {
-            return Err(err(format!(
-                "{path}: the stack file's [secrets] defines {key:?} too: name it once"
-            )));
-        }
-        if !crate::model::valid_object_name(key) {
-            return Err(err(format!(
-                "{path}: infra keeps file secrets in Parameter Store under their key, which must start with a lowercase letter and hold only a-z, 0-9, - and _ (at most 40)"
-            )));
-        }
-        secret_defs.push(SecretDef {
-            key: key.clone(),
-            source,
-        });
     }
-
     let mut docs = Vec::new();
     let mut ignored: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (name, definition) in services {
@@ -283,34 +215,29 @@ pub fn load(input: &Input) -> Result<Project, ComposeError> {
         }
         resolve_environment(&mut definition, &path, input)?;
         let doc = ServiceDoc::new(name.clone(), Value::Object(definition));
-        for n in &doc.networks {
-            if n != "default" && !networks.contains_key(n) {
-                return Err(err(format!(
-                    "{path}.networks: network {n:?} is not declared in the top-level networks"
-                )));
-            }
-        }
-        for c in &doc.configs {
-            if !configs.contains_key(c) {
-                return Err(err(format!(
-                    "{path}.configs: config {c:?} is not declared in the top-level configs"
-                )));
-            }
-        }
-        for s in &doc.secrets {
-            if !secrets.contains_key(s) && !input.stack_secrets.contains(s) {
-                return Err(err(format!(
-                    "{path}.secrets: secret {s:?} is neither in the top-level secrets nor in the stack file's [secrets]"
-                )));
-            }
-        }
-        for v in &doc.volumes {
-            if !volumes.contains_key(v) {
-                return Err(err(format!(
-                    "{path}.volumes: named volume {v:?} is not declared in the top-level volumes"
-                )));
-            }
-        }
+        // What a service uses must be declared (docker/cli refuses it otherwise).
+        let declared =
+            |used: &[String], section: &Map<String, Value>, what: &str, also: &[String]| {
+                let missing = used
+                    .iter()
+                    .find(|k| !section.contains_key(*k) && !also.contains(k));
+                match missing {
+                    Some(k) => Err(err(format!(
+                        "{path}.{what}s: {what} {k:?} is not declared in the top-level {what}s{}",
+                        if what == "secret" {
+                            " nor in the stack file's [secrets]"
+                        } else {
+                            ""
+                        }
+                    ))),
+                    None => Ok(()),
+                }
+            };
+        let default = ["default".to_string()];
+        declared(&doc.networks, &networks, "network", &default)?;
+        declared(&doc.configs, &configs, "config", &[])?;
+        declared(&doc.secrets, &secrets, "secret", input.stack_secrets)?;
+        declared(&doc.volumes, &volumes, "volume", &[])?;
         warnings.extend(doc.warnings(input.file));
         docs.push(doc);
     }
@@ -330,10 +257,10 @@ pub fn load(input: &Input) -> Result<Project, ComposeError> {
     let mut network_defs = Vec::new();
     for key in used {
         let entry = networks.get(key).cloned().unwrap_or(Value::Null);
-        if external(Kind::Network, key, &entry) {
-            continue;
+        match external(Kind::Network, key, &entry) {
+            Some(e) => externals.push(e),
+            None => network_defs.push(network(key, &entry, input.stack).map_err(err)?),
         }
-        network_defs.push(network(key, &entry, input.stack).map_err(err)?);
     }
     Ok(Project {
         services: docs,
@@ -343,6 +270,91 @@ pub fn load(input: &Input) -> Result<Project, ComposeError> {
         externals,
         warnings,
         volumes,
+    })
+}
+
+/// One warning naming the variables referenced without a default that are not set.
+fn unset_warning(input: &Input) -> Result<Option<String>, ComposeError> {
+    let raw = yaml::parse(input.text, input.file, None)?;
+    let unset = yaml::unset_variables(&raw, input.vars);
+    if unset.is_empty() {
+        return Ok(None);
+    }
+    let names: Vec<String> = unset.iter().map(|v| format!("${v}")).collect();
+    Ok(Some(format!(
+        "{}: {} {} not set: Compose substitutes an empty string (give a default with ${{VAR:-default}}, or require it with ${{VAR:?message}})",
+        input.file,
+        names.join(", "),
+        if names.len() == 1 { "is" } else { "are" }
+    )))
+}
+
+/// `external: true` (or the legacy `external: {name: …}`): named by `name:`, else by the key
+/// itself, unprefixed, as Docker does.
+fn external(kind: Kind, key: &str, entry: &Value) -> Option<External> {
+    let flag = &entry["external"];
+    if flag.is_null() || flag == &Value::Bool(false) {
+        return None;
+    }
+    let name = entry["name"]
+        .as_str()
+        .or_else(|| flag["name"].as_str())
+        .unwrap_or(key);
+    Some(External {
+        kind,
+        key: key.to_string(),
+        name: name.to_string(),
+    })
+}
+
+/// A `file:` config, read now.
+fn config(input: &Input, key: &str, entry: &Value) -> Result<ConfigDef, ComposeError> {
+    let path = format!("configs.{key}");
+    let Some(file) = entry["file"].as_str() else {
+        return Err(ComposeError::new(
+            input.file,
+            format!("{path}: needs `file:` or `external: true`"),
+        ));
+    };
+    let (_, content) = read_text(input, file, &path)?;
+    let template_driver = entry["template_driver"].as_str().map(str::to_string);
+    let sha256 = crate::model::resources::sha256_hex(&format!(
+        "{}\n{content}",
+        template_driver.as_deref().unwrap_or_default()
+    ));
+    let base = entry["name"].as_str().unwrap_or(key);
+    Ok(ConfigDef {
+        key: key.to_string(),
+        name: format!("{base}_{}", &sha256[..10]),
+        content,
+        template_driver,
+        sha256,
+    })
+}
+
+/// A `file:` or `environment:` secret: where its value is read from (only at plan and apply).
+fn secret(input: &Input, key: &str, entry: &Value) -> Result<SecretDef, ComposeError> {
+    let err = |message: String| ComposeError::new(input.file, format!("secrets.{key}: {message}"));
+    let source = match (entry["file"].as_str(), entry["environment"].as_str()) {
+        (Some(file), None) => ValueSource::File(input.dir.join(file)),
+        (None, Some(var)) => ValueSource::Env(var.to_string()),
+        _ => {
+            return Err(err(
+                "needs exactly one of `file:`, `environment:` or `external: true`".into(),
+            ));
+        }
+    };
+    if input.stack_secrets.iter().any(|s| s == key) {
+        return Err(err(format!(
+            "the stack file's [secrets] defines {key:?} too: name it once"
+        )));
+    }
+    if !crate::model::valid_object_name(key) {
+        return Err(err("infra keeps file secrets in Parameter Store under their key, which must start with a lowercase letter and hold only a-z, 0-9, - and _ (at most 40)".into()));
+    }
+    Ok(SecretDef {
+        key: key.to_string(),
+        source,
     })
 }
 

@@ -389,7 +389,7 @@ fn what_docker_would_refuse_is_refused_with_its_path() {
     );
     assert_eq!(
         bad("services:\n  a: {image: x, secrets: [s]}\n"),
-        "c.yml: services.a.secrets: secret \"s\" is neither in the top-level secrets nor in the stack file's [secrets]"
+        "c.yml: services.a.secrets: secret \"s\" is not declared in the top-level secrets nor in the stack file's [secrets]"
     );
     assert!(bad("services:\n  a: {build: .}\n").contains("services.a: names no image"));
     assert!(bad("servics: {}\n").contains("unknown top-level key \"servics\""));

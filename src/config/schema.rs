@@ -29,6 +29,10 @@ pub struct StackFile {
     pub state: Option<Spanned<StateFile>>,
     #[schemars(with = "Option<SshFile>")]
     pub ssh: Option<Spanned<SshFile>>,
+    /// A bastion infra runs for you: the only instance with SSH open to `admin_cidrs`; the nodes
+    /// accept SSH only from it, and infra jumps through it.
+    #[schemars(with = "Option<BastionFile>")]
+    pub bastion: Option<Spanned<BastionFile>>,
     pub swarm: Option<SwarmFile>,
     /// Secrets the services use, by name: where each value comes from (never the value).
     #[serde(default)]
@@ -178,6 +182,19 @@ pub struct SshFile {
     /// like "10m" (the default) or "90s".
     #[schemars(with = "Option<String>")]
     pub ready_timeout: Option<Spanned<String>>,
+}
+
+/// `[bastion]`: a small instance in the first public subnet that infra jumps through to reach
+/// the nodes (their SSH port is then open only to it).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BastionFile {
+    /// Default `t3.micro`.
+    #[schemars(with = "Option<String>")]
+    pub instance_type: Option<Spanned<String>>,
+    /// `ami-…` or `ssm:/path`. Default: the managers' image.
+    #[schemars(with = "Option<String>")]
+    pub ami: Option<Spanned<String>>,
 }
 
 /// Only the `[state]` table: for commands that need to find the state, not the whole stack.

@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use super::*;
-use crate::model::{AmiSource, Vars};
+use crate::model::{AmiSource, Role, Vars};
 
 const BASE: &str = r#"region = "us-east-1"
 
@@ -473,4 +473,52 @@ fn a_host_mode_task_that_stops_before_the_load_balancer_lets_go_is_a_warning() {
     );
     let ingress = service("").replace("publish = \"host\"\nmode = \"global\"\n", "");
     assert!(load(&ingress).unwrap().warnings.is_empty());
+}
+
+#[test]
+fn a_bastion_defaults_to_a_small_instance_of_the_managers_image() {
+    let s = load(&format!("{BASE}\n[bastion]\n")).unwrap().stack;
+    let b = s.bastion.expect("a bastion");
+    assert_eq!(
+        (b.role, b.count, b.instance_type.as_str(), &b.ami),
+        (Role::Bastion, 1, "t3.micro", &s.managers.ami)
+    );
+    let s = load(&format!(
+        "{BASE}\n[bastion]\ninstance_type = \"t4g.nano\"\nami = \"ami-0b\"\n"
+    ))
+    .unwrap()
+    .stack;
+    let b = s.bastion.unwrap();
+    assert_eq!(
+        (b.instance_type.as_str(), b.ami),
+        ("t4g.nano", AmiSource::Id("ami-0b".into()))
+    );
+}
+
+#[test]
+fn a_bastion_needs_admin_cidrs_and_excludes_a_jump_host() {
+    let text = format!(
+        "{}\n[bastion]\n",
+        edited("admin_cidrs = [\"203.0.113.0/24\"]\n", "")
+    );
+    let errors = load(&text).unwrap_err().errors;
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains("[bastion] needs [network] admin_cidrs")),
+        "{errors:?}"
+    );
+    let e = first_error(&format!(
+        "{BASE}\n[ssh]\njump_host = \"j.example.com\"\n\n[bastion]\n"
+    ));
+    assert!(
+        e.message
+            .contains("jump_host and [bastion] cannot both be used"),
+        "{e}"
+    );
+    assert_eq!(
+        (e.location.line, e.location.column),
+        (34, 13),
+        "at jump_host: {e}"
+    );
 }

@@ -114,6 +114,10 @@ impl<'a> Validator<'a> {
         let ssh = self.ssh(f.ssh.as_ref().map(|s| s.get_ref()));
         let swarm = f.swarm.as_ref().and_then(|s| s.enabled).unwrap_or(true);
         self.ssh_path(&f, swarm);
+        let bastion = f
+            .bastion
+            .as_ref()
+            .and_then(|b| self.bastion(&f, b, managers.as_ref()?));
         let apps = self.apps(&f, read_file);
         if let (Some(lb), true) = (&load_balancer, swarm) {
             self.drain_time(&f, lb);
@@ -135,6 +139,7 @@ impl<'a> Validator<'a> {
             load_balancer: load_balancer.expect("no errors"),
             state: state.expect("no errors"),
             ssh,
+            bastion,
             swarm,
             apps: apps.expect("no errors"),
         };
@@ -280,6 +285,47 @@ impl<'a> Validator<'a> {
                  that runs infra to [network] admin_cidrs, set [ssh] jump_host to a bastion, or set [swarm] enabled = false",
             ),
         );
+    }
+
+    /// `[bastion]`: reached from `admin_cidrs` (which then no longer reach the nodes); an
+    /// `[ssh] jump_host` of your own is the other way, not both.
+    fn bastion(
+        &mut self,
+        f: &StackFile,
+        b: &Spanned<BastionFile>,
+        managers: &NodePool,
+    ) -> Option<NodePool> {
+        let admin = f.network.get_ref().admin_cidrs.as_ref();
+        if admin.is_none_or(|c| c.is_empty()) {
+            self.error(
+                b.span(),
+                "[bastion] needs [network] admin_cidrs: the bastion's SSH port is open only to them",
+                Some("add the address of the machine (or pipeline runner) that runs infra to admin_cidrs"),
+            );
+        }
+        if let Some(jump) = f.ssh.as_ref().and_then(|s| s.get_ref().jump_host.as_ref()) {
+            self.error(
+                jump.span(),
+                "[ssh] jump_host and [bastion] cannot both be used: infra jumps through the bastion it runs",
+                Some("remove jump_host to use the bastion, or [bastion] to use your own"),
+            );
+        }
+        let b = b.get_ref();
+        let instance_type = match &b.instance_type {
+            Some(t) => self.templated(t)?,
+            None => "t3.micro".to_string(),
+        };
+        let ami = match &b.ami {
+            Some(a) => self.ami(a)?,
+            None => managers.ami.clone(),
+        };
+        Some(NodePool {
+            role: Role::Bastion,
+            count: 1,
+            instance_type,
+            ami,
+            root_volume_gb: 8,
+        })
     }
 
     fn stack_name(&mut self, s: String) -> String {
@@ -831,6 +877,24 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// `ami-…` or `ssm:/parameter/path`.
+    fn ami(&mut self, a: &Spanned<String>) -> Option<AmiSource> {
+        let text = self.templated(a)?;
+        if let Some(path) = text.strip_prefix("ssm:") {
+            Some(AmiSource::SsmParameter(path.to_string()))
+        } else if text.starts_with("ami-") && text.len() > 4 {
+            Some(AmiSource::Id(text))
+        } else {
+            let help = "use ssm:/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id";
+            self.error(
+                a.span(),
+                format!("ami {text:?} is neither an ami-… id nor ssm:/parameter/path"),
+                Some(help),
+            );
+            None
+        }
+    }
+
     fn pool(
         &mut self,
         role: Role,
@@ -871,22 +935,7 @@ impl<'a> Validator<'a> {
             None => "t3.small".to_string(),
         };
         let ami = match ami {
-            Some(a) => {
-                let text = self.templated(a)?;
-                if let Some(path) = text.strip_prefix("ssm:") {
-                    AmiSource::SsmParameter(path.to_string())
-                } else if text.starts_with("ami-") && text.len() > 4 {
-                    AmiSource::Id(text)
-                } else {
-                    let help = "use ssm:/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id";
-                    self.error(
-                        a.span(),
-                        format!("ami {text:?} is neither an ami-… id nor ssm:/parameter/path"),
-                        Some(help),
-                    );
-                    return None;
-                }
-            }
+            Some(a) => self.ami(a)?,
             None => AmiSource::SsmParameter(DEFAULT_AMI_PARAMETER.to_string()),
         };
         let root_volume_gb = match volume {

@@ -18,6 +18,8 @@ pub struct Inputs {
     pub worker_ami: String,
     pub manager_user_data: String,
     pub worker_user_data: String,
+    /// With `[bastion]`: its image and user-data.
+    pub bastion: Option<(String, String)>,
 }
 
 /// Deterministic AWS names, so the load balancer and target group can be found by name
@@ -163,11 +165,26 @@ pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
             source: own(),
         },
     ];
-    node_rules.extend(
-        cidrs(&stack.network.admin_cidrs)
-            .into_iter()
-            .map(|s| tcp(22, s)),
-    );
+    // SSH: from admin_cidrs, or with a bastion only from the bastion, which admin_cidrs reach.
+    let sg_bastion = addr("sg.bastion");
+    let admin: Vec<Rule> = cidrs(&stack.network.admin_cidrs)
+        .into_iter()
+        .map(|s| tcp(22, s))
+        .collect();
+    if stack.bastion.is_some() {
+        node_rules.push(tcp(22, Source::Group(sg_bastion.clone())));
+        add(
+            sg_bastion.clone(),
+            Spec::SecurityGroup(SecurityGroupSpec {
+                name: Names::security_group(&stack.name, "bastion"),
+                description: format!("infra {}: bastion", stack.name),
+                vpc: vpc.clone(),
+                ingress: admin,
+            }),
+        );
+    } else {
+        node_rules.extend(admin);
+    }
     node_rules.sort();
     add(
         sg_node.clone(),
@@ -188,6 +205,24 @@ pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
             public_key: stack.public_key.clone(),
         }),
     );
+
+    if let (Some(pool), Some((ami, user_data))) = (&stack.bastion, &inputs.bastion) {
+        add(
+            Address::node(pool.role.pool(), 0),
+            Spec::Instance(InstanceSpec {
+                pool: pool.role.pool().into(),
+                instance_type: pool.instance_type.clone(),
+                ami: ami.clone(),
+                subnet: subnets[0].clone(),
+                security_groups: vec![sg_bastion],
+                key_pair: key.clone(),
+                root_volume_gb: pool.root_volume_gb,
+                imdsv2_required: true,
+                user_data_sha256: sha256_hex(user_data),
+                user_data: user_data.clone(),
+            }),
+        );
+    }
 
     let mut nodes = Vec::new();
     let mut members = Vec::new();

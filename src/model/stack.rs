@@ -14,6 +14,8 @@ pub struct Stack {
     pub load_balancer: LoadBalancer,
     pub state: StateLocation,
     pub ssh: SshSettings,
+    /// `[bastion]`: one instance (`node.bastion[0]`) infra reaches the nodes through.
+    pub bastion: Option<NodePool>,
     /// Whether infra runs the Swarm on the nodes (`[swarm] enabled`), or only the cloud half.
     pub swarm: bool,
     /// What runs on the Swarm: secrets and services.
@@ -199,6 +201,8 @@ pub struct Subnet {
 pub enum Role {
     Manager,
     Worker,
+    /// Not a Swarm member: the instance infra jumps through (`[bastion]`).
+    Bastion,
 }
 
 impl Role {
@@ -206,6 +210,7 @@ impl Role {
         match self {
             Role::Manager => "manager",
             Role::Worker => "worker",
+            Role::Bastion => "bastion",
         }
     }
 }

@@ -99,10 +99,10 @@ pub(super) async fn account(
         .filter(created)
         .filter_map(|c| match &c.after {
             Some(Spec::Instance(i)) => {
-                let role = if i.pool == "manager" {
-                    Role::Manager
-                } else {
-                    Role::Worker
+                let role = match i.pool.as_str() {
+                    "manager" => Role::Manager,
+                    "bastion" => Role::Bastion,
+                    _ => Role::Worker,
                 };
                 let subnet = subnet_zone(stack, &i.subnet)?;
                 Some((role, i.instance_type.as_str(), subnet, i.ami.as_str()))
@@ -126,10 +126,14 @@ pub(super) async fn account(
     for (role, itype, zone, ami) in launched {
         let pool = role.pool();
         let pools = format!("{pool}s");
-        let paths: [&[&str]; 2] = [
-            &["nodes", &pools, "instance_type"],
-            &["nodes", "instance_type"],
-        ];
+        let paths: [&[&str]; 2] = if role == Role::Bastion {
+            [&["bastion", "instance_type"], &["bastion"]]
+        } else {
+            [
+                &["nodes", &pools, "instance_type"],
+                &["nodes", "instance_type"],
+            ]
+        };
         let Some(supported) = archs.get(itype) else {
             return Err(fail(
                 &paths,
@@ -187,20 +191,20 @@ pub(super) async fn describe_images(
         }
         Err(e) => return Err(e.into()),
     };
-    let pool = [&stack.managers, &stack.workers]
+    let role = [&stack.managers, &stack.workers]
         .into_iter()
+        .chain(&stack.bastion)
         .find(|p| matches!(&p.ami, crate::model::AmiSource::Id(id) if *id == ami))
-        .map_or("managers", |p| {
-            if p.role == Role::Manager {
-                "managers"
-            } else {
-                "workers"
-            }
-        });
+        .map_or(Role::Manager, |p| p.role);
+    let paths: [&[&str]; 2] = match role {
+        Role::Manager => [&["nodes", "managers", "ami"], &["nodes", "ami"]],
+        Role::Worker => [&["nodes", "workers", "ami"], &["nodes", "ami"]],
+        Role::Bastion => [&["bastion", "ami"], &["bastion"]],
+    };
     Err(OpsError::Config(crate::config::error_at(
         &ctx.workspace.shown_stack_file(),
         source,
-        &[&["nodes", pool, "ami"], &["nodes", "ami"]],
+        &paths,
         format!("image {ami} does not exist in this region, or is not shared with the account"),
         Some(
             "use an AMI of the stack's region (AMI ids differ between regions), or an ssm: parameter"

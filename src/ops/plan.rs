@@ -592,11 +592,19 @@ async fn cloud_resources(cloud: &Cloud, stack: &Stack) -> Result<Vec<Resource>> 
             source,
         })
     };
+    let bastion = match &stack.bastion {
+        None => None,
+        Some(b) if b.ami == stack.managers.ami => {
+            Some((manager_ami.clone(), render(Role::Bastion)?))
+        }
+        Some(b) => Some((resolve(b.ami.clone()).await?, render(Role::Bastion)?)),
+    };
     let inputs = Inputs {
         manager_ami,
         worker_ami,
         manager_user_data: render(Role::Manager)?,
         worker_user_data: render(Role::Worker)?,
+        bastion,
     };
     Ok(expand(stack, &inputs))
 }

@@ -98,6 +98,7 @@ pub fn steps(changes: &[Change]) -> Result<Vec<Step>, CycleError> {
     }
     order_swarm_joins(changes, &mut steps, &index);
     order_apps(changes, &mut steps, &index);
+    order_bastion(changes, &mut steps, &index);
     order_swarm_leaves(changes, &mut steps, &index);
     order_targets(changes, &mut steps, &index);
     order_load_balancer(changes, &mut steps, &index);
@@ -207,6 +208,37 @@ fn order_apps(
     }
     for &l in &leaves {
         steps[l].after.extend(&removals);
+    }
+}
+
+/// The bastion (`[bastion]`) is how the Swarm is reached: a new one is running before any step
+/// on the Swarm, and one that goes stays until the last of them.
+fn order_bastion(
+    changes: &[Change],
+    steps: &mut [Step],
+    index: &BTreeMap<(&Address, StepKind), usize>,
+) {
+    let is_bastion = |s: &Option<Spec>| matches!(s, Some(Spec::Instance(i)) if i.pool == "bastion");
+    let on_swarm: Vec<usize> = changes
+        .iter()
+        .filter(|c| c.spec().on_swarm())
+        .flat_map(|c| {
+            [StepKind::Create, StepKind::Update, StepKind::Delete]
+                .into_iter()
+                .filter_map(|k| index.get(&(&c.address, k)).copied())
+        })
+        .collect();
+    for c in changes
+        .iter()
+        .filter(|c| is_bastion(&c.after) || is_bastion(&c.before))
+    {
+        if let Some(&create) = index.get(&(&c.address, StepKind::Create)) {
+            for &s in &on_swarm {
+                steps[s].after.insert(create);
+            }
+        } else if let Some(&delete) = index.get(&(&c.address, StepKind::Delete)) {
+            steps[delete].after.extend(&on_swarm);
+        }
     }
 }
 

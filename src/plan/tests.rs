@@ -37,6 +37,7 @@ fn desired() -> Vec<Resource> {
         worker_ami: "ami-1".into(),
         manager_user_data: "#!/bin/sh\necho manager\n".into(),
         worker_user_data: "#!/bin/sh\necho worker\n".into(),
+        bastion: None,
     };
     expand(&stack, &inputs)
 }
@@ -294,13 +295,7 @@ fn managers_join_one_at_a_time_and_workers_after_the_first() {
     let stack = crate::config::parse("stacks/demo.toml", &text, &BTreeMap::new(), &read)
         .unwrap()
         .stack;
-    let inputs = Inputs {
-        manager_ami: "ami-1".into(),
-        worker_ami: "ami-1".into(),
-        manager_user_data: String::new(),
-        worker_user_data: String::new(),
-    };
-    let changes = diff(&expand(&stack, &inputs), None, &Live::new());
+    let changes = diff(&expand(&stack, &bare_inputs(None)), None, &Live::new());
     let steps = steps(&changes).unwrap();
     let index = |addr: &str| step_of(&steps, &changes, addr);
     let waits_for = |a: &str, b: &str| steps[index(b)].after.contains(&index(a));
@@ -357,4 +352,96 @@ fn a_new_target_port_takes_over_before_the_old_one_goes() {
     before("listener.https", "targets.3000");
     before("targets.3000", "tg.3000");
     before("listener.https", "tg.3000");
+}
+
+#[test]
+fn with_a_bastion_the_nodes_take_ssh_only_from_it_and_the_swarm_waits_for_it() {
+    let read = |_: &std::path::Path| Ok("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB test".to_string());
+    let text = STACK
+        .replace(
+            "[ssh]\njump_host = \"bastion.example.com\"\n",
+            "[bastion]\n",
+        )
+        .replace(
+            "cidr = \"10.0.0.0/16\"\n",
+            "cidr = \"10.0.0.0/16\"\nadmin_cidrs = [\"198.51.100.0/24\"]\n",
+        );
+    let stack = crate::config::parse("stacks/demo.toml", &text, &BTreeMap::new(), &read)
+        .unwrap()
+        .stack;
+    let desired = expand(&stack, &bare_inputs(Some("#!/bin/sh\n")));
+    let spec = |address: &str| {
+        &desired
+            .iter()
+            .find(|r| r.address.as_str() == address)
+            .unwrap()
+            .spec
+    };
+    let ingress = |address: &str| match spec(address) {
+        Spec::SecurityGroup(g) => g.ingress.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    let node = ingress("sg.node");
+    assert!(
+        node.contains(&"tcp/22 from sg.bastion".to_string()),
+        "{node:?}"
+    );
+    assert!(
+        !node.iter().any(|r| r.starts_with("tcp/22 from 198.")),
+        "{node:?}"
+    );
+    assert_eq!(ingress("sg.bastion"), ["tcp/22 from 198.51.100.0/24"]);
+    let Spec::Instance(bastion) = spec("node.bastion[0]") else {
+        panic!("no bastion instance")
+    };
+    assert_eq!(
+        (
+            bastion.pool.as_str(),
+            bastion.instance_type.as_str(),
+            &bastion.security_groups
+        ),
+        ("bastion", "t3.micro", &vec![Address::new("sg.bastion")])
+    );
+    assert!(
+        !desired
+            .iter()
+            .any(|r| r.address.as_str() == "swarm.node.bastion[0]"),
+        "the bastion is no Swarm member"
+    );
+    let Spec::Targets(t) = spec("targets.8080") else {
+        panic!()
+    };
+    assert!(
+        !t.instances.contains(&Address::new("node.bastion[0]")),
+        "nor a target"
+    );
+
+    let changes = diff(&desired, None, &Live::new());
+    let order = steps(&changes).unwrap();
+    let bastion = step_of(&order, &changes, "node.bastion[0]");
+    for member in ["swarm.node.manager[0]", "swarm.node.worker[0]"] {
+        let s = step_of(&order, &changes, member);
+        assert!(
+            order[s].after.contains(&bastion),
+            "{member} waits for the bastion"
+        );
+    }
+    // Destroyed: the bastion goes after the last step on the Swarm.
+    let live = applied(&desired);
+    let teardown = diff(&[], None, &live);
+    let order = steps(&teardown).unwrap();
+    let bastion = step_of(&order, &teardown, "node.bastion[0]");
+    let leave = step_of(&order, &teardown, "swarm.node.worker[0]");
+    assert!(order[bastion].after.contains(&leave));
+}
+
+/// Image `ami-1` everywhere and empty user-data; with `bastion`, its user-data.
+fn bare_inputs(bastion: Option<&str>) -> Inputs {
+    Inputs {
+        manager_ami: "ami-1".into(),
+        worker_ami: "ami-1".into(),
+        manager_user_data: String::new(),
+        worker_user_data: String::new(),
+        bastion: bastion.map(|u| ("ami-1".to_string(), u.to_string())),
+    }
 }

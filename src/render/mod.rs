@@ -18,6 +18,13 @@ pub fn services_compose(stack: &Stack) -> Result<String, tera::Error> {
 /// The user-data script for every node of one pool (identical within a pool, so a pool's
 /// instances can be launched in one call).
 pub fn user_data(stack: &Stack, role: Role) -> Result<String, tera::Error> {
+    if role == Role::Bastion {
+        // Nothing to install: its sshd only forwards infra's connections to the nodes.
+        return Ok(format!(
+            "#!/bin/sh\n# user-data for the {} bastion, rendered by infra: nothing to install.\necho \"infra user-data: bastion ready\"\n",
+            stack.name
+        ));
+    }
     let mut ctx = tera::Context::new();
     ctx.insert("stack", &stack.name);
     ctx.insert("role", role.pool());

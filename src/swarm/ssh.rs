@@ -28,6 +28,9 @@ pub struct NodeHost {
     /// The user the node's image creates for the key pair, when known: named when a login
     /// as someone else is refused.
     pub image_user: Option<String>,
+    /// The stack's bastion (`[bastion]`), which ssh jumps through to reach `host` (a private
+    /// address); its host key is pinned like a node's.
+    pub jump: Option<Box<NodeHost>>,
 }
 
 #[derive(Debug, Error)]
@@ -98,7 +101,7 @@ pub fn render_config(
 ) -> String {
     let mut out =
         String::from("# Written by infra on every run; edits are lost. Hosts are instance ids.\n");
-    for n in nodes {
+    let host = |out: &mut String, n: &NodeHost| {
         let _ = writeln!(out, "\nHost {}", n.instance_id);
         let _ = writeln!(out, "  HostName {}", n.host);
         let _ = writeln!(out, "  HostKeyAlias {}", n.instance_id);
@@ -112,8 +115,22 @@ pub fn render_config(
                 key.display()
             );
         }
-        if let Some(jump) = &settings.jump_host {
-            let _ = writeln!(out, "  ProxyJump {jump}");
+    };
+    let mut bastions: Vec<&NodeHost> = nodes.iter().filter_map(|n| n.jump.as_deref()).collect();
+    bastions.dedup_by_key(|b| b.instance_id.clone());
+    for b in bastions {
+        host(&mut out, b);
+    }
+    for n in nodes {
+        host(&mut out, n);
+        match (&n.jump, &settings.jump_host) {
+            (Some(bastion), _) => {
+                let _ = writeln!(out, "  ProxyJump {}", bastion.instance_id);
+            }
+            (None, Some(jump)) => {
+                let _ = writeln!(out, "  ProxyJump {jump}");
+            }
+            (None, None) => {}
         }
     }
     if let Some(user_config) = user_config {
@@ -373,6 +390,7 @@ mod tests {
             host: "10.0.1.5".into(),
             user: "ubuntu".into(),
             image_user: Some("ubuntu".into()),
+            jump: None,
         }];
         let text = render_config(
             &settings,
@@ -384,6 +402,48 @@ mod tests {
         assert!(!text.contains("StrictHostKeyChecking no"));
     }
 
+    /// Nodes behind the stack's bastion jump through it by its instance id, and the bastion's
+    /// own entry pins its host key like a node's; the agent is used when no key file is set.
+    #[test]
+    fn nodes_jump_through_the_bastion_whose_key_is_pinned_too() {
+        let bastion = NodeHost {
+            address: Address::node("bastion", 0),
+            instance_id: "i-0bastion".into(),
+            host: "203.0.113.9".into(),
+            user: "ubuntu".into(),
+            image_user: Some("ubuntu".into()),
+            jump: None,
+        };
+        let nodes = [1, 2].map(|i| NodeHost {
+            address: Address::node("worker", i),
+            instance_id: format!("i-0node{i}"),
+            host: format!("10.0.1.{i}"),
+            jump: Some(Box::new(bastion.clone())),
+            ..node("ubuntu", Some("ubuntu"))
+        });
+        let text = render_config(
+            &SshSettings::default(),
+            Path::new("/s/prod.known_hosts"),
+            &nodes,
+            None,
+        );
+        assert_eq!(text.matches("\nHost i-0bastion\n").count(), 1, "{text}");
+        assert!(
+            text.contains("Host i-0bastion\n  HostName 203.0.113.9\n  HostKeyAlias i-0bastion\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Host i-0node2\n  HostName 10.0.1.2\n  HostKeyAlias i-0node2\n"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("  ProxyJump i-0bastion\n").count(),
+            2,
+            "{text}"
+        );
+        assert!(!text.contains("IdentityFile"), "{text}");
+    }
+
     fn node(user: &str, image_user: Option<&str>) -> NodeHost {
         NodeHost {
             address: Address::node("manager", 0),
@@ -391,6 +451,7 @@ mod tests {
             host: "203.0.113.7".into(),
             user: user.into(),
             image_user: image_user.map(str::to_string),
+            jump: None,
         }
     }
 

@@ -111,6 +111,7 @@ def dump(stack):
                 "key": i.get("KeyName"), "imds_tokens": i.get("MetadataOptions", {}).get("HttpTokens"),
                 "volumes": [{"size": v.get("Size"), "encrypted": v.get("Encrypted")} for v in vols],
                 "groups": sorted(names.get(g["GroupId"], g["GroupId"]) for g in i.get("SecurityGroups", [])),
+                "public_ip": i.get("PublicIpAddress"),
             })
     out["instances"] = instances
     out["load_balancers"] = []
@@ -207,6 +208,21 @@ def main():
         result = {"id": i["InstanceId"], "private_ip": i["PrivateIpAddress"], "vpc_cidr": vpc["CidrBlock"],
                   "user_data": data.get("UserData", {}).get("Value", ""), "public_key": key["PublicKey"],
                   "default_user": user}
+    elif cmd == "reachability":  # address client-ip → may the client SSH to it; every running instance
+        import ipaddress
+        address, client = args[0], ipaddress.ip_address(args[1])
+        instances = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+                     if i["State"]["Name"] == "running"]
+        target = [i for i in instances if address in (i.get("PublicIpAddress"), i.get("PrivateIpAddress"))]
+        groups = [g["GroupId"] for i in target for g in i.get("SecurityGroups", [])]
+        rules = [p for g in (ec2.describe_security_groups(GroupIds=groups)["SecurityGroups"] if groups else [])
+                 for p in g["IpPermissions"]]
+        open_to_client = any(
+            p["IpProtocol"] in ("tcp", "-1") and p.get("FromPort", 0) <= 22 <= p.get("ToPort", 65535)
+            and any(client in ipaddress.ip_network(r["CidrIp"]) for r in p.get("IpRanges", []))
+            for p in rules)
+        result = {"ssh_open": open_to_client,
+                  "running": [i.get("PublicIpAddress") or i["PrivateIpAddress"] for i in instances]}
     elif cmd == "target-health":  # target-group-arn → instance id → state, reason, description
         found = elb.describe_target_health(TargetGroupArn=args[0])["TargetHealthDescriptions"]
         result = {h["Target"]["Id"]: {"state": h["TargetHealth"]["State"], "reason": h["TargetHealth"].get("Reason"),
