@@ -281,6 +281,11 @@ fn pull_request_merge_and_nightly_drive_the_swarm_through_a_bastion() {
         ),
         "3 Ready"
     );
+    // `infra ssh` goes the same way, to a node and to the bastion itself.
+    let (code, out) = pipeline.run(&apply_job, "infra ssh manager[0] -- docker node ls -q");
+    assert_eq!((code, out.lines().count()), (0, 3), "{out}");
+    let (code, out) = pipeline.run(&apply_job, "infra ssh bastion[0] -- hostname");
+    assert_eq!(code, 0, "{out}");
     // The runner cannot reach a node directly: only the bastion answers it.
     let direct = pipeline.run(
         &apply_job,

@@ -200,6 +200,7 @@ pub fn load(input: &Input) -> Result<Project, ComposeError> {
     let mut ignored: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (name, definition) in services {
         let path = format!("services.{name}");
+        check_name(input, "service", &name)?;
         let Value::Object(mut definition) = definition else {
             return Err(err(format!("{path} is not a mapping")));
         };
@@ -259,7 +260,11 @@ pub fn load(input: &Input) -> Result<Project, ComposeError> {
         let entry = networks.get(key).cloned().unwrap_or(Value::Null);
         match external(Kind::Network, key, &entry) {
             Some(e) => externals.push(e),
-            None => network_defs.push(network(key, &entry, input.stack).map_err(err)?),
+            None => {
+                let def = network(key, &entry, input.stack).map_err(err)?;
+                check_name(input, &format!("networks.{key}: network"), &def.name)?;
+                network_defs.push(def);
+            }
         }
     }
     Ok(Project {
@@ -271,6 +276,25 @@ pub fn load(input: &Input) -> Result<Project, ComposeError> {
         warnings,
         volumes,
     })
+}
+
+/// Names that become Docker object names (services, networks, configs): a letter or digit,
+/// then letters, digits, `_`, `.`, `-` (Docker's own rule for object names).
+fn check_name(input: &Input, what: &str, name: &str) -> Result<(), ComposeError> {
+    let ok = name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        return Ok(());
+    }
+    Err(ComposeError::new(
+        input.file,
+        format!(
+            "{what} {name:?} is not a valid Docker name: a letter or digit, then letters, digits, _ . - (at most 64)"
+        ),
+    ))
 }
 
 /// One warning naming the variables referenced without a default that are not set.
@@ -323,6 +347,7 @@ fn config(input: &Input, key: &str, entry: &Value) -> Result<ConfigDef, ComposeE
         template_driver.as_deref().unwrap_or_default()
     ));
     let base = entry["name"].as_str().unwrap_or(key);
+    check_name(input, &format!("{path}: config"), base)?;
     Ok(ConfigDef {
         key: key.to_string(),
         name: format!("{base}_{}", &sha256[..10]),

@@ -77,7 +77,7 @@ impl ServiceDoc {
         let deploy = &self.definition["deploy"];
         match deploy["mode"].as_str() {
             Some(m @ ("global" | "replicated-job" | "global-job")) => m.into(),
-            _ => format!("replicated {}", deploy["replicas"].as_u64().unwrap_or(1)),
+            _ => format!("replicated {}", number(&deploy["replicas"]).unwrap_or(1)),
         }
     }
 
@@ -94,20 +94,24 @@ impl ServiceDoc {
             .iter()
             .map(|p| match p {
                 Value::Object(_) => port_text(
-                    p["published"]
-                        .as_u64()
-                        .or_else(|| p["published"].as_str()?.parse().ok())
-                        .unwrap_or(0),
-                    p["target"].as_u64().unwrap_or(0),
+                    number(&p["published"]).unwrap_or(0),
+                    number(&p["target"]).unwrap_or(0),
                     p["protocol"].as_str().unwrap_or("tcp"),
                     p["mode"].as_str().unwrap_or("ingress"),
                 ),
                 other => {
+                    // `[host_ip:][published:]target[/protocol]`; without a published port the
+                    // Swarm picks one (the spec keeps 0).
                     let short = other
                         .as_str()
                         .map_or_else(|| other.to_string(), str::to_string);
                     let (ports, protocol) = short.split_once('/').unwrap_or((&short, "tcp"));
-                    let (published, target) = ports.rsplit_once(':').unwrap_or((ports, ports));
+                    let parts: Vec<&str> = ports.split(':').collect();
+                    let (published, target) = match parts[..] {
+                        [target] => ("0", target),
+                        [.., published, target] => (published, target),
+                        [] => ("0", "0"),
+                    };
                     format!("{published}:{target}/{protocol} (ingress)")
                 }
             })
@@ -234,6 +238,12 @@ impl ServiceDoc {
 
 pub fn port_text(published: u64, target: u64, protocol: &str, mode: &str) -> String {
     format!("{published}:{target}/{protocol} ({mode})")
+}
+
+/// A number, also when interpolation left it a string (`replicas: ${N}`): Docker converts
+/// those (docker/cli `interpolateTypeCastMapping`).
+fn number(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| v.as_str()?.trim().parse().ok())
 }
 
 /// `data:/var/lib/x` → `data`; a path (`/srv`, `./x`, `~/x`) or an anonymous volume → none.

@@ -87,6 +87,11 @@ fn every_interpolation_form() {
         web["deploy"]["replicas"], "2",
         "an interpolated value stays a string, as in Docker"
     );
+    assert_eq!(
+        p.services[0].mode(),
+        "replicated 2",
+        "which Docker converts"
+    );
     assert!(p.warnings.is_empty(), "{:?}", p.warnings);
 
     let e = load("interpolation.yml", &[]).unwrap_err();
@@ -394,11 +399,40 @@ fn what_docker_would_refuse_is_refused_with_its_path() {
     assert!(bad("services:\n  a: {build: .}\n").contains("services.a: names no image"));
     assert!(bad("servics: {}\n").contains("unknown top-level key \"servics\""));
     assert!(
+        bad("services:\n  \"my web\": {image: x}\n")
+            .contains("service \"my web\" is not a valid Docker name")
+    );
+    assert!(
         bad("configs:\n  c: {file: ./missing.conf}\n")
             .starts_with("c.yml: configs.c: cannot read /nonexistent/./missing.conf")
     );
     assert!(
         bad("networks:\n  net: {driver: bridge}\nservices:\n  a: {image: x, networks: [net]}\n")
             .contains("infra creates overlay networks")
+    );
+}
+
+#[test]
+fn short_ports_as_docker_reads_them() {
+    let text = "services:\n  a:\n    image: x\n    ports: [\"80\", \"8080:80\", \"127.0.0.1:9000:90/udp\", {target: \"81\", published: \"${P}\"}]\n";
+    let p = project::load(&Input {
+        file: "c.yml",
+        text,
+        dir: Path::new("."),
+        interpolate: true,
+        vars: &Vars::from([("P".to_string(), "8081".to_string())]),
+        stack: "demo",
+        stack_secrets: &[],
+        read: &|p: &Path| std::fs::read(p),
+    })
+    .unwrap();
+    assert_eq!(
+        p.services[0].ports(),
+        [
+            "0:80/tcp (ingress)",
+            "8080:80/tcp (ingress)",
+            "8081:81/tcp (ingress)",
+            "9000:90/udp (ingress)"
+        ]
     );
 }

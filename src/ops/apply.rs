@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::plan::prepare;
-use super::validate::{load, read_stack_file};
+use super::validate::{load, load_with_services, read_stack_file};
 use super::{Context, OpsError, Result};
 use crate::apply::{self, Journal, Options};
 use crate::cloud::Cloud;
@@ -53,7 +53,11 @@ pub async fn apply(ctx: &Context, opts: ApplyOptions) -> Result<()> {
             result
         }
         None => {
-            let (loaded, source) = load(ctx)?;
+            let (loaded, source) = if opts.destroy {
+                load(ctx)?
+            } else {
+                load_with_services(ctx)?
+            };
             let stack = loaded.stack;
             let backend = super::backend(ctx, &stack.state, stack.region.as_deref()).await?;
             let lock = backend.lock(operation, opts.lock_timeout).await?;

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::validate::expand_home;
-use super::validate::load;
+use super::validate::{load, load_with_services};
 use super::{Context, OpsError, Result};
 use crate::cloud::{Cloud, ImageFacts};
 use crate::compose;
@@ -42,7 +42,11 @@ pub(super) struct Prepared {
 
 /// Shows what apply would change; returns whether anything would.
 pub async fn plan(ctx: &Context, opts: PlanOptions) -> Result<bool> {
-    let (loaded, source) = load(ctx)?;
+    let (loaded, source) = if opts.destroy {
+        load(ctx)?
+    } else {
+        load_with_services(ctx)?
+    };
     let stack = loaded.stack;
     let backend = super::backend(ctx, &stack.state, stack.region.as_deref()).await?;
     let lock = backend.lock("plan", opts.lock_timeout).await?;
@@ -139,6 +143,9 @@ pub(super) async fn prepare(
     adopt_networks(&mut live, &desired);
     let changes = plan::diff(&desired, state.as_ref(), &live);
     check_network_replacements(&changes)?;
+    if !destroy {
+        check_bastion_removal(&changes)?;
+    }
     plan::graph::steps(&changes)?;
     if !destroy {
         plan::quorum::check(&changes, &live)?;
@@ -209,10 +216,15 @@ fn check_externals(
         }
         return Ok(());
     };
+    // Docker's own networks are never listed as swarm-scoped, and stack deploy takes them as
+    // they are.
+    let builtin = |e: &compose::External| {
+        e.kind == compose::Kind::Network && ["host", "bridge", "none"].contains(&e.name.as_str())
+    };
     let missing: Vec<String> = project
         .externals
         .iter()
-        .filter(|e| !names.contains(&(e.kind.noun().to_string(), e.name.clone())))
+        .filter(|e| !builtin(e) && !names.contains(&(e.kind.noun().to_string(), e.name.clone())))
         .map(|e| {
             format!(
                 "{} {:?} ({}s.{})",
@@ -236,6 +248,28 @@ fn check_externals(
         missing.join(", "),
         if missing.len() == 1 { "it" } else { "them" },
         if missing.len() == 1 { "it" } else { "them" },
+    )))
+}
+
+/// Removing `[bastion]` changes how the nodes are reached (their group then opens port 22 to
+/// admin_cidrs again): Swarm steps in the same apply could be cut off half-way, so the removal is
+/// an apply of its own.
+fn check_bastion_removal(changes: &[plan::Change]) -> Result<()> {
+    let removed = changes.iter().any(|c| {
+        c.action == plan::Action::Delete
+            && matches!(&c.before, Some(Spec::Instance(i)) if i.pool == Role::Bastion.pool())
+    });
+    let swarm: Vec<String> = changes
+        .iter()
+        .filter(|c| c.spec().on_swarm())
+        .map(|c| c.address.to_string())
+        .collect();
+    if !removed || swarm.is_empty() {
+        return Ok(());
+    }
+    Err(OpsError::Usage(format!(
+        "node.bastion[0]: removing [bastion] changes how infra reaches the nodes, and this plan also changes the Swarm ({}).\n  Apply the other changes with [bastion] still in the stack file, then remove it in an apply of its own.",
+        swarm.join(", ")
     )))
 }
 
@@ -468,7 +502,7 @@ fn apps(ctx: &Context, stack: &Stack, key: &str) -> Result<(Vec<Resource>, Vec<S
         .apps
         .project
         .as_ref()
-        .expect("ops::validate::load reads the project when the Swarm is on");
+        .expect("ops::validate::load_with_services reads the project when the Swarm is on");
     let names = compose::Names {
         secrets: secrets
             .iter()

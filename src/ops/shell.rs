@@ -9,7 +9,7 @@ use super::{Context, OpsError, Result};
 use crate::cloud::Cloud;
 use crate::swarm::{Ssh, nodes};
 
-/// `worker[1]`, `node.worker[1]` or an instance id.
+/// `worker[1]`, `node.worker[1]`, `bastion[0]` or an instance id.
 pub async fn ssh(ctx: &Context, node: &str, command: &[String]) -> Result<()> {
     let (loaded, _) = load(ctx)?;
     let stack = loaded.stack;
@@ -34,11 +34,15 @@ pub async fn ssh(ctx: &Context, node: &str, command: &[String]) -> Result<()> {
     } else {
         format!("node.{node}")
     };
-    let target = all
+    // The bastion (`[bastion]`) too: it is in the written config whenever a node jumps through it.
+    let bastion = all.iter().find_map(|n| n.host.jump.as_deref());
+    let reachable: Vec<&crate::swarm::NodeHost> =
+        all.iter().map(|n| &n.host).chain(bastion).collect();
+    let target = reachable
         .iter()
-        .find(|n| n.host.instance_id == wanted || n.host.address.as_str() == wanted)
+        .find(|h| h.instance_id == wanted || h.address.as_str() == wanted)
         .ok_or_else(|| {
-            let known: Vec<String> = all.iter().map(|n| n.host.address.to_string()).collect();
+            let known: Vec<String> = reachable.iter().map(|h| h.address.to_string()).collect();
             OpsError::Usage(format!(
                 "no node {node} in stack {} (nodes: {})",
                 stack.name,
@@ -57,7 +61,7 @@ pub async fn ssh(ctx: &Context, node: &str, command: &[String]) -> Result<()> {
     let err = std::process::Command::new("ssh")
         .arg("-F")
         .arg(ssh.config_path())
-        .arg(&target.host.instance_id)
+        .arg(&target.instance_id)
         .args(command)
         .exec();
     Err(OpsError::Io {

@@ -33,8 +33,16 @@ pub fn load(ctx: &Context) -> Result<(Loaded, String)> {
             .unwrap_or_default();
         eprintln!("warning: {w}{help}");
     }
+    Ok((loaded, source))
+}
+
+/// [`load`], then with the Swarm on the services as infra deploys them (the compose file
+/// interpolated, the files it names read): what validate, plan and apply need, and destroy,
+/// status and ssh do not (an unset `${TAG:?}` must not stop a destroy).
+pub fn load_with_services(ctx: &Context) -> Result<(Loaded, String)> {
+    let (mut loaded, source) = load(ctx)?;
     if loaded.stack.swarm {
-        let project = compose_project(&loaded.stack, &ws.stack_dir())?;
+        let project = compose_project(&loaded.stack, &ctx.workspace.stack_dir())?;
         for w in &project.warnings {
             eprintln!("warning: {w}");
         }
@@ -139,7 +147,7 @@ pub(super) fn expand_home(dir: &Path, p: &Path) -> std::path::PathBuf {
 }
 
 pub fn validate(ctx: &Context) -> Result<()> {
-    let (loaded, _) = load(ctx)?;
+    let (loaded, _) = load_with_services(ctx)?;
     let s = &loaded.stack;
     println!(
         "Success! {} is valid: stack {}, {} zones, {} manager(s), {} worker(s).",

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
 
 use super::{Action, Change};
-use crate::model::{Address, Spec};
+use crate::model::{Address, Source, Spec};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum StepKind {
@@ -211,14 +211,14 @@ fn order_apps(
     }
 }
 
-/// The bastion (`[bastion]`) is how the Swarm is reached: a new one is running before any step
-/// on the Swarm, and one that goes stays until the last of them.
+/// The bastion (`[bastion]`) is how the Swarm is reached: a new one is running, and the nodes'
+/// rule that lets it in is in place, before any step on the Swarm; one that goes stays until the
+/// last of them (removing it alongside other Swarm changes is refused at plan).
 fn order_bastion(
     changes: &[Change],
     steps: &mut [Step],
     index: &BTreeMap<(&Address, StepKind), usize>,
 ) {
-    let is_bastion = |s: &Option<Spec>| matches!(s, Some(Spec::Instance(i)) if i.pool == "bastion");
     let on_swarm: Vec<usize> = changes
         .iter()
         .filter(|c| c.spec().on_swarm())
@@ -228,15 +228,33 @@ fn order_bastion(
                 .filter_map(|k| index.get(&(&c.address, k)).copied())
         })
         .collect();
-    for c in changes
-        .iter()
-        .filter(|c| is_bastion(&c.after) || is_bastion(&c.before))
-    {
-        if let Some(&create) = index.get(&(&c.address, StepKind::Create)) {
-            for &s in &on_swarm {
-                steps[s].after.insert(create);
+    for c in changes.iter() {
+        if let Some(Spec::Instance(bastion)) = &c.after
+            && bastion.pool == "bastion"
+            && let Some(&create) = index.get(&(&c.address, StepKind::Create))
+        {
+            let lets_it_in = |g: &Change| {
+                matches!(&g.after, Some(Spec::SecurityGroup(sg))
+                    if sg.ingress.iter().any(|r| matches!(&r.source,
+                        Source::Group(a) if bastion.security_groups.contains(a))))
+            };
+            let mut before_swarm = vec![create];
+            for g in changes.iter().filter(|g| lets_it_in(g)) {
+                before_swarm.extend(
+                    [StepKind::Create, StepKind::Update]
+                        .into_iter()
+                        .filter_map(|k| index.get(&(&g.address, k)).copied()),
+                );
             }
-        } else if let Some(&delete) = index.get(&(&c.address, StepKind::Delete)) {
+            for &s in &on_swarm {
+                steps[s].after.extend(&before_swarm);
+            }
+        }
+        if let Some(Spec::Instance(bastion)) = &c.before
+            && bastion.pool == "bastion"
+            && c.after.is_none()
+            && let Some(&delete) = index.get(&(&c.address, StepKind::Delete))
+        {
             steps[delete].after.extend(&on_swarm);
         }
     }

@@ -419,11 +419,12 @@ fn with_a_bastion_the_nodes_take_ssh_only_from_it_and_the_swarm_waits_for_it() {
     let changes = diff(&desired, None, &Live::new());
     let order = steps(&changes).unwrap();
     let bastion = step_of(&order, &changes, "node.bastion[0]");
+    let rule = step_of(&order, &changes, "sg.node");
     for member in ["swarm.node.manager[0]", "swarm.node.worker[0]"] {
         let s = step_of(&order, &changes, member);
         assert!(
-            order[s].after.contains(&bastion),
-            "{member} waits for the bastion"
+            order[s].after.contains(&bastion) && order[s].after.contains(&rule),
+            "{member} waits for the bastion and the rule that lets it in"
         );
     }
     // Destroyed: the bastion goes after the last step on the Swarm.

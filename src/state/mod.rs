@@ -78,7 +78,9 @@ impl State {
         self.resources.get(address).map(|r| r.id.as_str())
     }
 
-    /// Stores a resource without bulky inputs that the spec represents by hash.
+    /// Stores a resource without the inputs that the spec represents by hash: bulky (user-data,
+    /// public key) or possibly sensitive (a service's compose document holds its environment,
+    /// env files included; a config's content).
     pub fn record(
         &mut self,
         address: Address,
@@ -89,6 +91,9 @@ impl State {
         match &mut spec {
             Spec::Instance(i) => i.user_data.clear(),
             Spec::KeyPair(k) => k.public_key.clear(),
+            Spec::Service(s) => s.definition.clear(),
+            Spec::SwarmConfig(c) => c.content.clear(),
+            Spec::SwarmNetwork(n) => n.create_args.clear(),
             _ => {}
         }
         self.resources

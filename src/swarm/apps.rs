@@ -47,30 +47,39 @@ fn parse_status(service: &str, out: &str) -> Status {
     }
 }
 
+/// How long a step on the Swarm waits for a manager out of SSH reach.
+const MANAGER_WAIT: Duration = Duration::from_secs(60);
+
+fn no_manager(silent: &[String]) -> SwarmError {
+    let why = if silent.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} unreachable)", silent.join(", "))
+    };
+    SwarmError::Other(format!("no Swarm manager answers{why}"))
+}
+
 impl Swarm<'_> {
     fn service_name(&self, address: &Address) -> String {
         let short = address.as_str().trim_start_matches("swarm.service.");
         format!("{}_{short}", self.stack)
     }
 
+    /// A session to a manager that answers. One out of SSH reach is tried again for a while (a
+    /// bastion created in this apply may still be starting its sshd).
     async fn manager(&self, managers: &[Node]) -> Result<NodeSession, SwarmError> {
-        match self.find_manager(managers, &Address::new("")).await? {
-            (Some((_, s)), _) => Ok(s),
-            (None, silent) => Err(SwarmError::Other(format!(
-                "no Swarm manager answers{}",
-                if silent.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " ({} unreachable)",
-                        silent
-                            .iter()
-                            .map(|a| a.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
+        let deadline = Instant::now() + MANAGER_WAIT;
+        loop {
+            match self.find_manager(managers, &Address::new("")).await? {
+                (Some((_, s)), _) => return Ok(s),
+                (None, silent)
+                    if Instant::now() < deadline
+                        && silent.iter().any(|s| s.ends_with("(no SSH)")) =>
+                {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
                 }
-            ))),
+                (None, silent) => return Err(no_manager(&silent)),
+            }
         }
     }
 

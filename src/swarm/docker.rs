@@ -155,6 +155,7 @@ pub fn list(stack: &str) -> String {
 /// a changed one is replaced); prints its id.
 pub fn create_network(name: &str, args: &[String], labels: &BTreeMap<String, String>) -> String {
     let args: String = args.iter().map(|a| format!(" {}", quote(a))).collect();
+    let name = quote(name);
     format!(
         "docker network inspect {name} >/dev/null 2>&1 || docker network create{args}{} {name} >/dev/null && \
          docker network inspect --format '{{{{.Id}}}}' {name}",
@@ -165,6 +166,7 @@ pub fn create_network(name: &str, args: &[String], labels: &BTreeMap<String, Str
 /// Waits (bounded) for the tasks of removed services to let go of the network; fine if it is
 /// already gone.
 pub fn remove_network(name: &str) -> String {
+    let name = quote(name);
     format!(
         "for i in $(seq 1 60); do docker network inspect {name} >/dev/null 2>&1 || exit 0; \
          docker network rm {name} >/dev/null 2>&1 && exit 0; sleep 1; done; docker network rm {name} >/dev/null"
@@ -181,6 +183,7 @@ pub fn create_config(
     let driver = template_driver
         .map(|d| format!(" --template-driver {}", quote(d)))
         .unwrap_or_default();
+    let name = quote(name);
     format!(
         "docker config inspect {name} >/dev/null 2>&1 || docker config create{}{driver} {name} - >/dev/null && \
          docker config inspect --format '{{{{.ID}}}}' {name}",
@@ -190,6 +193,7 @@ pub fn create_config(
 
 /// Fails while a service still uses the config; fine if it is already gone.
 pub fn remove_config(name: &str) -> String {
+    let name = quote(name);
     format!("docker config rm {name} >/dev/null || ! docker config inspect {name} >/dev/null 2>&1")
 }
 
