@@ -13,16 +13,27 @@ fn fixtures() -> std::path::PathBuf {
 }
 
 fn load(file: &str, vars: &[(&str, &str)]) -> Result<Project, ComposeError> {
-    let dir = fixtures().join(file).parent().unwrap().to_path_buf();
-    let text = std::fs::read_to_string(fixtures().join(file)).unwrap();
+    let path = fixtures().join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    load_text(file, &text, path.parent().unwrap(), vars)
+}
+
+/// `text` as the compose file `file` in `dir`, beside a stack file whose `[secrets]` hold
+/// `greeting`.
+fn load_text(
+    file: &str,
+    text: &str,
+    dir: &Path,
+    vars: &[(&str, &str)],
+) -> Result<Project, ComposeError> {
     let vars: Vars = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     project::load(&Input {
         file,
-        text: &text,
-        dir: &dir,
+        text,
+        dir,
         interpolate: true,
         vars: &vars,
         stack: "demo",
@@ -375,18 +386,9 @@ fn the_rich_fixture_renders_as_snapshotted() {
 #[test]
 fn what_docker_would_refuse_is_refused_with_its_path() {
     let bad = |text: &str| {
-        project::load(&Input {
-            file: "c.yml",
-            text,
-            dir: Path::new("/nonexistent"),
-            interpolate: true,
-            vars: &Vars::new(),
-            stack: "demo",
-            stack_secrets: &[],
-            read: &|p: &Path| std::fs::read(p),
-        })
-        .unwrap_err()
-        .to_string()
+        load_text("c.yml", text, Path::new("/nonexistent"), &[])
+            .unwrap_err()
+            .to_string()
     };
     assert_eq!(
         bad("services:\n  a: {image: x, networks: [nope]}\n"),
@@ -415,17 +417,7 @@ fn what_docker_would_refuse_is_refused_with_its_path() {
 #[test]
 fn short_ports_as_docker_reads_them() {
     let text = "services:\n  a:\n    image: x\n    ports: [\"80\", \"8080:80\", \"127.0.0.1:9000:90/udp\", {target: \"81\", published: \"${P}\"}]\n";
-    let p = project::load(&Input {
-        file: "c.yml",
-        text,
-        dir: Path::new("."),
-        interpolate: true,
-        vars: &Vars::from([("P".to_string(), "8081".to_string())]),
-        stack: "demo",
-        stack_secrets: &[],
-        read: &|p: &Path| std::fs::read(p),
-    })
-    .unwrap();
+    let p = load_text("c.yml", text, Path::new("."), &[("P", "8081")]).unwrap();
     assert_eq!(
         p.services[0].ports(),
         [
