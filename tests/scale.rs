@@ -5,13 +5,12 @@
 
 mod support;
 
-use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::traffic::Traffic;
-use support::{FaultProxy, Project, Testbed, live_instances, sandbox};
+use support::{
+    FaultProxy, Project, Testbed, actions, assert_exactly, live_instances, sandbox, spawn_via,
+};
 
 fn manager_node(p: &Project, bed: &Testbed) -> usize {
     bed.node_of(&p.id_of("node.manager[0]"))
@@ -128,56 +127,11 @@ fn scaling_out_and_in_loses_no_request_and_keeps_quorum() {
     assert_eq!(plan.code, 0, "{}", plan.all());
 }
 
-/// What a run has done so far: AWS requests through the proxy since `before`, and SSH connects
-/// and commands (the tool logs each at debug level, to `stderr`).
-fn actions(proxy: &FaultProxy, before: usize, stderr: &Path) -> usize {
-    let ssh = std::fs::read_to_string(stderr)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(" ssh node."))
-        .count();
-    proxy.requests().len() - before + ssh
-}
-
-/// `infra ARGS -v` through the proxy, its stderr in `stderr`.
-fn spawn_via(p: &Project, proxy: &FaultProxy, args: &[&str], stderr: &Path) -> std::process::Child {
-    p.command(env!("CARGO_BIN_EXE_infra"))
-        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
-        .args(args)
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(stderr).unwrap())
-        .spawn()
-        .unwrap()
-}
-
 /// The scale-in to 1 worker finished: one manager and one worker in the Swarm, none drained or
 /// down; exactly their instances live, tracked by the state and registered as targets.
 fn assert_scaled_in(p: &Project, bed: &Testbed, point: usize) {
     assert_eq!(swarm(p, bed), healthy(1, 1), "point {point}");
-    let dump = p.dump();
-    let live: BTreeSet<&str> = live_instances(&dump)
-        .iter()
-        .map(|i| i["id"].as_str().unwrap())
-        .collect();
-    let expected: BTreeSet<String> = ["node.manager[0]", "node.worker[0]"]
-        .iter()
-        .map(|a| p.id_of(a))
-        .collect();
-    let expected: BTreeSet<&str> = expected.iter().map(String::as_str).collect();
-    assert_eq!(
-        live, expected,
-        "point {point}: no orphan or duplicate instance"
-    );
-    let registered: BTreeSet<&str> = dump["target_groups"][0]["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap())
-        .collect();
-    assert_eq!(registered, expected, "point {point}: no stale target");
-    let plan = p.infra(&["plan", "--detailed-exitcode"]);
-    assert_eq!(plan.code, 0, "point {point}: clean:\n{}", plan.all());
+    assert_exactly(p, &["node.manager[0]", "node.worker[0]"], point);
 }
 
 /// A scale-in (4 workers → 1) killed with SIGKILL at 30 points spread over its changes, counted in

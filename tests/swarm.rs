@@ -24,7 +24,8 @@ fn swarm_project_on(
     spares: usize,
 ) -> (Project, Testbed) {
     let mut p = Project::new(name, nodes - 1);
-    let bed = Testbed::up_with(id, p.dir.path().join("testbed"), nodes + spares, image);
+    let mut bed = Testbed::up_with(id, p.dir.path().join("testbed"), nodes + spares, image);
+    bed.reap_terminated(&p);
     let connect = world("nodes/connect");
     let ssh_config = p.dir.path().join("testbed.ssh_config");
     let proxy = format!(

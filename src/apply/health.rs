@@ -51,6 +51,29 @@ pub fn after_registration(
     }
 }
 
+/// A rolling replacement's new node, registered where its predecessor was a target: itself, or
+/// as many of the group's targets as the service has tasks. None when no listener forwards to
+/// the group (its targets are not health-checked) or health is not waited for.
+pub fn after_joining(
+    targets: &TargetsSpec,
+    successor: &Address,
+    known: &BTreeMap<Address, ResourceState>,
+) -> Option<Wait> {
+    let in_use = known
+        .values()
+        .any(|r| forwards_to(&r.spec, &targets.target_group));
+    if !in_use {
+        return None;
+    }
+    match &targets.health {
+        HealthWait::All => wait(targets, vec![successor], known, None),
+        HealthWait::AtLeast(n) => {
+            wait(targets, targets.instances.iter().collect(), known, Some(*n))
+        }
+        HealthWait::Skip(_) => None,
+    }
+}
+
 /// Before (a listener switching) or after (a new listener) forwarding to a target group it did
 /// not forward to: every target of that group, or as many as the service has tasks.
 pub fn on_forwarding(

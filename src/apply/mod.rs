@@ -3,6 +3,7 @@
 
 mod health;
 mod progress;
+mod targets;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -150,6 +151,7 @@ pub async fn apply(
                 StepKind::Create => "Creating",
                 StepKind::Update => "Modifying",
                 StepKind::Delete => "Destroying",
+                StepKind::Depose => "Deposing",
             };
             let action = verb.to_lowercase();
             let token = journal
@@ -158,7 +160,11 @@ pub async fn apply(
                     sha256_hex(&format!("{run_id}{}", join(&addresses)))[..64].to_string()
                 });
             journal.intend(&addresses, &action, &token).await?;
-            progress.line(format!("{}: {verb}...", join(&addresses)));
+            let roll = plan.changes[step.changes[0]]
+                .rolling
+                .map(|r| format!(" (rolling: {} of {})", r.index, r.of))
+                .unwrap_or_default();
+            progress.line(format!("{}: {verb}...{roll}", join(&addresses)));
             let mut known = journal.state.resources.clone();
             for (a, r) in &plan.unchanged {
                 known.entry(a.clone()).or_insert_with(|| r.clone());
@@ -196,20 +202,23 @@ pub async fn apply(
             Ok(results) => {
                 for (address, created) in results {
                     record(journal, plan, step, &address, created);
-                    journal.settle(&address);
+                }
+                for a in &addresses {
+                    journal.settle(a);
                 }
                 journal.save().await?;
                 let what = match step.kind {
                     StepKind::Create => "Creation",
                     StepKind::Update => "Modifications",
                     StepKind::Delete => "Destruction",
+                    StepKind::Depose => "Deposing",
                 };
                 let ids = addresses
                     .iter()
                     .filter_map(|a| journal.state.id_of(a))
                     .collect::<Vec<_>>()
                     .join(", ");
-                let ids = if ids.is_empty() || step.kind == StepKind::Delete {
+                let ids = if ids.is_empty() || step.kind != StepKind::Create {
                     String::new()
                 } else {
                     format!(" [id={ids}]")
@@ -290,10 +299,11 @@ async fn sync_unchanged(plan: &Plan, journal: &mut Journal<'_>) -> Result<(), St
     }
     for c in plan.changes.iter().filter(|c| c.action != Action::Create) {
         if let (Some(id), Some(before)) = (&c.id, &c.before) {
-            let outputs = state
-                .resources
+            let outputs = plan
+                .observed
                 .get(&c.address)
-                .map(|r| r.outputs.clone())
+                .or(state.resources.get(&c.address).map(|r| &r.outputs))
+                .cloned()
                 .unwrap_or_default();
             state.record(c.address.clone(), id.clone(), before.clone(), outputs);
         }
@@ -320,7 +330,7 @@ async fn run_step(
             swarm.ok_or_else(|| SwarmError::Other(format!("{a}: the plan has no ssh settings")))?;
         let created =
             run_swarm_step(plan, step.kind, change, swarm, known, cloud, progress).await?;
-        return Ok(vec![(a.clone(), created)]);
+        return Ok(vec![(acted_on(change, step.kind), created)]);
     }
     let ids: Ids = known
         .iter()
@@ -376,11 +386,17 @@ async fn run_step(
             }
             Ok(vec![(a.clone(), None)])
         }
+        StepKind::Depose => unreachable!("only a Swarm member's change is deposed"),
         StepKind::Delete => {
             let before = change.before.as_ref().expect("a delete has a before");
-            cloud
-                .delete(a, change.id.as_deref().unwrap_or_default(), before)
-                .await?;
+            let a = &acted_on(change, step.kind);
+            let id = change.id.as_deref().unwrap_or_default();
+            if let Spec::InternetGateway(_) = before {
+                cloud
+                    .detach_gateway(a, id, &|line| progress.line(line))
+                    .await?;
+            }
+            cloud.delete(a, id, before).await?;
             // Targets a listener stopped forwarding to in this plan: its requests in flight
             // finish within the deregistration delay before their group goes.
             if let Some(delay) = health::drain_after_switch(plan, change) {
@@ -389,6 +405,14 @@ async fn run_step(
             }
             Ok(vec![(a.clone(), None)])
         }
+    }
+}
+
+/// The address a step works on: a rolling replacement's old object is `…/old` once deposed.
+fn acted_on(change: &crate::plan::Change, kind: StepKind) -> Address {
+    match (change.rolling, kind) {
+        (Some(_), StepKind::Delete) => change.address.deposed(),
+        _ => change.address.clone(),
     }
 }
 
@@ -494,8 +518,34 @@ async fn run_swarm_step(
     let Spec::SwarmNode(spec) = change.spec() else {
         unreachable!("the other swarm steps returned above")
     };
-    let node = nodes.iter().find(|n| n.host.address == spec.instance);
+    let instance = match kind {
+        StepKind::Delete if change.rolling.is_some() => spec.instance.deposed(),
+        _ => spec.instance.clone(),
+    };
+    // A member whose instance this plan creates anew ran on an instance that is gone: the one
+    // at its address now is its successor, not it.
+    let relaunched = plan
+        .changes
+        .iter()
+        .any(|c| c.address == spec.instance && c.action == Action::Create);
+    let node = nodes
+        .iter()
+        .find(|n| n.host.address == instance)
+        .filter(|_| !(kind == StepKind::Delete && relaunched));
     match kind {
+        StepKind::Depose => {
+            let old = plan
+                .changes
+                .iter()
+                .find(|c| c.address == spec.instance)
+                .and_then(|c| c.id.as_deref())
+                .ok_or_else(|| SwarmError::Other(format!("{a}: its instance's id is not known")))?;
+            swarm.label_instance(a, id, old, &managers).await?;
+            cloud
+                .retag_instance(&spec.instance, old, &spec.instance.deposed())
+                .await?;
+            Ok(None)
+        }
         StepKind::Create => {
             let node = node.ok_or_else(|| {
                 SwarmError::Other(format!(
@@ -503,7 +553,23 @@ async fn run_swarm_step(
                     change.address, spec.instance
                 ))
             })?;
-            let id = swarm.join(node, spec, &managers).await?;
+            // Managers whose membership this plan creates hold no Swarm yet.
+            let newcomers: Vec<Address> = plan
+                .changes
+                .iter()
+                .filter_map(|c| match &c.after {
+                    Some(Spec::SwarmNode(m))
+                        if m.role == "manager" && c.action == Action::Create =>
+                    {
+                        Some(m.instance.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            let id = swarm.join(node, spec, &managers, &newcomers).await?;
+            if change.rolling.is_some() {
+                targets::register_successor(cloud, &spec.instance, known, progress).await?;
+            }
             Ok(created(id))
         }
         StepKind::Update => {
@@ -514,48 +580,14 @@ async fn run_swarm_step(
             Ok(None)
         }
         StepKind::Delete => {
-            swarm
-                .remove(id, node, &managers, deregistration(plan, spec, known))
-                .await?;
+            let deregister = match change.rolling {
+                Some(_) => targets::rolled_out(spec, known),
+                None => targets::deregistration(plan, spec, known),
+            };
+            swarm.remove(id, node, &managers, deregister).await?;
             Ok(None)
         }
     }
-}
-
-/// Where the leaving member's instance is a target that this plan takes out (scale-in), for
-/// its deregistration between drain and leave. None when the instance stays a target (a rejoin).
-fn deregistration(
-    plan: &Plan,
-    member: &crate::model::SwarmNodeSpec,
-    known: &BTreeMap<Address, ResourceState>,
-) -> Option<crate::swarm::Deregistration> {
-    let (targets, t) = known.iter().find(|(_, r)| match &r.spec {
-        Spec::Targets(t) => t.instances.contains(&member.instance),
-        _ => false,
-    })?;
-    let leaves = plan.changes.iter().any(|c| {
-        &c.address == targets
-            && match &c.after {
-                Some(Spec::Targets(after)) => !after.instances.contains(&member.instance),
-                _ => true,
-            }
-    });
-    if !leaves {
-        return None;
-    }
-    let Spec::Targets(spec) = &t.spec else {
-        unreachable!("found above")
-    };
-    let group = known.get(&spec.target_group)?;
-    let Spec::TargetGroup(g) = &group.spec else {
-        return None;
-    };
-    Some(crate::swarm::Deregistration {
-        targets: targets.clone(),
-        target_group_arn: group.id.clone(),
-        instance_id: known.get(&member.instance)?.id.clone(),
-        delay: std::time::Duration::from_secs(g.deregistration_delay.into()),
-    })
 }
 
 fn record(
@@ -585,7 +617,24 @@ fn record(
             );
         }
         (StepKind::Delete, _) => {
-            state.resources.remove(address);
+            // A replacement that created first has its new object recorded at the address.
+            let change = plan.changes.iter().find(|c| c.address == *address);
+            let replaced_first = change.is_some_and(|c| {
+                crate::plan::graph::creates_first(c) && state.id_of(address) != c.id.as_deref()
+            });
+            if !replaced_first {
+                state.resources.remove(address);
+            }
+        }
+        (StepKind::Depose, _) => {
+            let change = plan.changes.iter().find(|c| &c.address == address);
+            if let Some(Spec::SwarmNode(member)) = change.map(|c| c.spec()) {
+                for from in [&member.instance, address] {
+                    if let Some(r) = state.resources.remove(from) {
+                        state.resources.insert(from.deposed(), r);
+                    }
+                }
+            }
         }
         (StepKind::Create, None) => {}
     }

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use crate::model::Address;
 use crate::ops::{self, ApplyOptions, Context, OpsError};
 
 /// Options of every command that changes the stack.
@@ -19,38 +20,131 @@ pub struct RunArgs {
     pub lock_timeout: std::time::Duration,
 }
 
+/// What a plan is asked for beyond the stack file (plan and apply).
+#[derive(Debug, Args)]
+pub struct ChangeArgs {
+    /// Replace this object though nothing about it changed (repeatable), e.g.
+    /// `--replace node.worker[1]`; nodes roll, the new one first.
+    #[arg(long, value_name = "ADDRESS")]
+    pub replace: Vec<String>,
+    /// How many workers a rolling replacement replaces at once (managers: always one).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub max_unavailable: u16,
+}
+
+impl ChangeArgs {
+    pub fn request(&self, destroy: bool) -> ops::Request {
+        ops::Request {
+            destroy,
+            replace: self
+                .replace
+                .iter()
+                .map(|a| Address::new(a.as_str()))
+                .collect(),
+            max_unavailable: self.max_unavailable.into(),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// A plan saved with `infra plan --out FILE`; applied exactly as shown, refused if stale.
     pub plan_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub change: ChangeArgs,
     #[command(flatten)]
     pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
+    /// Leave the Swarm alone and remove the cloud objects: for a Swarm whose nodes are gone or
+    /// no longer answer (a destroy without it stops when no manager answers).
+    #[arg(long)]
+    pub skip_swarm: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
 
-fn options(plan_file: Option<PathBuf>, run: RunArgs, destroy: bool) -> ApplyOptions {
+#[derive(Debug, Args)]
+pub struct RollArgs {
+    /// Replace every node, not only those whose AMI is not their pool's current one.
+    #[arg(long)]
+    pub all: bool,
+    /// How many workers are replaced at once (managers: always one).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub max_unavailable: u16,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+fn options(plan_file: Option<PathBuf>, run: RunArgs, request: ops::Request) -> ApplyOptions {
     ApplyOptions {
         plan_file,
         auto_approve: run.auto_approve,
         parallelism: run.parallelism,
-        destroy,
+        request,
         lock_timeout: run.lock_timeout,
     }
 }
 
 pub async fn run(ctx: &Context, a: ApplyArgs) -> Result<ExitCode, OpsError> {
-    ops::apply(ctx, options(a.plan_file, a.run, false))
+    if a.plan_file.is_some() && !a.change.replace.is_empty() {
+        return Err(OpsError::Usage(
+            "--replace shapes a new plan; a saved plan is applied as it was made. Pass --replace to `infra plan --out` instead.".into(),
+        ));
+    }
+    let request = a.change.request(false);
+    ops::apply(ctx, options(a.plan_file, a.run, request))
         .await
         .map(|_| ExitCode::SUCCESS)
 }
 
 pub async fn run_destroy(ctx: &Context, a: DestroyArgs) -> Result<ExitCode, OpsError> {
-    ops::destroy(ctx, options(None, a.run, true))
+    let request = ops::Request {
+        skip_swarm: a.skip_swarm,
+        ..Default::default()
+    };
+    ops::destroy(ctx, options(None, a.run, request))
+        .await
+        .map(|_| ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// The manager to rebuild from, e.g. `manager[0]`; default: the first whose Docker answers.
+    #[arg(long, value_name = "NODE")]
+    pub from: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+pub async fn run_recover(ctx: &Context, a: RecoverArgs) -> Result<ExitCode, OpsError> {
+    let from = a.from.map(|f| match f.starts_with("node.") {
+        true => Address::new(f),
+        false => Address::new(format!("node.{f}")),
+    });
+    let opts = ops::RecoverOptions {
+        from,
+        apply: options(None, a.run, ops::Request::default()),
+    };
+    ops::recover_swarm(ctx, opts)
+        .await
+        .map(|_| ExitCode::SUCCESS)
+}
+
+pub async fn run_roll(ctx: &Context, a: RollArgs) -> Result<ExitCode, OpsError> {
+    let request = ops::Request {
+        max_unavailable: a.max_unavailable.into(),
+        ..Default::default()
+    };
+    let roll = if a.all {
+        ops::Roll::All
+    } else {
+        ops::Roll::Outdated
+    };
+    ops::roll_nodes(ctx, options(None, a.run, request), roll)
         .await
         .map(|_| ExitCode::SUCCESS)
 }
@@ -79,7 +173,7 @@ pub async fn run_scale(ctx: &Context, a: ScaleArgs) -> Result<ExitCode, OpsError
         managers: a.managers.map(usize::from),
         no_apply: a.no_apply,
         allow_even_managers: a.allow_even_managers,
-        apply: options(None, a.run, false),
+        apply: options(None, a.run, ops::Request::default()),
     };
     ops::scale_nodes(ctx, opts).await.map(|_| ExitCode::SUCCESS)
 }

@@ -70,6 +70,11 @@ pub enum Command {
     ScaleNodes(apply::ScaleArgs),
     /// Remove every object the stack owns.
     Destroy(apply::DestroyArgs),
+    /// Replace nodes, one at a time and the new one first, onto their pool's current AMI.
+    RollNodes(apply::RollArgs),
+    /// Bring back a Swarm that lost its quorum: rebuild it from one manager
+    /// (docker swarm init --force-new-cluster), then apply (the other managers rejoin).
+    RecoverSwarm(apply::RecoverArgs),
     /// Show the load balancer's DNS name and the nodes, from the state.
     Output(simple::OutputArgs),
     /// The nodes now: instance, zone, Swarm role and state, target health.
@@ -136,6 +141,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, OpsError> {
         Command::Apply(args) => apply::run(&ctx, args).await,
         Command::Destroy(args) => apply::run_destroy(&ctx, args).await,
         Command::ScaleNodes(args) => apply::run_scale(&ctx, args).await,
+        Command::RollNodes(args) => apply::run_roll(&ctx, args).await,
+        Command::RecoverSwarm(args) => apply::run_recover(&ctx, args).await,
         Command::Output(args) => simple::output(&ctx, args).await,
         Command::ForceUnlock(args) => simple::unlock(&ctx, args).await,
         Command::State(command) => simple::state(&ctx, command).await,

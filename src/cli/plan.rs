@@ -29,6 +29,8 @@ pub struct PlanArgs {
     /// Plan the removal of everything the stack owns.
     #[arg(long)]
     pub destroy: bool,
+    #[command(flatten)]
+    pub change: super::apply::ChangeArgs,
     /// Wait this long for a lock held by another run (e.g. 2m) instead of failing at once.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
     pub lock_timeout: std::time::Duration,
@@ -43,7 +45,7 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> Result<ExitCode, OpsError> {
     let opts = PlanOptions {
         out: args.out,
         format,
-        destroy: args.destroy,
+        request: args.change.request(args.destroy),
         lock_timeout: args.lock_timeout,
     };
     let changed = ops::plan(ctx, opts).await?;

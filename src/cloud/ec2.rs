@@ -14,6 +14,8 @@ use super::{
 use crate::model::{Address, InstanceSpec, RouteTableSpec, Rule, Source, Spec};
 
 const WAIT_RUNNING: Duration = Duration::from_secs(600);
+/// How long a gateway's detach is retried while AWS releases the VPC's public addresses.
+pub const DETACH_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn tag_spec(kind: ResourceType, tags: &[(&str, &str)]) -> TagSpecification {
     let tags = tags
@@ -190,7 +192,8 @@ impl Cloud {
                 self.set_map_public_ip(a, id, s.map_public_ip).await
             }
             (Spec::InternetGateway(_), Spec::InternetGateway(g)) => {
-                self.detach_gateway(a, id).await?;
+                self.detach_gateway(a, id, &|line| tracing::info!("{line}"))
+                    .await?;
                 match &g.vpc {
                     Some(vpc) => self.attach_gateway(a, id, &id_of(ids, vpc, a)?).await,
                     None => Ok(()),
@@ -272,7 +275,8 @@ impl Cloud {
                 .await
             }
             Spec::InternetGateway(_) => {
-                self.detach_gateway(a, id).await?;
+                self.detach_gateway(a, id, &|line| tracing::info!("{line}"))
+                    .await?;
                 ec2.delete_internet_gateway()
                     .internet_gateway_id(id)
                     .send()
@@ -486,6 +490,31 @@ impl Cloud {
             .collect())
     }
 
+    /// Moves an instance to another address (`infra:address` and `Name` tags, one CreateTags
+    /// call): a node replaced create-before-destroy becomes `…/old` before its successor is
+    /// launched under its address.
+    pub async fn retag_instance(
+        &self,
+        a: &Address,
+        id: &str,
+        to: &Address,
+    ) -> Result<(), CloudError> {
+        self.ec2
+            .create_tags()
+            .resources(id)
+            .tags(Tag::builder().key(TAG_ADDRESS).value(to.as_str()).build())
+            .tags(
+                Tag::builder()
+                    .key("Name")
+                    .value(format!("{}-{to}", self.stack))
+                    .build(),
+            )
+            .send()
+            .await
+            .map(drop)
+            .map_err(fail(a, "ec2:CreateTags"))
+    }
+
     /// What DescribeImages says of these AMIs, in one call; an id that does not exist in the
     /// region is an error naming it.
     pub async fn describe_images(
@@ -589,7 +618,16 @@ impl Cloud {
     }
 
     /// Detaches from whatever VPC AWS says it is attached to (the state may be out of date).
-    async fn detach_gateway(&self, a: &Address, id: &str) -> Result<(), CloudError> {
+    /// Detaches the gateway from its VPC. AWS refuses (`DependencyViolation`: "has some mapped
+    /// public address(es)") until the public addresses of the instances and load balancer that
+    /// were in the VPC are released, minutes after they are gone: retried every 10 s for up to
+    /// [`DETACH_TIMEOUT`], `report`ing progress every 30 s.
+    pub async fn detach_gateway(
+        &self,
+        a: &Address,
+        id: &str,
+        report: &(dyn Fn(String) + Sync),
+    ) -> Result<(), CloudError> {
         let out = self
             .ec2
             .describe_internet_gateways()
@@ -597,19 +635,37 @@ impl Cloud {
             .send()
             .await
             .map_err(fail(a, "ec2:DescribeInternetGateways"))?;
+        let started = std::time::Instant::now();
+        let mut reported = started;
         for att in out.internet_gateways().iter().flat_map(|g| g.attachments()) {
-            if let Some(vpc) = att.vpc_id() {
-                retry_on(IN_USE, || async {
-                    self.ec2
-                        .detach_internet_gateway()
-                        .internet_gateway_id(id)
-                        .vpc_id(vpc)
-                        .send()
-                        .await
-                        .map(drop)
-                        .map_err(fail(a, "ec2:DetachInternetGateway"))
-                })
-                .await?;
+            let Some(vpc) = att.vpc_id() else { continue };
+            loop {
+                let detached = self
+                    .ec2
+                    .detach_internet_gateway()
+                    .internet_gateway_id(id)
+                    .vpc_id(vpc)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(fail(a, "ec2:DetachInternetGateway"));
+                match detached {
+                    Err(e)
+                        if e.code().is_some_and(|c| IN_USE.contains(&c))
+                            && started.elapsed() < DETACH_TIMEOUT =>
+                    {
+                        if reported.elapsed() >= Duration::from_secs(30) {
+                            reported = std::time::Instant::now();
+                            report(format!(
+                                "{a}: AWS has not released the VPC's public addresses yet; still detaching after {}s (up to {}s)",
+                                started.elapsed().as_secs(),
+                                DETACH_TIMEOUT.as_secs()
+                            ));
+                        }
+                        tokio::time::sleep(Duration::from_secs(10)).await;
+                    }
+                    other => break other?,
+                }
             }
         }
         Ok(())

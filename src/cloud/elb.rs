@@ -452,6 +452,27 @@ impl Cloud {
         }
     }
 
+    /// Adds one instance to a target group (a rolling replacement's new node).
+    pub async fn register_target(
+        &self,
+        a: &Address,
+        arn: &str,
+        instance_id: &str,
+    ) -> Result<(), CloudError> {
+        // A new instance may not be known to ELB for a moment.
+        retry_on(&["InvalidTarget"], || async {
+            self.elb
+                .register_targets()
+                .target_group_arn(arn)
+                .targets(target(instance_id))
+                .send()
+                .await
+                .map(drop)
+                .map_err(fail(a, "elbv2:RegisterTargets"))
+        })
+        .await
+    }
+
     /// Takes one instance out of the target group and waits out the deregistration delay, so
     /// requests in flight finish before the node goes (scale-in).
     pub async fn deregister_target(

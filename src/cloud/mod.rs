@@ -377,8 +377,9 @@ impl Cloud {
         Ok(())
     }
 
-    /// Resolves a public SSM parameter such as `/aws/service/canonical/…/ami-id` to its value.
-    pub async fn ssm_parameter(&self, name: &str) -> Result<String, CloudError> {
+    /// An AMI parameter's value and when it was last written (RFC 3339, UTC), e.g. what
+    /// Canonical or Amazon publish under `/aws/service/…/ami-id`.
+    pub async fn ssm_parameter(&self, name: &str) -> Result<(String, Option<String>), CloudError> {
         let out = self
             .ssm
             .get_parameter()
@@ -386,12 +387,17 @@ impl Cloud {
             .send()
             .await
             .map_err(fail(format!("AMI parameter {name}"), "ssm:GetParameter"))?;
-        out.parameter
-            .and_then(|p| p.value)
-            .ok_or_else(|| CloudError::Invalid {
-                resource: format!("AMI parameter {name}"),
-                message: "has no value".into(),
-            })
+        let parameter = out
+            .parameter
+            .unwrap_or_else(|| aws_sdk_ssm::types::Parameter::builder().build());
+        let modified = parameter
+            .last_modified_date()
+            .and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok());
+        let value = parameter.value.ok_or_else(|| CloudError::Invalid {
+            resource: format!("AMI parameter {name}"),
+            message: "has no value".into(),
+        })?;
+        Ok((value, modified))
     }
 }
 

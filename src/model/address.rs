@@ -26,6 +26,18 @@ impl Address {
         &self.0
     }
 
+    /// Where an object replaced create-before-destroy lives until it is removed: its instance
+    /// is retagged `node.worker[1]/old` before the new one is launched under `node.worker[1]`,
+    /// so the two are never read as one (and a run killed mid-roll finds the old one by name).
+    pub fn deposed(&self) -> Self {
+        Address(format!("{}{DEPOSED}", self.0))
+    }
+
+    /// `node.worker[1]/old` → Some(`node.worker[1]`).
+    pub fn deposed_from(&self) -> Option<Self> {
+        self.0.strip_suffix(DEPOSED).map(Address::new)
+    }
+
     /// `node.worker[12]` → (`node.worker`, Some(12)).
     pub fn split_index(&self) -> (&str, Option<usize>) {
         if let Some(open) = self.0.rfind('[')
@@ -37,6 +49,8 @@ impl Address {
         (&self.0, None)
     }
 }
+
+const DEPOSED: &str = "/old";
 
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::plan::prepare;
+use super::plan::{Request, Roll, prepare};
 use super::validate::{load, load_with_services, read_stack_file};
 use super::{Context, OpsError, Result};
 use crate::apply::{self, Journal, Options};
@@ -18,23 +18,25 @@ pub struct ApplyOptions {
     pub plan_file: Option<PathBuf>,
     pub auto_approve: bool,
     pub parallelism: usize,
-    pub destroy: bool,
+    /// What a fresh plan is asked for.
+    pub request: Request,
     pub lock_timeout: Duration,
 }
 
-pub async fn destroy(ctx: &Context, opts: ApplyOptions) -> Result<()> {
-    apply(
-        ctx,
-        ApplyOptions {
-            destroy: true,
-            ..opts
-        },
-    )
-    .await
+pub async fn destroy(ctx: &Context, mut opts: ApplyOptions) -> Result<()> {
+    opts.request.destroy = true;
+    apply(ctx, opts).await
+}
+
+/// Rolls nodes onto their pool's current AMI: a plan and apply that replaces them, one at a time.
+pub async fn roll_nodes(ctx: &Context, mut opts: ApplyOptions, roll: Roll) -> Result<()> {
+    opts.request.roll = Some(roll);
+    apply(ctx, opts).await
 }
 
 pub async fn apply(ctx: &Context, opts: ApplyOptions) -> Result<()> {
-    let operation = if opts.destroy { "destroy" } else { "apply" };
+    let destroy = opts.request.destroy;
+    let operation = if destroy { "destroy" } else { "apply" };
     match &opts.plan_file {
         Some(path) => {
             // The plan is the contract: the stack file is only hashed, and asked where the state is.
@@ -53,7 +55,7 @@ pub async fn apply(ctx: &Context, opts: ApplyOptions) -> Result<()> {
             result
         }
         None => {
-            let (loaded, source) = if opts.destroy {
+            let (loaded, source) = if destroy {
                 load(ctx)?
             } else {
                 load_with_services(ctx)?
@@ -62,12 +64,9 @@ pub async fn apply(ctx: &Context, opts: ApplyOptions) -> Result<()> {
             let backend = super::backend(ctx, &stack.state, stack.region.as_deref()).await?;
             let lock = backend.lock(operation, opts.lock_timeout).await?;
             let result = async {
-                let prepared = prepare(ctx, &stack, &source, &backend, opts.destroy).await?;
+                let prepared = prepare(ctx, &stack, &source, &backend, &opts.request).await?;
                 print!("{}", plan::text::render(&prepared.plan, ctx.color));
-                if prepared.plan.has_changes()
-                    && !opts.auto_approve
-                    && !confirm(opts.destroy).await?
-                {
+                if prepared.plan.has_changes() && !opts.auto_approve && !confirm(destroy).await? {
                     println!("\nApply cancelled.");
                     return Ok(());
                 }
@@ -128,11 +127,9 @@ async fn execute(
         }
     }
     result?;
-    if plan.destroy
-        && let Some(swarm) = &swarm
-    {
-        // The join tokens and the secrets' hashing key go with the Swarm.
-        let mut parameters = swarm.parameters();
+    if plan.destroy {
+        // The join tokens and the secrets' hashing key go with the stack.
+        let mut parameters = crate::swarm::token_parameters(&plan.stack);
         parameters.push(cloud.key_parameter());
         cloud.delete_secrets(&parameters).await?;
     }
@@ -234,18 +231,23 @@ fn check_fresh(plan: &Plan, state: Option<&State>, path: &Path) -> Result<()> {
 }
 
 /// Asks on the terminal; Ctrl-C there is a no, so that the caller still releases the lock.
-async fn confirm(destroy: bool) -> Result<bool> {
+pub(super) async fn confirm(destroy: bool) -> Result<bool> {
+    confirm_to(if destroy {
+        "destroy every object of this stack"
+    } else {
+        "perform these actions"
+    })
+    .await
+}
+
+/// Asks whether to `what` (e.g. "perform these actions"); only `yes` is a yes.
+pub(super) async fn confirm_to(what: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         return Err(OpsError::Usage(
             "no terminal to confirm on: pass --auto-approve, or save a plan with `infra plan --out FILE` and apply it"
                 .into(),
         ));
     }
-    let what = if destroy {
-        "destroy every object of this stack"
-    } else {
-        "perform these actions"
-    };
     // Listening for Ctrl-C before asking: a quick one must not kill the process (and its lock).
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|source| OpsError::Io {

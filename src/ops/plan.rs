@@ -2,6 +2,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::replace;
 use super::validate::expand_home;
 use super::validate::{load, load_with_services};
 use super::{Context, OpsError, Result};
@@ -29,8 +30,33 @@ pub enum PlanFormat {
 pub struct PlanOptions {
     pub out: Option<PathBuf>,
     pub format: PlanFormat,
-    pub destroy: bool,
+    pub request: Request,
     pub lock_timeout: Duration,
+}
+
+/// What a plan is asked for beyond the stack file.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// Remove everything the stack owns.
+    pub destroy: bool,
+    /// Replace these objects though nothing about them changed (Terraform's `-replace`).
+    pub replace: Vec<Address>,
+    /// Roll nodes onto their pool's current AMI (`infra roll-nodes`).
+    pub roll: Option<Roll>,
+    /// Workers replaced at once in a rolling replacement (at least 1; managers: always 1).
+    pub max_unavailable: usize,
+    /// Destroy only: leave the Swarm alone (its nodes are gone or out of reach) and remove the
+    /// cloud objects.
+    pub skip_swarm: bool,
+}
+
+/// Which nodes `infra roll-nodes` replaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Roll {
+    /// Those whose AMI is not their pool's current one.
+    Outdated,
+    /// Every node.
+    All,
 }
 
 /// A fresh plan, and what applying it needs.
@@ -42,7 +68,7 @@ pub(super) struct Prepared {
 
 /// Shows what apply would change; returns whether anything would.
 pub async fn plan(ctx: &Context, opts: PlanOptions) -> Result<bool> {
-    let (loaded, source) = if opts.destroy {
+    let (loaded, source) = if opts.request.destroy {
         load(ctx)?
     } else {
         load_with_services(ctx)?
@@ -50,7 +76,7 @@ pub async fn plan(ctx: &Context, opts: PlanOptions) -> Result<bool> {
     let stack = loaded.stack;
     let backend = super::backend(ctx, &stack.state, stack.region.as_deref()).await?;
     let lock = backend.lock("plan", opts.lock_timeout).await?;
-    let result = prepare(ctx, &stack, &source, &backend, opts.destroy).await;
+    let result = prepare(ctx, &stack, &source, &backend, &opts.request).await;
     lock.release().await;
     let plan = result?.plan;
     match opts.format {
@@ -79,8 +105,9 @@ pub(super) async fn prepare(
     stack: &Stack,
     source: &str,
     backend: &Backend,
-    destroy: bool,
+    request: &Request,
 ) -> Result<Prepared> {
+    let destroy = request.destroy;
     let state = backend.load().await?;
     if let Some(s) = &state
         && !s.pending.is_empty()
@@ -100,10 +127,10 @@ pub(super) async fn prepare(
     let key = cloud
         .secrets_key(!destroy && !stack.apps.secrets.is_empty())
         .await?;
-    let (desired, mut live, secrets) = tokio::try_join!(
+    let ((mut desired, published), mut live, secrets) = tokio::try_join!(
         async {
             if destroy {
-                Ok(Vec::new())
+                Ok(Default::default())
             } else {
                 desired(ctx, &cloud, stack, key.as_deref()).await
             }
@@ -119,7 +146,12 @@ pub(super) async fn prepare(
     live.extend(secrets);
     let mut ssh = stack.ssh.clone();
     let mut images = BTreeMap::new();
-    if stack.swarm {
+    let mut notices = Vec::new();
+    let skip_swarm = destroy && request.skip_swarm;
+    if skip_swarm {
+        notices.push("the Swarm is left alone (--skip-swarm): its members, services and secrets go with the instances, and nothing is run on the nodes.".to_string());
+    }
+    if stack.swarm && !skip_swarm {
         let specs = desired
             .iter()
             .map(|r| &r.spec)
@@ -133,15 +165,33 @@ pub(super) async fn prepare(
             .as_ref()
             .map(|s| s.host_keys.clone())
             .unwrap_or_default();
-        let (swarm, names) =
-            read_swarm(ctx, &cloud, stack, &ssh, &live, had_swarm, &pinned).await?;
+        let (swarm, names) = read_swarm(ctx, &cloud, stack, &ssh, &live, had_swarm, &pinned)
+            .await
+            .map_err(|e| match destroy {
+                true => OpsError::Usage(format!(
+                    "{e}\n  A destroy needs a manager to take the Swarm down first. If the nodes are gone or will not answer again, run `infra destroy --skip-swarm`: it removes the cloud objects and leaves the Swarm to go with them."
+                )),
+                false => e,
+            })?;
         live.extend(swarm);
         if let (Some(project), false) = (&stack.apps.project, destroy) {
             check_externals(stack, project, names.as_ref())?;
         }
     }
     adopt_networks(&mut live, &desired);
-    let changes = plan::diff(&desired, state.as_ref(), &live);
+    replace::name_key_pair(&mut desired, &live);
+    let (to_replace, newer) = replace::pin_amis(&mut desired, &live, &published, request);
+    notices.extend(newer);
+    if let Some(unknown) = to_replace.iter().find(|a| !live.contains_key(*a)) {
+        return Err(OpsError::Usage(format!(
+            "--replace {unknown}: the stack has no such object now. Addresses are as `infra plan` shows them (node.worker[1], swarm.node.worker[1], lb…); `infra status` lists the nodes."
+        )));
+    }
+    let options = plan::DiffOptions {
+        replace: to_replace,
+        max_unavailable: request.max_unavailable,
+    };
+    let changes = plan::diff_with(&desired, state.as_ref(), &live, &options);
     check_network_replacements(&changes)?;
     if !destroy {
         check_bastion_removal(&changes)?;
@@ -151,6 +201,11 @@ pub(super) async fn prepare(
         plan::quorum::check(&changes, &live)?;
         super::checks::account(ctx, &cloud, stack, source, &changes, &images).await?;
     }
+    let observed = changes
+        .iter()
+        .filter_map(|c| Some((c.address.clone(), live.get(&c.address)?.outputs.clone())))
+        .filter(|(_, outputs)| !outputs.is_empty())
+        .collect();
     let unchanged: BTreeMap<_, _> = live
         .into_iter()
         .filter(|(a, _)| !changes.iter().any(|c| &c.address == a))
@@ -174,8 +229,10 @@ pub(super) async fn prepare(
         destroy,
         changes,
         unchanged,
-        ssh: stack.swarm.then_some(ssh),
+        ssh: (stack.swarm && !skip_swarm).then_some(ssh),
         deploy: stack.apps.deploy.clone(),
+        notices,
+        observed,
     };
     Ok(Prepared { plan, cloud, state })
 }
@@ -372,13 +429,7 @@ async fn read_swarm(
     }
     let swarm = swarm_ops(ctx, cloud, &stack.name, ssh, pinned);
     match swarm.read(&managers).await {
-        Ok(Some((_, view))) => {
-            let by_ip = nodes
-                .iter()
-                .map(|n| (n.private_ip.clone(), n.host.address.clone()))
-                .collect();
-            Ok((swarm.observe(&view, &by_ip), Some(view.names)))
-        }
+        Ok(Some((_, view))) => Ok((swarm.observe(&view, &nodes), Some(view.names))),
         Ok(None) => Ok((Default::default(), None)),
         Err(e) if had_swarm => Err(e.into()),
         Err(e) => {
@@ -452,12 +503,12 @@ async fn desired(
     cloud: &Cloud,
     stack: &Stack,
     key: Option<&str>,
-) -> Result<Vec<Resource>> {
-    let mut resources = cloud_resources(cloud, stack).await?;
+) -> Result<(Vec<Resource>, BTreeMap<String, replace::Published>)> {
+    let (mut resources, published) = cloud_resources(cloud, stack).await?;
     let (apps, services) = apps(ctx, stack, key.unwrap_or_default())?;
     fit_targets(stack, &mut resources, stack.swarm.then_some(&services[..]));
     resources.extend(apps);
-    Ok(resources)
+    Ok((resources, published))
 }
 
 /// Secrets (read from their sources, kept only as keyed hashes; stored in Parameter Store
@@ -604,22 +655,40 @@ fn network_spec(n: &compose::NetworkDef) -> SwarmNetworkSpec {
     }
 }
 
-async fn cloud_resources(cloud: &Cloud, stack: &Stack) -> Result<Vec<Resource>> {
+async fn cloud_resources(
+    cloud: &Cloud,
+    stack: &Stack,
+) -> Result<(Vec<Resource>, BTreeMap<String, replace::Published>)> {
     let resolve = |source: AmiSource| async move {
         match source {
-            AmiSource::Id(id) => Ok::<_, OpsError>(id),
-            AmiSource::SsmParameter(p) => Ok(cloud.ssm_parameter(&p).await?),
+            AmiSource::Id(id) => Ok::<_, OpsError>((id, None)),
+            AmiSource::SsmParameter(p) => {
+                let (ami, modified) = cloud.ssm_parameter(&p).await?;
+                let published = replace::Published {
+                    parameter: p,
+                    ami: ami.clone(),
+                    modified,
+                };
+                Ok((ami, Some(published)))
+            }
         }
     };
-    let (manager_ami, worker_ami) = if stack.managers.ami == stack.workers.ami {
-        let ami = resolve(stack.managers.ami.clone()).await?;
-        (ami.clone(), ami)
-    } else {
-        tokio::try_join!(
-            resolve(stack.managers.ami.clone()),
-            resolve(stack.workers.ami.clone())
-        )?
-    };
+    let ((manager_ami, manager_pub), (worker_ami, worker_pub)) =
+        if stack.managers.ami == stack.workers.ami {
+            let resolved = resolve(stack.managers.ami.clone()).await?;
+            (resolved.clone(), resolved)
+        } else {
+            tokio::try_join!(
+                resolve(stack.managers.ami.clone()),
+                resolve(stack.workers.ami.clone())
+            )?
+        };
+    let mut published = BTreeMap::new();
+    for (pool, p) in [(Role::Manager, manager_pub), (Role::Worker, worker_pub)] {
+        if let Some(p) = p {
+            published.insert(pool.pool().to_string(), p);
+        }
+    }
     let render = |role| {
         crate::render::user_data(stack, role).map_err(|source| OpsError::Template {
             what: "user-data",
@@ -631,7 +700,7 @@ async fn cloud_resources(cloud: &Cloud, stack: &Stack) -> Result<Vec<Resource>> 
         Some(b) if b.ami == stack.managers.ami => {
             Some((manager_ami.clone(), render(Role::Bastion)?))
         }
-        Some(b) => Some((resolve(b.ami.clone()).await?, render(Role::Bastion)?)),
+        Some(b) => Some((resolve(b.ami.clone()).await?.0, render(Role::Bastion)?)),
     };
     let inputs = Inputs {
         manager_ami,
@@ -640,7 +709,7 @@ async fn cloud_resources(cloud: &Cloud, stack: &Stack) -> Result<Vec<Resource>> 
         worker_user_data: render(Role::Worker)?,
         bastion,
     };
-    Ok(expand(stack, &inputs))
+    Ok((expand(stack, &inputs), published))
 }
 
 /// Writes the plan atomically, so a killed run never leaves half a plan file behind.

@@ -2,11 +2,32 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Action, Change, FieldChange};
-use crate::model::{Address, Live, resources::Resource};
+use super::{Action, Change, FieldChange, Rolling};
+use crate::model::resources::{Resource, swarm_address};
+use crate::model::{Address, Live, Role, Spec};
 use crate::state::State;
 
+/// The changes, with replaced Swarm nodes rolling one at a time.
 pub fn diff(desired: &[Resource], prior: Option<&State>, live: &Live) -> Vec<Change> {
+    diff_with(desired, prior, live, &Options::default())
+}
+
+/// What a diff is asked for beyond the desired objects.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Replaced though unchanged (`--replace`).
+    pub replace: BTreeSet<Address>,
+    /// Workers a rolling replacement replaces at once (at least 1); managers: always one.
+    pub max_unavailable: usize,
+}
+
+/// The changes between what is desired and what lives.
+pub fn diff_with(
+    desired: &[Resource],
+    prior: Option<&State>,
+    live: &Live,
+    options: &Options,
+) -> Vec<Change> {
     let mut changes: BTreeMap<Address, Change> = BTreeMap::new();
     for r in desired {
         let change = match live.get(&r.address) {
@@ -19,14 +40,15 @@ pub fn diff(desired: &[Resource], prior: Option<&State>, live: &Live) -> Vec<Cha
                     before: None,
                     after: Some(r.spec.clone()),
                     fields: vec![],
-                    reason: gone
-                        .then(|| "it no longer exists in AWS (removed outside infra)".to_string()),
+                    reason: gone.then(|| gone_reason(&r.spec)),
+                    rolling: None,
                 })
             }
             Some(obs) => {
                 let fields = compare(&obs.spec, &r.spec);
-                let replace =
-                    obs.spec.kind() != r.spec.kind() || fields.iter().any(|f| f.forces_replacement);
+                let asked = options.replace.contains(&r.address);
+                let forced = fields.iter().any(|f| f.forces_replacement);
+                let replace = asked || obs.spec.kind() != r.spec.kind() || forced;
                 (!fields.is_empty() || replace).then(|| Change {
                     address: r.address.clone(),
                     action: if replace {
@@ -38,7 +60,8 @@ pub fn diff(desired: &[Resource], prior: Option<&State>, live: &Live) -> Vec<Cha
                     before: Some(obs.spec.clone()),
                     after: Some(r.spec.clone()),
                     fields,
-                    reason: None,
+                    reason: (asked && !forced).then(|| "its replacement was asked for".to_string()),
+                    rolling: None,
                 })
             }
         };
@@ -58,15 +81,89 @@ pub fn diff(desired: &[Resource], prior: Option<&State>, live: &Live) -> Vec<Cha
                     before: Some(obs.spec.clone()),
                     after: None,
                     fields: vec![],
-                    reason: address.as_str().starts_with("orphan.").then(|| {
-                        "it carries the stack's tag but belongs to no address (left by an interrupted run)".to_string()
-                    }),
+                    reason: delete_reason(address),
+                    rolling: None,
                 },
             );
         }
     }
     cascade(desired, live, &mut changes);
+    mark_rolling(live, &mut changes, options.max_unavailable.max(1));
     changes.into_values().collect()
+}
+
+/// Replacements of Swarm members' instances roll: create before destroy, one node at a time,
+/// managers first with the Raft leader last (it hands leadership over once, when demoted),
+/// then workers. A member that has not joined, or an instance that is not a member, is
+/// replaced as any object is.
+fn mark_rolling(live: &Live, changes: &mut BTreeMap<Address, Change>, max_unavailable: usize) {
+    let is_leader = |member: &Address| {
+        live.get(member)
+            .is_some_and(|o| o.outputs.get("leader").is_some_and(|l| l == "true"))
+    };
+    let mut rolls: Vec<(bool, bool, Address)> = changes
+        .values()
+        .filter(|c| c.action == Action::Replace)
+        .filter_map(|c| match (&c.before, &c.after) {
+            (Some(Spec::Instance(i)), Some(after)) if i.pool != Role::Bastion.pool() => {
+                let member = swarm_address(&c.address);
+                let rejoins = changes
+                    .get(&member)
+                    .is_some_and(|m| m.action == Action::Replace);
+                // A subnet replaced delete-first cannot hold the old and the new node at once.
+                let room = after.references().iter().all(|d| {
+                    changes.get(*d).is_none_or(|d| {
+                        d.action != Action::Replace || matches!(d.spec(), Spec::KeyPair(_))
+                    })
+                });
+                (rejoins && room)
+                    .then(|| (i.pool != "manager", is_leader(&member), c.address.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    rolls.sort();
+    let of = rolls.len();
+    let managers = rolls.iter().filter(|(worker, ..)| !worker).count();
+    for (n, (worker, _, instance)) in rolls.into_iter().enumerate() {
+        let index = n + 1;
+        let after = if !worker {
+            Some(index - 1)
+        } else if index - managers <= max_unavailable {
+            // The first workers start once the last manager rolled.
+            Some(managers)
+        } else {
+            Some(index - max_unavailable)
+        };
+        let after = after.filter(|&a| a > 0);
+        let rolling = Some(Rolling { index, of, after });
+        for a in [swarm_address(&instance), instance] {
+            if let Some(c) = changes.get_mut(&a) {
+                c.rolling = rolling;
+            }
+        }
+    }
+}
+
+fn gone_reason(spec: &Spec) -> String {
+    if spec.on_swarm() {
+        "it no longer exists in the Swarm (removed outside infra, or the Swarm was rebuilt)".into()
+    } else {
+        "it no longer exists in AWS (removed outside infra)".into()
+    }
+}
+
+fn delete_reason(address: &Address) -> Option<String> {
+    if address.as_str().starts_with("orphan.") {
+        return Some(
+            "it carries the stack's tag but belongs to no address (left by an interrupted run)"
+                .into(),
+        );
+    }
+    let successor = address.deposed_from()?;
+    Some(format!(
+        "{successor} replaced it; a rolling replacement an earlier run started ends with its removal"
+    ))
 }
 
 fn compare(before: &crate::model::Spec, after: &crate::model::Spec) -> Vec<FieldChange> {
@@ -136,6 +233,7 @@ fn cascade(desired: &[Resource], live: &Live, changes: &mut BTreeMap<Address, Ch
                 after: Some(r.spec.clone()),
                 fields: vec![],
                 reason: None,
+                rolling: None,
             });
             change.action = action;
             change.reason.get_or_insert(reason);

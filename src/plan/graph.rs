@@ -1,6 +1,7 @@
 //! The order of a plan's changes: a DAG of steps. Creates and updates wait for what they refer
-//! to; deletes wait for what refers to them; a replacement deletes before it creates. Instance
-//! creates with the same settings in the same subnet become one step (one RunInstances call).
+//! to; deletes wait for what refers to them; a replacement deletes before it creates, except a
+//! rolling one (a Swarm node's), which creates before it destroys. Instance creates with the
+//! same settings in the same subnet become one step (one RunInstances call).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,6 +15,9 @@ pub enum StepKind {
     Create,
     Update,
     Delete,
+    /// A rolling replacement's first step: the old instance moves to `…/old` (its member with
+    /// it), freeing the address for its successor.
+    Depose,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -32,15 +36,26 @@ pub struct CycleError(pub String);
 /// Most instances one RunInstances call launches (their slots must fit in one tag value).
 pub const MAX_BATCH: usize = 40;
 
+/// Whether a replacement creates the new object before it deletes the old one: a rolling
+/// node's (its instance and membership), and a key pair's (a replaced key pair is imported under
+/// a name of its own, so the old one stays until the last node launched with it is gone).
+pub fn creates_first(c: &Change) -> bool {
+    c.action == Action::Replace && (c.rolling.is_some() || matches!(c.spec(), Spec::KeyPair(_)))
+}
+
 pub fn steps(changes: &[Change]) -> Result<Vec<Step>, CycleError> {
     let mut steps: Vec<Step> = Vec::new();
     let mut index: BTreeMap<(&Address, StepKind), usize> = BTreeMap::new();
     for (i, c) in changes.iter().enumerate() {
-        let kinds: &[StepKind] = match c.action {
-            Action::Create => &[StepKind::Create],
-            Action::Update => &[StepKind::Update],
-            Action::Delete => &[StepKind::Delete],
-            Action::Replace => &[StepKind::Delete, StepKind::Create],
+        let kinds: &[StepKind] = match (c.action, c.rolling, c.spec()) {
+            (Action::Replace, Some(_), Spec::SwarmNode(_)) => {
+                &[StepKind::Depose, StepKind::Create, StepKind::Delete]
+            }
+            (Action::Replace, ..) if creates_first(c) => &[StepKind::Create, StepKind::Delete],
+            (Action::Create, ..) => &[StepKind::Create],
+            (Action::Update, ..) => &[StepKind::Update],
+            (Action::Delete, ..) => &[StepKind::Delete],
+            (Action::Replace, ..) => &[StepKind::Delete, StepKind::Create],
         };
         for &kind in kinds {
             index.insert((&c.address, kind), steps.len());
@@ -65,9 +80,11 @@ pub fn steps(changes: &[Change]) -> Result<Vec<Step>, CycleError> {
                     }
                 }
             }
-            if let (Some(del), Some(create)) =
-                (step_of(me, StepKind::Delete), step_of(me, StepKind::Create))
-            {
+            if let (Some(del), Some(create), false) = (
+                step_of(me, StepKind::Delete),
+                step_of(me, StepKind::Create),
+                creates_first(c),
+            ) {
                 steps[create].after.insert(del);
             }
         }
@@ -97,11 +114,13 @@ pub fn steps(changes: &[Change]) -> Result<Vec<Step>, CycleError> {
         }
     }
     order_swarm_joins(changes, &mut steps, &index);
+    order_rolls(changes, &mut steps, &index);
     order_apps(changes, &mut steps, &index);
     order_bastion(changes, &mut steps, &index);
     order_swarm_leaves(changes, &mut steps, &index);
     order_targets(changes, &mut steps, &index);
     order_load_balancer(changes, &mut steps, &index);
+    order_network_removals(changes, &mut steps, &index);
     let steps = batch_instance_creates(changes, steps);
     check_acyclic(changes, &steps)?;
     Ok(steps)
@@ -120,7 +139,7 @@ fn order_swarm_joins(
             .copied()
     };
     for c in changes {
-        if !matches!(c.after, Some(Spec::SwarmNode(_))) {
+        if !matches!(c.after, Some(Spec::SwarmNode(_))) || c.rolling.is_some() {
             continue;
         }
         let Some(me) = index.get(&(&c.address, StepKind::Create)).copied() else {
@@ -148,6 +167,7 @@ fn order_swarm_leaves(
 ) {
     let mut manager_leaves: Vec<(&Address, usize)> = changes
         .iter()
+        .filter(|c| c.rolling.is_none())
         .filter(|c| matches!(c.before, Some(Spec::SwarmNode(ref n)) if n.role == "manager"))
         .filter_map(|c| Some((&c.address, *index.get(&(&c.address, StepKind::Delete))?)))
         .collect();
@@ -160,11 +180,17 @@ fn order_swarm_leaves(
         .filter(|c| matches!(c.before, Some(Spec::SwarmNode(_))))
         .filter_map(|c| index.get(&(&c.address, StepKind::Delete)).copied())
         .collect();
-    // Workers leave first, while the managers that remove them are still there.
+    // Workers leave first, while the managers that remove them are still there (rolls keep
+    // their own order).
+    let rolling: Vec<usize> = changes
+        .iter()
+        .filter(|c| c.rolling.is_some())
+        .filter_map(|c| index.get(&(&c.address, StepKind::Delete)).copied())
+        .collect();
     let worker_leaves: Vec<usize> = leaves
         .iter()
         .copied()
-        .filter(|&l| !manager_leaves.iter().any(|(_, m)| *m == l))
+        .filter(|&l| !manager_leaves.iter().any(|(_, m)| *m == l) && !rolling.contains(&l))
         .collect();
     for &(_, m) in &manager_leaves {
         steps[m].after.extend(&worker_leaves);
@@ -175,6 +201,65 @@ fn order_swarm_leaves(
     {
         if let Some(&u) = index.get(&(&c.address, StepKind::Update)) {
             steps[u].after.extend(&leaves);
+        }
+    }
+}
+
+/// A rolling replacement, node by node: the old member is deposed (retagged `…/old`), the new
+/// instance launched under the address, joined, registered and found healthy; only then does
+/// the old member leave (drained, deregistered) and its instance go. A roll starts once the
+/// roll it waits for (`Rolling::after`) has taken its old member out. A member left `…/old` by
+/// a run that was killed leaves only once its successor joined.
+fn order_rolls(
+    changes: &[Change],
+    steps: &mut [Step],
+    index: &BTreeMap<(&Address, StepKind), usize>,
+) {
+    let step = |a: &Address, k| index.get(&(a, k)).copied();
+    let member_of_roll = |n: usize| {
+        changes
+            .iter()
+            .find(|c| c.rolling.is_some_and(|r| r.index == n) && c.spec().on_swarm())
+    };
+    // Members an earlier run left `…/old`: their rolls are in flight, and finish first.
+    let in_flight: Vec<usize> = changes
+        .iter()
+        .filter(|c| c.spec().on_swarm() && c.address.deposed_from().is_some())
+        .filter_map(|c| step(&c.address, StepKind::Delete))
+        .collect();
+    for c in changes.iter().filter(|c| c.spec().on_swarm()) {
+        if let Some(r) = c.rolling {
+            let (Some(depose), Some(join), Some(leave)) = (
+                step(&c.address, StepKind::Depose),
+                step(&c.address, StepKind::Create),
+                step(&c.address, StepKind::Delete),
+            ) else {
+                continue;
+            };
+            steps[leave].after.insert(join);
+            let Spec::SwarmNode(member) = c.spec() else {
+                continue;
+            };
+            if let Some(launch) = step(&member.instance, StepKind::Create) {
+                steps[launch].after.insert(depose);
+            }
+            match r.after.and_then(member_of_roll) {
+                Some(previous) => {
+                    if let Some(s) = step(&previous.address, StepKind::Delete) {
+                        steps[depose].after.insert(s);
+                    }
+                }
+                None => steps[depose].after.extend(&in_flight),
+            }
+        } else if c.action == Action::Delete
+            && let Some(successor) = c.address.deposed_from()
+            && let Some(leave) = step(&c.address, StepKind::Delete)
+        {
+            for k in [StepKind::Create, StepKind::Update] {
+                if let Some(s) = step(&successor, k) {
+                    steps[leave].after.insert(s);
+                }
+            }
         }
     }
 }
@@ -343,6 +428,52 @@ fn order_load_balancer(
     {
         if let Some(&create) = index.get(&(&c.address, StepKind::Create)) {
             steps[create].after.extend(&gateway);
+        }
+    }
+}
+
+/// The network is how infra reaches the nodes and how their public addresses are released: no
+/// network object (VPC, subnet, internet gateway, route table, security group) is removed
+/// before every step on the Swarm is over and every instance and load balancer is gone. Else a
+/// destroy could cut its own SSH path to the Swarm's teardown, and the gateway's detach would
+/// race the public addresses still mapped in the VPC.
+fn order_network_removals(
+    changes: &[Change],
+    steps: &mut [Step],
+    index: &BTreeMap<(&Address, StepKind), usize>,
+) {
+    let first: Vec<usize> = changes
+        .iter()
+        .flat_map(|c| {
+            let kinds: &[StepKind] = match c.spec() {
+                s if s.on_swarm() => &[
+                    StepKind::Create,
+                    StepKind::Update,
+                    StepKind::Delete,
+                    StepKind::Depose,
+                ],
+                Spec::Instance(_) | Spec::LoadBalancer(_) => &[StepKind::Delete],
+                _ => &[],
+            };
+            kinds
+                .iter()
+                .filter_map(|&k| index.get(&(&c.address, k)).copied())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for c in changes {
+        let network = matches!(
+            c.before,
+            Some(
+                Spec::Vpc(_)
+                    | Spec::Subnet(_)
+                    | Spec::InternetGateway(_)
+                    | Spec::RouteTable(_)
+                    | Spec::SecurityGroup(_)
+            )
+        );
+        if let (true, Some(&delete)) = (network, index.get(&(&c.address, StepKind::Delete))) {
+            steps[delete].after.extend(&first);
         }
     }
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use diff::diff;
+pub use diff::{Options as DiffOptions, diff, diff_with};
 pub use render::{json, markdown, text};
 
 use std::collections::BTreeMap;
@@ -45,6 +45,14 @@ pub struct Plan {
     /// How services are deployed, when the stack has any.
     #[serde(default)]
     pub deploy: crate::model::DeploySettings,
+    /// What is worth knowing and changes nothing by itself: e.g. a newer AMI for a pool.
+    #[serde(default)]
+    pub notices: Vec<String>,
+    /// The outputs (addresses, zone…) of the objects that change, as read at plan time: apply
+    /// reaches a node by them even when the state lacks them (an object a killed run retagged
+    /// `…/old`, or one the state had lost).
+    #[serde(default)]
+    pub observed: BTreeMap<Address, BTreeMap<String, String>>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,6 +76,21 @@ pub struct Change {
     pub fields: Vec<FieldChange>,
     /// Why, when it is not a field of this object: e.g. a dependency is replaced.
     pub reason: Option<String>,
+    /// A Swarm node's instance (and its membership) replaced create-before-destroy, one node
+    /// at a time: the new node joins and serves before the old one leaves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling: Option<Rolling>,
+}
+
+/// A node's place in a rolling replacement: `index` (from 1) of `of` nodes, in the order they
+/// roll (managers one at a time, the Raft leader last, then workers `max_unavailable` at a
+/// time); `after` is the roll that must be over (its old node gone) before this one starts.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Rolling {
+    pub index: usize,
+    pub of: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<usize>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -19,8 +19,10 @@ pub struct QuorumError {
     pub majority: usize,
 }
 
-/// Checks every moment of the planned manager removals (and demotions): after each one, the
-/// managers that answer must still be more than half of the managers left.
+/// Checks every moment of the planned manager changes: after each one, the managers that
+/// answer must still be more than half of the managers there are. Leaving (a removal, a
+/// demotion, a replacement that rejoins) is taken in the worst order; then each rolling
+/// replacement adds its new manager before its old one leaves.
 pub fn check(changes: &[Change], live: &Live) -> Result<(), QuorumError> {
     let managers: Vec<(&crate::model::Address, bool)> = live
         .iter()
@@ -31,38 +33,59 @@ pub fn check(changes: &[Change], live: &Live) -> Result<(), QuorumError> {
         .collect();
     let total = managers.len();
     let ready = managers.iter().filter(|(_, r)| *r).count();
-    let leaving: Vec<bool> = changes
+    let was_ready = |c: &Change| {
+        managers
+            .iter()
+            .find(|(a, _)| **a == c.address)
+            .map(|(_, r)| *r)
+    };
+    let was_manager =
+        |c: &Change| matches!(&c.before, Some(Spec::SwarmNode(n)) if n.role == "manager");
+    let stays_manager =
+        |c: &Change| matches!(&c.after, Some(Spec::SwarmNode(n)) if n.role == "manager");
+    let mut leaving: Vec<bool> = changes
         .iter()
-        .filter(|c| {
-            let was_manager = matches!(&c.before, Some(Spec::SwarmNode(n)) if n.role == "manager");
-            let stays_manager = matches!(&c.after, Some(Spec::SwarmNode(n)) if n.role == "manager");
-            was_manager && (c.action == Action::Delete || !stays_manager)
-        })
-        .filter_map(|c| {
-            managers
-                .iter()
-                .find(|(a, _)| **a == c.address)
-                .map(|(_, r)| *r)
-        })
+        .filter(|c| c.rolling.is_none() && was_manager(c))
+        .filter(|c| matches!(c.action, Action::Delete | Action::Replace) || !stays_manager(c))
+        .filter_map(was_ready)
         .collect();
-    if leaving.is_empty() {
-        return Ok(());
-    }
-    // Worst case: the reachable ones leave first.
-    let mut left = total;
-    let mut answering = ready;
-    let ready_leaving = leaving.iter().filter(|r| **r).count();
-    for i in 0..leaving.len() {
+    // Worst case: the answering ones leave first. Removing one that does not answer never
+    // costs the quorum a vote (after `recover-swarm` it is no Raft member at all): only the
+    // moments after an answering one left are checked.
+    leaving.sort_by_key(|r| !r);
+    let rolling: Vec<bool> = changes
+        .iter()
+        .filter(|c| c.rolling.is_some() && was_manager(c))
+        .filter_map(was_ready)
+        .collect();
+    let (mut left, mut answering) = (total, ready);
+    let mut moments: Vec<(String, usize, usize)> = Vec::new();
+    for (i, r) in leaving.iter().enumerate() {
         left -= 1;
-        if i < ready_leaving {
-            answering -= 1;
+        answering -= usize::from(*r);
+        if *r {
+            moments.push((format!("after {} leave", i + 1), left, answering));
         }
+    }
+    for (i, r) in rolling.iter().enumerate() {
+        moments.push((
+            format!("while replacement {} joins", i + 1),
+            left + 1,
+            answering + 1,
+        ));
+        answering -= usize::from(*r);
+        moments.push((
+            format!("after replacement {} is done", i + 1),
+            left,
+            answering + 1,
+        ));
+        answering += 1;
+    }
+    for (when, left, answering) in moments {
         if left > 0 && answering * 2 <= left {
             return Err(QuorumError {
                 why: format!(
-                    "{} of {total} managers answer now; after {} leave, {answering} of {left} would",
-                    ready,
-                    i + 1
+                    "{ready} of {total} managers answer now; {when}, {answering} of {left} would"
                 ),
                 total,
                 majority: total / 2 + 1,
@@ -104,6 +127,7 @@ mod tests {
             after: None,
             fields: vec![],
             reason: None,
+            rolling: None,
         }
     }
 
@@ -112,6 +136,42 @@ mod tests {
         let live: Vec<_> = (0..3).map(|i| member(i, true)).collect();
         let changes: Vec<_> = live[1..].iter().map(removal).collect();
         assert_eq!(check(&changes, &live.into_iter().collect()), Ok(()));
+    }
+
+    fn roll(o: &(Address, Observed), index: usize) -> Change {
+        Change {
+            action: Action::Replace,
+            after: Some(o.1.spec.clone()),
+            rolling: Some(crate::plan::Rolling {
+                index,
+                of: 3,
+                after: None,
+            }),
+            ..removal(o)
+        }
+    }
+
+    /// A replacement that rejoins is a leave: with one of three managers down, replacing a
+    /// healthy one delete-first would leave 1 of 2; rolling (the new one joins first) keeps
+    /// the majority at every moment.
+    #[test]
+    fn replacements_count_and_rolling_ones_keep_the_majority() {
+        let live: Vec<_> = vec![member(0, true), member(1, false), member(2, true)];
+        let rejoin = Change {
+            action: Action::Replace,
+            after: Some(live[2].1.spec.clone()),
+            ..removal(&live[2])
+        };
+        let e = check(&[rejoin], &live.clone().into_iter().collect()).unwrap_err();
+        assert!(e.to_string().contains("after 1 leave, 1 of 2 would"), "{e}");
+        let rolls: Vec<_> = [0, 2].iter().map(|&i| roll(&live[i], i + 1)).collect();
+        assert_eq!(check(&rolls, &live.into_iter().collect()), Ok(()));
+        // A single manager rolls through two: both must answer while the new one joins.
+        let single = vec![member(0, true)];
+        assert_eq!(
+            check(&[roll(&single[0], 1)], &single.into_iter().collect()),
+            Ok(())
+        );
     }
 
     #[test]

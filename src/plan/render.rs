@@ -35,6 +35,9 @@ pub mod text {
     pub fn render(plan: &Plan, color: bool) -> String {
         let p = Palette::new(color);
         let mut out = String::new();
+        for n in &plan.notices {
+            let _ = writeln!(out, "{} {n}\n", p.bold.apply_to("Note:"));
+        }
         if !plan.has_changes() {
             let what = if plan.destroy {
                 "Nothing to destroy"
@@ -61,16 +64,21 @@ pub mod text {
     }
 
     fn change(out: &mut String, c: &Change, p: &Palette) {
-        let (verb, symbol, style) = match c.action {
-            Action::Create => ("will be created", "  +", &p.add),
-            Action::Update => ("will be updated in place", "  ~", &p.change),
-            Action::Replace => ("must be replaced", "-/+", &p.destroy),
-            Action::Delete => ("will be destroyed", "  -", &p.destroy),
+        let (verb, symbol, style) = match (c.action, c.rolling) {
+            (Action::Create, _) => ("will be created", "  +", &p.add),
+            (Action::Update, _) => ("will be updated in place", "  ~", &p.change),
+            (Action::Replace, Some(_)) => ("will be replaced, the new one first", "+/-", &p.change),
+            (Action::Replace, None) => ("must be replaced", "-/+", &p.destroy),
+            (Action::Delete, _) => ("will be destroyed", "  -", &p.destroy),
         };
+        let roll = c
+            .rolling
+            .map(|r| format!(" (rolling: {} of {})", r.index, r.of))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
             "  {}",
-            p.bold.apply_to(format!("# {} {}", c.address, verb))
+            p.bold.apply_to(format!("# {} {}{roll}", c.address, verb))
         );
         if let Some(reason) = &c.reason {
             let _ = writeln!(out, "  {}", p.dim.apply_to(format!("# (because {reason})")));
@@ -190,6 +198,7 @@ pub mod json {
                     "action": c.action,
                     "id": c.id,
                     "reason": c.reason,
+                    "rolling": c.rolling,
                     "fields": c.fields.iter().map(|f| {
                         let mut f = f.clone();
                         if is_sensitive(c, &f.name) {
@@ -210,6 +219,7 @@ pub mod json {
             "serial": plan.serial,
             "destroy": plan.destroy,
             "changed": plan.has_changes(),
+            "notices": plan.notices,
             "summary": s,
             "changes": changes,
         })
@@ -225,10 +235,15 @@ pub mod markdown {
         let s = plan.summary();
         let mut out = String::new();
         let verb = if plan.destroy { "destroy" } else { "plan" };
+        let notices: String = plan
+            .notices
+            .iter()
+            .map(|n| format!("\n> **Note:** {n}\n"))
+            .collect();
         if !plan.has_changes() {
             let _ = writeln!(
                 out,
-                "### infra {verb} `{}`: no changes\n\nThe stack matches the configuration.",
+                "### infra {verb} `{}`: no changes\n\nThe stack matches the configuration.\n{notices}",
                 plan.stack
             );
             return out;
@@ -238,16 +253,20 @@ pub mod markdown {
             "### infra {verb} `{}`: {} to add, {} to change, {} to destroy\n",
             plan.stack, s.add, s.change, s.destroy
         );
+        out.push_str(&notices);
         let _ = writeln!(
             out,
             "| | address | kind | what changes |\n|---|---|---|---|"
         );
         for c in &plan.changes {
-            let symbol = match c.action {
-                Action::Create => "➕ create",
-                Action::Update => "✏️ update",
-                Action::Replace => "♻️ replace",
-                Action::Delete => "❌ delete",
+            let symbol = match (c.action, c.rolling) {
+                (Action::Create, _) => "➕ create".to_string(),
+                (Action::Update, _) => "✏️ update".to_string(),
+                (Action::Replace, Some(r)) => {
+                    format!("♻️ replace (rolling: {} of {})", r.index, r.of)
+                }
+                (Action::Replace, None) => "♻️ replace".to_string(),
+                (Action::Delete, _) => "❌ delete".to_string(),
             };
             let what = match c.action {
                 Action::Create | Action::Delete => String::new(),
@@ -285,10 +304,16 @@ pub mod markdown {
     fn diff_line(line: &str) -> String {
         let body = line.trim_start();
         let indent = line.len() - body.len();
-        let marker = [("-/+ ", '!'), ("+ ", '+'), ("- ", '-'), ("~ ", '!')]
-            .iter()
-            .find(|(prefix, _)| body.starts_with(prefix))
-            .map(|(_, m)| *m);
+        let marker = [
+            ("-/+ ", '!'),
+            ("+/- ", '!'),
+            ("+ ", '+'),
+            ("- ", '-'),
+            ("~ ", '!'),
+        ]
+        .iter()
+        .find(|(prefix, _)| body.starts_with(prefix))
+        .map(|(_, m)| *m);
         match marker {
             Some(m) => format!("{m}{}{body}", " ".repeat(indent.max(1) - 1)),
             None => line.to_string(),

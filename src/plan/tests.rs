@@ -80,6 +80,8 @@ fn plan_of(changes: Vec<Change>) -> Plan {
         unchanged: BTreeMap::new(),
         ssh: None,
         deploy: Default::default(),
+        notices: vec![],
+        observed: BTreeMap::new(),
     }
 }
 
@@ -260,32 +262,278 @@ fn destroy_removes_users_before_what_they_use() {
     before("igw", "vpc");
 }
 
+/// Whether step `to` waits, directly or through others, for step `from`.
+fn waits_for(steps: &[graph::Step], from: usize, to: usize) -> bool {
+    let mut seen = vec![false; steps.len()];
+    let mut stack = vec![to];
+    while let Some(s) = stack.pop() {
+        for &d in &steps[s].after {
+            if d == from {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[d], true) {
+                stack.push(d);
+            }
+        }
+    }
+    false
+}
+
+/// Three managers (manager[0] leads) and two workers on a new AMI: each node rolls new-first
+/// (depose, launch, join, then the old member leaves and its instance goes), one at a time,
+/// managers first with the leader last; `max_unavailable` lets workers roll together.
+/// A run killed mid-roll left `node.manager[0]/old` (and its member) and no new manager: the
+/// next plan launches and joins the new one, removes the old one only after, and starts the
+/// next roll only once that is done.
 #[test]
-fn a_replacement_deletes_then_creates() {
+fn a_roll_an_earlier_run_left_is_finished_before_the_next_starts() {
     let d = desired();
     let mut live = applied(&d);
-    if let Spec::Instance(i) = &mut live
-        .get_mut(&crate::model::Address::new("node.manager[0]"))
-        .unwrap()
-        .spec
-    {
-        i.instance_type = "t2.nano".into();
+    let a = |s: &str| crate::model::Address::new(s);
+    for old in ["node.manager[0]", "swarm.node.manager[0]"] {
+        let o = live.remove(&a(old)).unwrap();
+        live.insert(a(old).deposed(), o);
+    }
+    if let Spec::SwarmNode(m) = &mut live.get_mut(&a("swarm.node.manager[0]/old")).unwrap().spec {
+        m.instance = a("node.manager[0]/old");
+    }
+    if let Spec::Instance(i) = &mut live.get_mut(&a("node.worker[0]")).unwrap().spec {
+        i.ami = "ami-0".into();
     }
     let changes = diff(&d, None, &live);
+    let old = changes
+        .iter()
+        .find(|c| c.address.as_str() == "swarm.node.manager[0]/old")
+        .unwrap();
+    assert_eq!(old.action, Action::Delete);
+    assert!(
+        old.reason
+            .as_deref()
+            .unwrap()
+            .starts_with("swarm.node.manager[0] replaced it")
+    );
     let steps = steps(&changes).unwrap();
-    let of = |kind: StepKind| {
+    let at = |address: &str, kind: StepKind| {
         steps
             .iter()
             .position(|s| {
-                s.kind == kind && changes[s.changes[0]].address.as_str() == "node.manager[0]"
+                s.kind == kind
+                    && s.changes
+                        .iter()
+                        .any(|&c| changes[c].address.as_str() == address)
+            })
+            .unwrap_or_else(|| panic!("no {kind:?} step for {address}"))
+    };
+    let joined = at("swarm.node.manager[0]", StepKind::Create);
+    let left = at("swarm.node.manager[0]/old", StepKind::Delete);
+    assert!(
+        waits_for(&steps, joined, left),
+        "the old manager leaves once the new one joined"
+    );
+    assert!(waits_for(
+        &steps,
+        left,
+        at("node.manager[0]/old", StepKind::Delete)
+    ));
+    assert!(
+        waits_for(&steps, left, at("swarm.node.worker[0]", StepKind::Depose)),
+        "the next roll starts once the one in flight is over"
+    );
+}
+
+/// A destroy keeps its own access until the end: no network object (VPC, subnets, gateway,
+/// route table, security groups) is removed before every Swarm step is over and every instance
+/// and the load balancer are gone.
+#[test]
+fn destroy_takes_the_network_down_last() {
+    let changes = diff(&[], None, &applied(&desired()));
+    let steps = steps(&changes).unwrap();
+    let is_network = |s: &Spec| {
+        matches!(
+            s,
+            Spec::Vpc(_)
+                | Spec::Subnet(_)
+                | Spec::InternetGateway(_)
+                | Spec::RouteTable(_)
+                | Spec::SecurityGroup(_)
+        )
+    };
+    let kind_of = |i: usize| changes[steps[i].changes[0]].spec();
+    let network: Vec<usize> = (0..steps.len())
+        .filter(|&i| is_network(kind_of(i)))
+        .collect();
+    let first: Vec<usize> = (0..steps.len())
+        .filter(|&i| {
+            let s = kind_of(i);
+            s.on_swarm() || matches!(s, Spec::Instance(_) | Spec::LoadBalancer(_))
+        })
+        .collect();
+    assert!(
+        network.len() >= 6 && first.len() >= 8,
+        "{network:?} {first:?}"
+    );
+    for &n in &network {
+        for &f in &first {
+            assert!(
+                waits_for(&steps, f, n),
+                "{} is removed only after {}",
+                changes[steps[n].changes[0]].address,
+                changes[steps[f].changes[0]].address
+            );
+        }
+    }
+}
+
+/// A new public key is imported under a name of its own before the nodes roll onto it; the
+/// old key pair goes once the last node launched with it is gone.
+#[test]
+fn a_new_key_pair_is_created_first_and_removed_after_the_nodes_rolled() {
+    let d = desired();
+    let mut live = applied(&d);
+    let key = crate::model::Address::new("key_pair");
+    if let Spec::KeyPair(k) = &mut live.get_mut(&key).unwrap().spec {
+        k.public_key_sha256 = "0ld".into();
+    }
+    let changes = diff(&d, None, &live);
+    let rolling = changes.iter().filter(|c| c.rolling.is_some()).count();
+    assert_eq!(rolling, 10, "5 instances and their 5 members roll");
+    let steps = steps(&changes).unwrap();
+    let at = |address: &str, kind: StepKind| {
+        steps
+            .iter()
+            .position(|s| {
+                s.kind == kind
+                    && s.changes
+                        .iter()
+                        .any(|&c| changes[c].address.as_str() == address)
             })
             .unwrap()
     };
-    assert!(
-        steps[of(StepKind::Create)]
-            .after
-            .contains(&of(StepKind::Delete))
+    let (create, delete) = (
+        at("key_pair", StepKind::Create),
+        at("key_pair", StepKind::Delete),
     );
+    assert!(waits_for(
+        &steps,
+        create,
+        at("node.worker[0]", StepKind::Create)
+    ));
+    for n in ["manager[0]", "worker[0]", "worker[3]"] {
+        assert!(waits_for(
+            &steps,
+            at(&format!("node.{n}"), StepKind::Delete),
+            delete
+        ));
+    }
+}
+
+#[test]
+fn node_replacements_roll_new_first_one_at_a_time_leader_last() {
+    let read = |_: &std::path::Path| Ok("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB test".to_string());
+    let text = STACK
+        .replace("[nodes.managers]\ncount = 1", "[nodes.managers]\ncount = 3")
+        .replace("[nodes.workers]\ncount = 4", "[nodes.workers]\ncount = 2");
+    let stack = crate::config::parse("stacks/demo.toml", &text, &BTreeMap::new(), &read)
+        .unwrap()
+        .stack;
+    let d = expand(&stack, &bare_inputs(None));
+    let mut live = applied(&d);
+    for (a, o) in live.iter_mut() {
+        if let Spec::Instance(i) = &mut o.spec {
+            i.ami = "ami-0".into();
+        }
+        if a.as_str() == "swarm.node.manager[0]" {
+            o.outputs.insert("leader".into(), "true".into());
+        }
+    }
+    let order = |changes: &[Change]| {
+        let mut rolls: Vec<(usize, String, Option<usize>)> = changes
+            .iter()
+            .filter(|c| c.address.as_str().starts_with("node."))
+            .map(|c| {
+                let r = c.rolling.expect("every node rolls");
+                (r.index, c.address.to_string(), r.after)
+            })
+            .collect();
+        rolls.sort();
+        rolls
+    };
+    let changes = diff(&d, None, &live);
+    let roll = |i: usize, a: &str, after: Option<usize>| (i, a.to_string(), after);
+    assert_eq!(
+        order(&changes),
+        [
+            roll(1, "node.manager[1]", None),
+            roll(2, "node.manager[2]", Some(1)),
+            roll(3, "node.manager[0]", Some(2)),
+            roll(4, "node.worker[0]", Some(3)),
+            roll(5, "node.worker[1]", Some(4)),
+        ]
+    );
+    let steps = steps(&changes).unwrap();
+    let at = |address: &str, kind: StepKind| {
+        steps
+            .iter()
+            .position(|s| s.kind == kind && changes[s.changes[0]].address.as_str() == address)
+            .unwrap_or_else(|| panic!("no {kind:?} step for {address}"))
+    };
+    let rolls = [
+        "manager[1]",
+        "manager[2]",
+        "manager[0]",
+        "worker[0]",
+        "worker[1]",
+    ];
+    for (k, n) in rolls.iter().enumerate() {
+        let (node, member) = (format!("node.{n}"), format!("swarm.node.{n}"));
+        let sequence = [
+            at(&member, StepKind::Depose),
+            at(&node, StepKind::Create),
+            at(&member, StepKind::Create),
+            at(&member, StepKind::Delete),
+            at(&node, StepKind::Delete),
+        ];
+        for pair in sequence.windows(2) {
+            assert!(waits_for(&steps, pair[0], pair[1]), "{n}: {pair:?}");
+        }
+        if let Some(next) = rolls.get(k + 1) {
+            let next = at(&format!("swarm.node.{next}"), StepKind::Depose);
+            assert!(
+                waits_for(&steps, sequence[3], next),
+                "{n} is out before {next} starts"
+            );
+        }
+    }
+    // The targets are synced once every roll is over.
+    assert!(waits_for(
+        &steps,
+        at("swarm.node.worker[1]", StepKind::Delete),
+        at("targets.8080", StepKind::Update)
+    ));
+    // Two workers at a time: both start once the last manager rolled.
+    let options = DiffOptions {
+        max_unavailable: 2,
+        ..Default::default()
+    };
+    let wide = diff_with(&d, None, &live, &options);
+    assert_eq!(
+        order(&wide)[3..],
+        [
+            roll(4, "node.worker[0]", Some(3)),
+            roll(5, "node.worker[1]", Some(3))
+        ]
+    );
+    let plan = plan_of(changes);
+    assert!(
+        text::render(&plan, false).contains("+/- node.manager[0] (instance) id="),
+        "create-before-destroy is shown as +/-"
+    );
+    assert!(
+        text::render(&plan, false)
+            .contains("# node.manager[0] will be replaced, the new one first (rolling: 3 of 5)")
+    );
+    let json = json::render(&plan);
+    assert_eq!(json["changes"][0]["rolling"]["of"], 5);
 }
 
 #[test]

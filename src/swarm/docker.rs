@@ -94,6 +94,11 @@ pub fn unavailable_of(e: &super::SshError) -> Option<Unavailable> {
     }
 }
 
+/// Docker's answer on a manager that has lost the Raft quorum.
+pub fn no_leader(stderr: &str) -> bool {
+    stderr.contains("does not have a leader") || stderr.contains("too few managers are online")
+}
+
 /// Docker's answer on a node that runs, but is not a manager of any Swarm.
 pub fn not_a_manager(stderr: &str) -> bool {
     stderr.contains("not a swarm manager")
@@ -103,6 +108,27 @@ pub fn init(advertise: &str) -> String {
     format!(
         "docker swarm init --advertise-addr {advertise} >/dev/null && docker info --format '{{{{.Swarm.NodeID}}}}'"
     )
+}
+
+/// Rebuilds the Swarm from this manager alone, keeping its services, secrets and configs
+/// (docs.docker.com/engine/swarm/admin_guide/#recover-from-disaster); waits (bounded) until
+/// it leads and answers.
+pub fn force_new_cluster(advertise: &str) -> String {
+    format!(
+        "docker swarm init --force-new-cluster --advertise-addr {advertise} >/dev/null && \
+         for i in $(seq 1 60); do docker node ls >/dev/null 2>&1 && exit 0; sleep 1; done; docker node ls >/dev/null"
+    )
+}
+
+/// The ids of the managers other than this one (run on a manager).
+pub fn other_managers() -> &'static str {
+    "docker node ls -q --filter role=manager | grep -vx \"$(docker info --format '{{.Swarm.NodeID}}')\" || true"
+}
+
+/// Fails unless the Swarm knows this node as a working member.
+pub fn known(node_id: &str) -> String {
+    let id = quote(node_id);
+    format!("[ \"$(docker node inspect --format '{{{{.Status.State}}}}' {id})\" != down ]")
 }
 
 /// `role` is `worker` or `manager`.
@@ -229,7 +255,7 @@ pub fn task_errors(service: &str) -> String {
 
 pub fn remove_service(service: &str) -> String {
     format!(
-        "docker service rm {service} >/dev/null 2>&1 || ! docker service inspect {service} >/dev/null 2>&1"
+        "err=$(docker service rm {service} 2>&1 >/dev/null) || ! docker service inspect {service} >/dev/null 2>&1 || {{ echo \"$err\" >&2; exit 1; }}"
     )
 }
 
@@ -261,14 +287,30 @@ pub fn update(
     for k in remove {
         cmd.push_str(&format!(" --label-rm {}", quote(k)));
     }
-    format!("{cmd} {node_id} >/dev/null")
+    format!("{IN_SEQUENCE} in_sequence {cmd} {node_id}")
+}
+
+/// A shell function, `in_sequence CMD…`: runs a `docker node` change again (up to 10 times, 1 s
+/// apart) while the manager refuses it with "update out of sequence" — Docker's answer when the
+/// node's version moved since the command read it (e.g. a demotion still being applied).
+/// Docker's own message is kept on failure.
+const IN_SEQUENCE: &str = "in_sequence() { i=0; while :; do err=$(\"$@\" 2>&1 >/dev/null) && return 0; i=$((i+1)); \
+    case \"$err\" in *'out of sequence'*) [ $i -lt 10 ] && { sleep 1; continue; };; esac; echo \"$err\" >&2; return 1; done; };";
+
+/// Adds labels to a node, changing nothing else.
+pub fn add_labels(node_id: &str, labels: &BTreeMap<String, String>) -> String {
+    let flags: String = labels
+        .iter()
+        .map(|(k, v)| format!(" --label-add {}", quote(&format!("{k}={v}"))))
+        .collect();
+    format!("{IN_SEQUENCE} in_sequence docker node update{flags} {node_id}")
 }
 
 /// Demotes a manager (if it is one) and drains the node: its tasks stop and start elsewhere.
 pub fn drain(node_id: &str) -> String {
     format!(
-        "if [ \"$(docker node inspect --format '{{{{.Spec.Role}}}}' {node_id})\" = manager ]; then docker node demote {node_id} >/dev/null; fi && \
-         docker node update --availability drain {node_id} >/dev/null"
+        "{IN_SEQUENCE} if [ \"$(docker node inspect --format '{{{{.Spec.Role}}}}' {node_id})\" = manager ]; then in_sequence docker node demote {node_id}; fi && \
+         in_sequence docker node update --availability drain {node_id}"
     )
 }
 
@@ -288,9 +330,20 @@ pub fn leave() -> &'static str {
 }
 
 /// Run on a manager; fine if the node is already gone.
+/// Docker removes a manager only once it is a worker ("must be demoted to worker before
+/// removal", docs.docker.com/reference/cli/docker/node/rm/), so a manager is demoted first,
+/// reachable or not, and removed once Raft has let it go (bounded: 30 s). A manager that is no
+/// Raft member (left behind by `swarm init --force-new-cluster`) cannot be demoted ("can't find
+/// manager in raft memberlist") and is removed as it is. Docker's own message is kept on
+/// failure; a node already gone counts as removed.
 pub fn remove(node_id: &str) -> String {
     format!(
-        "docker node rm --force {node_id} >/dev/null 2>&1 || ! docker node inspect {node_id} >/dev/null 2>&1"
+        "{IN_SEQUENCE} if ! docker node inspect {node_id} >/dev/null 2>&1; then exit 0; fi; \
+         if [ \"$(docker node inspect --format '{{{{.Spec.Role}}}}' {node_id})\" = manager ]; then \
+           err=$(in_sequence docker node demote {node_id} 2>&1) || case \"$err\" in *'raft memberlist'*) ;; *) echo \"$err\" >&2; exit 1;; esac; fi; \
+         for i in $(seq 1 30); do err=$(docker node rm --force {node_id} 2>&1 >/dev/null) && exit 0; \
+           case \"$err\" in *'must be demoted'*) sleep 1;; *) break;; esac; done; \
+         echo \"$err\" >&2; exit 1"
     )
 }
 
@@ -310,6 +363,9 @@ pub struct Member {
     pub addr: String,
     pub labels: BTreeMap<String, String>,
     pub leader: bool,
+    /// For a manager: false once the managers report it `unreachable`
+    /// (`ManagerStatus.Reachability`); None for a worker.
+    pub reachable: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -351,6 +407,8 @@ struct InspectStatus {
 struct InspectManager {
     #[serde(default)]
     leader: bool,
+    #[serde(default)]
+    reachability: String,
 }
 
 /// What `list` printed.
@@ -575,7 +633,9 @@ pub fn parse_members(output: &str) -> Result<Vec<Member>, serde_json::Error> {
                 state: i.status.state,
                 addr: i.status.addr,
                 labels: i.spec.labels,
-                leader: i.manager_status.is_some_and(|m| m.leader),
+                leader: i.manager_status.as_ref().is_some_and(|m| m.leader),
+                // `unknown` while a manager joins: not known to be lost.
+                reachable: i.manager_status.map(|m| m.reachability != "unreachable"),
             })
         })
         .collect()
@@ -644,9 +704,49 @@ mod tests {
     fn labels_are_quoted() {
         let add = BTreeMap::from([("infra.address".to_string(), "node.worker[1]".to_string())]);
         let s = update("abc", "worker", "active", &add, &["old".to_string()]);
+        assert!(
+            s.ends_with(
+                "in_sequence docker node update --role worker --availability active --label-add 'infra.address=node.worker[1]' --label-rm 'old' abc"
+            ),
+            "{s}"
+        );
+    }
+
+    /// The scripts that change nodes are valid shell, and `in_sequence` retries only Docker's
+    /// "update out of sequence", keeping any other message.
+    #[test]
+    fn node_changes_are_valid_shell_and_retry_out_of_sequence_only() {
+        let labels = BTreeMap::from([("k".to_string(), "v".to_string())]);
+        for script in [
+            drain("abc"),
+            remove("abc"),
+            add_labels("abc", &labels),
+            update("abc", "worker", "active", &labels, &[]),
+        ] {
+            let checked = std::process::Command::new("sh")
+                .args(["-n", "-c", &script])
+                .status()
+                .unwrap();
+            assert!(checked.success(), "{script}");
+        }
+        let run = |body: &str| {
+            std::process::Command::new("sh")
+                .args(["-c", &format!("{IN_SEQUENCE} {body}")])
+                .output()
+                .unwrap()
+        };
+        // Out of sequence twice, then fine (the count kept in a file: each try is a subshell).
+        let count = tempfile::NamedTempFile::new().unwrap();
+        let flaky = run(&format!(
+            "t={}; f() {{ n=$(($(cat $t || echo 0) + 1)); echo $n > $t; [ $n -gt 2 ] || {{ echo 'rpc error: update out of sequence' >&2; return 1; }}; }}; in_sequence f && cat $t",
+            count.path().display()
+        ));
+        assert_eq!(String::from_utf8_lossy(&flaky.stdout).trim(), "3");
+        let other = run("in_sequence sh -c 'echo node is down >&2; exit 1'");
+        assert!(!other.status.success());
         assert_eq!(
-            s,
-            "docker node update --role worker --availability active --label-add 'infra.address=node.worker[1]' --label-rm 'old' abc >/dev/null"
+            String::from_utf8_lossy(&other.stderr).trim(),
+            "node is down"
         );
     }
 }

@@ -20,6 +20,11 @@ use crate::model::{
     SwarmNetworkSpec, SwarmNodeSpec, SwarmSecretSpec,
 };
 
+/// The Swarm node label naming the EC2 instance a member runs on: it ties the member to its
+/// instance across a retag. Not part of the compared spec (the plan cannot know a new
+/// instance's id).
+pub const LABEL_INSTANCE_ID: &str = "infra.instance-id";
+
 /// The label holding a config's content hash.
 pub const LABEL_CONTENT: &str = "infra.content-sha256";
 
@@ -70,6 +75,20 @@ pub enum SwarmError {
         user: String,
         detail: String,
     },
+    #[error(
+        "the Swarm has lost its quorum: {online} of {total} managers online; {} do not answer.\n  \
+         Docker keeps the services running as they are, but nothing on the Swarm can change until a majority of the managers is back. \
+         Bring them back (e.g. `infra ssh manager[1] -- sudo systemctl start docker`) and run again. \
+         If they are lost for good, rebuild the quorum from a manager that answers: `infra recover-swarm` \
+         (Docker's `docker swarm init --force-new-cluster` there, then the other managers rejoin; see the README's lifecycle section).",
+        .silent.join(", ")
+    )]
+    QuorumLost {
+        online: usize,
+        total: usize,
+        /// The managers that did not answer, each with why: `node.manager[1] (Docker down)`.
+        silent: Vec<String>,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -109,6 +128,35 @@ fn docker_error(node: &Node, e: &SshError) -> Option<SwarmError> {
         user: node.host.user.clone(),
         detail: stderr.lines().next().unwrap_or_default().to_string(),
     })
+}
+
+/// The quorum lost as the managers report it, before the leader steps down: a majority of the
+/// Raft members unreachable (`docker node ls` still answers for a while from the leader).
+/// Returns how many answer, of how many, and the others.
+fn quorum_lost(members: &[Member]) -> Option<(usize, usize, Vec<&Member>)> {
+    let managers: Vec<&Member> = members.iter().filter(|m| m.reachable.is_some()).collect();
+    let online = managers
+        .iter()
+        .filter(|m| m.reachable == Some(true))
+        .count();
+    (online * 2 <= managers.len()).then(|| {
+        let others = managers
+            .iter()
+            .filter(|m| m.reachable != Some(true))
+            .copied()
+            .collect();
+        (online, managers.len(), others)
+    })
+}
+
+/// Why a manager that SSH reached did not answer as one, in a few words.
+fn why_silent(e: &SshError) -> &'static str {
+    match docker::unavailable_of(e) {
+        Some(Unavailable::NotInstalled) => "Docker not installed",
+        Some(Unavailable::PermissionDenied) => "Docker not allowed",
+        Some(Unavailable::Down) => "Docker down",
+        None => "docker failed",
+    }
 }
 
 /// The Swarm's nodes as ssh reaches them, from instance records: the public address; the
@@ -180,22 +228,27 @@ pub struct Swarm<'a> {
     pub pinned: Vec<String>,
 }
 
+/// Where a stack's Swarm join token for `role` is kept (SecureString).
+fn token_parameter(stack: &str, role: &str) -> String {
+    format!("/infra/{stack}/swarm/{role}-token")
+}
+
+/// The parameters a stack's Swarm keeps in Parameter Store (removed on destroy).
+pub fn token_parameters(stack: &str) -> Vec<String> {
+    ["worker", "manager"]
+        .iter()
+        .map(|r| token_parameter(stack, r))
+        .collect()
+}
+
 impl Swarm<'_> {
     fn token_parameter(&self, role: &str) -> String {
-        format!("/infra/{}/swarm/{role}-token", self.stack)
+        token_parameter(&self.stack, role)
     }
 
     /// Every host key known after this run, for the state.
     pub fn host_keys(&self) -> Vec<String> {
         self.ssh(&[]).map(|s| s.host_keys()).unwrap_or_default()
-    }
-
-    /// The parameters the Swarm keeps in Parameter Store (removed on destroy).
-    pub fn parameters(&self) -> Vec<String> {
-        ["worker", "manager"]
-            .iter()
-            .map(|r| self.token_parameter(r))
-            .collect()
     }
 
     fn ssh(&self, nodes: &[&Node]) -> Result<Ssh, SshError> {
@@ -317,6 +370,8 @@ impl Swarm<'_> {
     /// answer is never read as "no Swarm".
     pub async fn read(&self, managers: &[Node]) -> Result<Option<(Node, SwarmView)>, SwarmError> {
         let mut last_error = None;
+        // Managers that answer but have no leader, and the others with why.
+        let (mut leaderless, mut silent) = (0, Vec::new());
         for m in managers {
             let session = match self.session(m).await {
                 Ok(s) => s,
@@ -324,6 +379,7 @@ impl Swarm<'_> {
                     return Err(e.into());
                 }
                 Err(e) => {
+                    silent.push(format!("{} (no SSH)", m.host.address));
                     last_error = Some(e.into());
                     continue;
                 }
@@ -340,12 +396,43 @@ impl Swarm<'_> {
                             m.host.address
                         ))
                     })?;
+                    if let Some((online, total, unreachable)) = quorum_lost(&view.members) {
+                        let mut silent = Vec::new();
+                        for u in unreachable {
+                            let node = managers.iter().find(|n| n.private_ip == u.addr);
+                            silent.push(match node {
+                                Some(n) => {
+                                    let why = self.why_silent_now(n).await;
+                                    format!("{} ({why})", n.host.address)
+                                }
+                                None => format!("{} (unreachable)", u.hostname),
+                            });
+                        }
+                        return Err(SwarmError::QuorumLost {
+                            online,
+                            total,
+                            silent,
+                        });
+                    }
                     return Ok(Some((m.clone(), view)));
                 }
                 // Reachable, and Docker says it is not a manager of any Swarm (yet).
                 Err(SshError::Command { stderr, .. }) if docker::not_a_manager(&stderr) => {}
-                Err(e) => last_error = Some(docker_error(m, &e).unwrap_or(e.into())),
+                Err(SshError::Command { stderr, .. }) if docker::no_leader(&stderr) => {
+                    leaderless += 1;
+                }
+                Err(e) => {
+                    silent.push(format!("{} ({})", m.host.address, why_silent(&e)));
+                    last_error = Some(docker_error(m, &e).unwrap_or(e.into()));
+                }
             }
+        }
+        if leaderless > 0 {
+            return Err(SwarmError::QuorumLost {
+                online: leaderless,
+                total: managers.len(),
+                silent,
+            });
         }
         match last_error {
             Some(e) => Err(e),
@@ -353,11 +440,13 @@ impl Swarm<'_> {
         }
     }
 
-    /// The Swarm in address space: members, services, secrets, networks and configs. `by_ip`
-    /// maps private IPs to instance addresses, for members that joined but were not labelled
-    /// yet (an interrupted run).
-    pub fn observe(&self, view: &SwarmView, by_ip: &BTreeMap<String, Address>) -> Live {
-        let mut live = Self::observe_members(&view.members, by_ip);
+    /// The Swarm in address space: members, services, secrets, networks and configs. `nodes`
+    /// are the live instances: a member belongs to the instance its `infra.instance-id` label
+    /// names, whatever that instance's address now is (a rolling replacement retags the old
+    /// one `…/old`); else to the address its `infra.address` label names; else to the instance
+    /// with its private IP (joined, not labelled yet: an interrupted run).
+    pub fn observe(&self, view: &SwarmView, nodes: &[Node]) -> Live {
+        let mut live = Self::observe_members(&view.members, nodes);
         let prefix = format!("{}_", self.stack);
         // infra's networks carry their address; one `docker stack deploy` made for the stack is
         // `<stack>_<key>`.
@@ -472,17 +561,28 @@ impl Swarm<'_> {
         live
     }
 
-    fn observe_members(members: &[Member], by_ip: &BTreeMap<String, Address>) -> Live {
+    fn observe_members(members: &[Member], nodes: &[Node]) -> Live {
         let mut sorted: Vec<&Member> = members.iter().collect();
         // A working member wins its address over a stale Down entry of the same node.
         sorted.sort_by_key(|m| m.state != "ready");
         let mut live = Live::new();
         for m in sorted {
-            let instance = m
-                .labels
-                .get(LABEL_ADDRESS)
-                .map(|a| Address::new(a.as_str()))
-                .or_else(|| by_ip.get(&m.addr).cloned());
+            let mut labels = m.labels.clone();
+            let instance_id = labels.remove(LABEL_INSTANCE_ID);
+            let by_id = instance_id
+                .as_ref()
+                .and_then(|id| nodes.iter().find(|n| &n.host.instance_id == id));
+            let instance = by_id
+                .map(|n| n.host.address.clone())
+                .or_else(|| {
+                    m.labels
+                        .get(LABEL_ADDRESS)
+                        .map(|a| Address::new(a.as_str()))
+                })
+                .or_else(|| {
+                    let by_ip = nodes.iter().find(|n| n.private_ip == m.addr);
+                    by_ip.map(|n| n.host.address.clone())
+                });
             let address = match &instance {
                 Some(i) if !live.contains_key(&swarm_address(i)) => swarm_address(i),
                 _ => Address::new(format!("orphan.swarm_node.{}", m.id)),
@@ -492,12 +592,14 @@ impl Swarm<'_> {
                 role: m.role.clone(),
                 availability: m.availability.clone(),
                 state: m.state.clone(),
-                labels: m.labels.clone(),
+                labels,
             };
-            let outputs = BTreeMap::from([
+            let mut outputs = BTreeMap::from([
                 ("hostname".to_string(), m.hostname.clone()),
                 ("addr".to_string(), m.addr.clone()),
+                ("leader".to_string(), m.leader.to_string()),
             ]);
+            outputs.extend(instance_id.map(|id| ("instance_id".to_string(), id)));
             live.insert(
                 address,
                 Observed {
@@ -512,14 +614,39 @@ impl Swarm<'_> {
 
     /// Makes `node` a member: `swarm init` when no manager runs a Swarm yet and it is a manager,
     /// otherwise a join with the token from Parameter Store. Returns its Swarm node id.
+    /// `newcomers` are managers that join in this same run (still booting, perhaps): their
+    /// silence does not mean a Swarm might run without us seeing it.
     pub async fn join(
         &self,
         node: &Node,
         spec: &SwarmNodeSpec,
         managers: &[Node],
+        newcomers: &[Address],
     ) -> Result<String, SwarmError> {
-        let (session, state) = self.wait_ready(node).await?;
-        let (leader, silent) = self.find_manager(managers, &node.host.address).await?;
+        let (session, mut state) = self.wait_ready(node).await?;
+        let (leader, mut silent) = self.find_manager(managers, &node.host.address).await?;
+        silent.retain(|s| !newcomers.iter().any(|a| s.starts_with(&format!("{a} "))));
+        if let (Some((_, manager)), "active") = (&leader, state.as_str()) {
+            // It believes it is a member; the Swarm may no longer know it (it was removed, or
+            // the Swarm was rebuilt by `recover-swarm` while it was away): then it leaves first.
+            let own = session
+                .run(
+                    "docker info",
+                    "docker info --format '{{.Swarm.NodeID}}'",
+                    None,
+                )
+                .await?;
+            if manager
+                .run("docker node inspect", &docker::known(own.trim()), None)
+                .await
+                .is_err()
+            {
+                session
+                    .run("docker swarm leave", docker::leave(), None)
+                    .await?;
+                state = "inactive".into();
+            }
+        }
         let id = match (&leader, state.as_str()) {
             // Already a member (an earlier run joined it, then stopped): keep it.
             (_, "active") => {
@@ -544,14 +671,7 @@ impl Swarm<'_> {
                 let id = session
                     .run("docker swarm init", &docker::init(&node.private_ip), None)
                     .await?;
-                for role in ["worker", "manager"] {
-                    let token = session
-                        .run("docker swarm join-token", &docker::join_token(role), None)
-                        .await?;
-                    self.cloud
-                        .put_secret(&self.token_parameter(role), token.trim())
-                        .await?;
-                }
+                self.store_tokens(&session).await?;
                 id
             }
             (None, _) => {
@@ -589,10 +709,12 @@ impl Swarm<'_> {
             Some((_, s)) => s,
             None => self.session(node).await?,
         };
+        let mut labels = spec.labels.clone();
+        labels.insert(LABEL_INSTANCE_ID.into(), node.host.instance_id.clone());
         manager
             .run(
                 "docker node update",
-                &docker::update(&id, &spec.role, &spec.availability, &spec.labels, &[]),
+                &docker::update(&id, &spec.role, &spec.availability, &labels, &[]),
                 None,
             )
             .await?;
@@ -631,6 +753,30 @@ impl Swarm<'_> {
         .await?;
         s.close().await;
         Ok(())
+    }
+
+    /// Labels a member with its instance's id (`infra.instance-id`), from a manager: before a
+    /// rolling replacement retags the instance, so the member follows it to `…/old`.
+    pub async fn label_instance(
+        &self,
+        member: &Address,
+        id: &str,
+        instance_id: &str,
+        managers: &[Node],
+    ) -> Result<(), SwarmError> {
+        let (found, silent) = self.find_manager(managers, &Address::new("")).await?;
+        let Some((_, s)) = found else {
+            return Err(SwarmError::Other(format!(
+                "{member}: no Swarm manager answers ({})",
+                silent.join(", ")
+            )));
+        };
+        let label = BTreeMap::from([(LABEL_INSTANCE_ID.to_string(), instance_id.to_string())]);
+        let labelled = s
+            .run("docker node update", &docker::add_labels(id, &label), None)
+            .await;
+        s.close().await;
+        Ok(labelled.map(drop)?)
     }
 
     /// Takes a member out, in the order that loses no request and keeps the Raft quorum: it
@@ -697,6 +843,121 @@ impl Swarm<'_> {
         result
     }
 
+    /// Rebuilds a Swarm that lost its quorum from one manager (`from`, or the first whose Docker
+    /// answers as a manager): `docker swarm init --force-new-cluster` there, the join tokens
+    /// stored again, the other managers' entries removed, and every other manager that still
+    /// answers made to leave, so that the next apply rejoins it. Refused while the Swarm has a leader. Returns the manager used and
+    /// the managers that did not answer.
+    pub async fn recover(
+        &self,
+        managers: &[Node],
+        from: Option<&Address>,
+    ) -> Result<(Address, Vec<String>), SwarmError> {
+        match self.read(managers).await {
+            Err(SwarmError::QuorumLost { .. }) => {}
+            Ok(Some(_)) => {
+                return Err(SwarmError::Other(
+                    "the Swarm has a leader: there is no quorum to recover. `infra plan` shows what differs.".into(),
+                ));
+            }
+            Ok(None) => {
+                return Err(SwarmError::Other(
+                    "no manager runs a Swarm: `infra apply` creates one.".into(),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+        let candidates: Vec<&Node> = managers
+            .iter()
+            .filter(|m| from.is_none_or(|f| &m.host.address == f))
+            .collect();
+        let mut chosen = None;
+        let mut silent = Vec::new();
+        for m in candidates {
+            let Ok(s) = self.session(m).await else {
+                silent.push(format!("{} (no SSH)", m.host.address));
+                continue;
+            };
+            match s.run("docker info", docker::probe(), None).await {
+                Ok(out) if chosen.is_none() && out.split_whitespace().nth(1) == Some("true") => {
+                    chosen = Some((m, s));
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => silent.push(format!("{} ({})", m.host.address, why_silent(&e))),
+            }
+            s.close().await;
+        }
+        let Some((survivor, session)) = chosen else {
+            return Err(SwarmError::Other(format!(
+                "no manager{} answers as a Swarm manager ({}): start Docker on one, then run again",
+                from.map(|f| format!(" among {f}")).unwrap_or_default(),
+                silent.join(", ")
+            )));
+        };
+        let rebuilt = session
+            .run(
+                "docker swarm init --force-new-cluster",
+                &docker::force_new_cluster(&survivor.private_ip),
+                None,
+            )
+            .await;
+        let tokens = async {
+            rebuilt?;
+            // The other managers are no Raft members any more: their entries go, and they
+            // rejoin (or are replaced) as new members.
+            let others = session
+                .run("list the other managers", docker::other_managers(), None)
+                .await?;
+            for id in others.split_whitespace() {
+                session
+                    .run("docker node rm", &docker::remove(id), None)
+                    .await?;
+            }
+            self.store_tokens(&session).await
+        }
+        .await;
+        session.close().await;
+        tokens?;
+        // The other managers still hold the old Raft state: they leave, and rejoin at apply.
+        for m in managers
+            .iter()
+            .filter(|m| m.host.address != survivor.host.address)
+        {
+            if let Ok(s) = self.session(m).await {
+                let _ = s.run("docker swarm leave", docker::leave(), None).await;
+                s.close().await;
+            }
+        }
+        Ok((survivor.host.address.clone(), silent))
+    }
+
+    /// Why a manager the others cannot reach does not answer: SSH, or its Docker.
+    async fn why_silent_now(&self, node: &Node) -> &'static str {
+        let Ok(s) = self.session(node).await else {
+            return "no SSH";
+        };
+        let probed = s.run("docker info", docker::probe(), None).await;
+        s.close().await;
+        match probed {
+            Ok(_) => "its Docker answers; the other managers cannot reach it",
+            Err(e) => why_silent(&e),
+        }
+    }
+
+    /// Asks a manager for both join tokens and keeps them in Parameter Store.
+    async fn store_tokens(&self, manager: &NodeSession) -> Result<(), SwarmError> {
+        for role in ["worker", "manager"] {
+            let token = manager
+                .run("docker swarm join-token", &docker::join_token(role), None)
+                .await?;
+            self.cloud
+                .put_secret(&self.token_parameter(role), token.trim())
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The join token for `role`: from Parameter Store, or asked of a manager and stored.
     async fn token(&self, role: &str, manager: &NodeSession) -> Result<String, SwarmError> {
         let name = self.token_parameter(role);
@@ -740,14 +1001,8 @@ impl Swarm<'_> {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    let why = match docker::unavailable_of(&e) {
-                        Some(Unavailable::NotInstalled) => "Docker not installed",
-                        Some(Unavailable::PermissionDenied) => "Docker not allowed",
-                        Some(Unavailable::Down) => "Docker down",
-                        None => "docker info failed",
-                    };
                     tracing::debug!("manager {}: {e}", m.host.address);
-                    silent.push(format!("{} ({why})", m.host.address));
+                    silent.push(format!("{} ({})", m.host.address, why_silent(&e)));
                 }
             }
             s.close().await;

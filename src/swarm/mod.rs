@@ -6,5 +6,5 @@ pub mod docker;
 mod members;
 pub mod ssh;
 
-pub use members::{Deregistration, Node, Swarm, SwarmError, nodes};
+pub use members::{Deregistration, Node, Swarm, SwarmError, nodes, token_parameters};
 pub use ssh::{NodeHost, Ssh, SshError};

@@ -305,6 +305,81 @@ impl Project {
     }
 }
 
+/// What a run has done so far: AWS requests through the proxy since `before`, and SSH connects
+/// and commands (the tool logs each at debug level, to `stderr`).
+pub fn actions(proxy: &FaultProxy, before: usize, stderr: &Path) -> usize {
+    let ssh = std::fs::read_to_string(stderr)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(" ssh node."))
+        .count();
+    proxy.requests().len() - before + ssh
+}
+
+/// `infra ARGS -v` through the proxy, its stderr in `stderr`.
+pub fn spawn_via(p: &Project, proxy: &FaultProxy, args: &[&str], stderr: &Path) -> Child {
+    p.command(env!("CARGO_BIN_EXE_infra"))
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .args(args)
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// After run `point` of a kill test: exactly the instances of `addresses` live (no orphan, no
+/// duplicate), tracked by the state and the only targets registered, and the next plan clean.
+pub fn assert_exactly(p: &Project, addresses: &[&str], point: usize) {
+    let dump = p.dump();
+    let ids = |v: &serde_json::Value| v.as_str().unwrap().to_string();
+    let live: std::collections::BTreeSet<String> = live_instances(&dump)
+        .iter()
+        .map(|i| ids(&i["id"]))
+        .collect();
+    let expected: std::collections::BTreeSet<String> =
+        addresses.iter().map(|a| p.id_of(a)).collect();
+    assert_eq!(
+        live, expected,
+        "point {point}: no orphan or duplicate instance"
+    );
+    let registered: std::collections::BTreeSet<String> = dump["target_groups"][0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(ids)
+        .collect();
+    assert_eq!(registered, expected, "point {point}: no stale target");
+    let plan = p.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "point {point}: clean:\n{}", plan.all());
+}
+
+/// What a dump (`Project::dump`) still holds of the stack's tagged objects, by kind: empty once
+/// the stack is destroyed.
+pub fn tagged_left(dump: &serde_json::Value) -> Vec<String> {
+    let kinds = [
+        "vpcs",
+        "subnets",
+        "igws",
+        "route_tables",
+        "security_groups",
+        "key_pairs",
+        "load_balancers",
+        "target_groups",
+    ];
+    let mut left: Vec<String> = kinds
+        .iter()
+        .filter(|k| !dump[**k].as_array().unwrap().is_empty())
+        .map(|k| format!("{k}: {}", dump[*k]))
+        .collect();
+    left.extend(
+        live_instances(dump)
+            .iter()
+            .map(|i| format!("instance {}", i["id"])),
+    );
+    left
+}
+
 /// Instances that are not terminated.
 pub fn live_instances(dump: &serde_json::Value) -> Vec<&serde_json::Value> {
     dump["instances"]
@@ -501,6 +576,65 @@ pub struct Testbed {
     pub id: &'static str,
     pub dir: PathBuf,
     alb: Option<Alb>,
+    reaper: Option<Reaper>,
+}
+
+/// Powers a node off within seconds of its instance's termination (`testbed reap`), as EC2
+/// stops a terminated instance: nothing may rely on a terminated node still answering. Looks at
+/// moto directly every 5 s; stopped on drop.
+struct Reaper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Reaper {
+    fn start(id: &'static str, dir: PathBuf, moto: &str) -> Reaper {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (flag, moto) = (stop.clone(), moto.to_string());
+        let handle = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let out = Command::new(venv().join("bin/python"))
+                    .arg(world("aws/aws.py"))
+                    .arg("terminated")
+                    .env("AWS_ENDPOINT_URL", &moto)
+                    .env("AWS_REGION", "us-east-1")
+                    .env("AWS_DEFAULT_REGION", "us-east-1")
+                    .env("AWS_ACCESS_KEY_ID", "testing")
+                    .env("AWS_SECRET_ACCESS_KEY", "testing")
+                    .output();
+                let ids: Vec<String> = out
+                    .ok()
+                    .and_then(|o| serde_json::from_slice(&o.stdout).ok())
+                    .unwrap_or_default();
+                if !ids.is_empty() {
+                    let _ = Command::new(world("nodes/testbed"))
+                        .args(["reap", id, dir.to_str().unwrap()])
+                        .args(&ids)
+                        .output();
+                }
+                for _ in 0..50 {
+                    if flag.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        });
+        Reaper {
+            stop,
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 impl Testbed {
@@ -516,7 +650,17 @@ impl Testbed {
         };
         let (n, d) = (nodes.to_string(), dir.to_str().unwrap().to_string());
         testbed(&["up", id, &n, &d, "--image", image]);
-        Testbed { id, dir, alb: None }
+        Testbed {
+            id,
+            dir,
+            alb: None,
+            reaper: None,
+        }
+    }
+
+    /// Powers off the nodes of instances `p`'s stack terminates, as EC2 does.
+    pub fn reap_terminated(&mut self, p: &Project) {
+        self.reaper = Some(Reaper::start(self.id, self.dir.clone(), &p.moto.direct));
     }
 
     /// Starts the ALB data plane for the load balancer `p`'s stack creates.
@@ -579,6 +723,7 @@ impl Testbed {
 impl Drop for Testbed {
     fn drop(&mut self) {
         drop(self.alb.take());
+        drop(self.reaper.take());
         testbed(&["down", self.id, self.dir.to_str().unwrap()]);
     }
 }
@@ -603,6 +748,7 @@ pub fn sandbox_with(
     std::fs::copy(root.join("stacks/sandbox.toml"), p.stack_file()).unwrap();
     let mut bed = Testbed::up_with(id, p.dir.path().join(".sandbox/testbed"), nodes, image);
     bed.serve_load_balancer(&p);
+    bed.reap_terminated(&p);
     let proxy = format!(
         "Host *\n  ProxyCommand {} {id} {} %h %p\n",
         world("nodes/connect").display(),

@@ -106,7 +106,7 @@ def dump(stack):
         for i in r["Instances"]:
             vols = [volumes.get(m["Ebs"]["VolumeId"], {}) for m in i.get("BlockDeviceMappings", [])]
             instances.append({
-                "id": i["InstanceId"], "state": i["State"]["Name"], "type": i["InstanceType"],
+                "id": i["InstanceId"], "state": i["State"]["Name"], "type": i["InstanceType"], "image": i["ImageId"],
                 "subnet": i.get("SubnetId"), "zone": i["Placement"]["AvailabilityZone"], "tags": tags(i),
                 "key": i.get("KeyName"), "imds_tokens": i.get("MetadataOptions", {}).get("HttpTokens"),
                 "volumes": [{"size": v.get("Size"), "encrypted": v.get("Encrypted")} for v in vols],
@@ -230,6 +230,9 @@ def main():
     elif cmd == "terminated":  # the ids of terminated instances
         result = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
                   if i["State"]["Name"] == "terminated"]
+    elif cmd == "ssm-put":  # name value → a String parameter, overwritten (an AMI published under a path)
+        boto3.client("ssm").put_parameter(Name=args[0], Value=args[1], Type="String", Overwrite=True)
+        result = {"name": args[0], "value": args[1]}
     elif cmd == "ssm-get":  # name → value and type
         p = boto3.client("ssm").get_parameter(Name=args[0], WithDecryption=True)["Parameter"]
         result = {"value": p["Value"], "type": p["Type"]}
