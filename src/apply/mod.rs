@@ -528,10 +528,12 @@ async fn run_swarm_step(
         .changes
         .iter()
         .any(|c| c.address == spec.instance && c.action == Action::Create);
+    // An orphan member (a stale entry) is never the node now at its address either.
+    let stale = relaunched || change.address.as_str().starts_with("orphan.");
     let node = nodes
         .iter()
         .find(|n| n.host.address == instance)
-        .filter(|_| !(kind == StepKind::Delete && relaunched));
+        .filter(|_| !(kind == StepKind::Delete && stale));
     match kind {
         StepKind::Depose => {
             let old = plan
@@ -580,6 +582,10 @@ async fn run_swarm_step(
             Ok(None)
         }
         StepKind::Delete => {
+            // A roll an earlier run left: its successor is found healthy before the old leaves.
+            if let (Some(successor), None) = (spec.instance.deposed_from(), change.rolling) {
+                targets::register_successor(cloud, &successor, known, progress).await?;
+            }
             let deregister = match change.rolling {
                 Some(_) => targets::rolled_out(spec, known),
                 None => targets::deregistration(plan, spec, known),

@@ -12,8 +12,9 @@ use crate::plan::Plan;
 use crate::state::ResourceState;
 use crate::swarm::Deregistration;
 
-/// A rolling replacement's new node joins the target groups its predecessor is in, and is
-/// found healthy there before the predecessor leaves.
+/// A rolling replacement's new node joins the target groups its predecessor is in (`instance`,
+/// or `instance/old` as a run that was killed left it), and is found healthy there before the
+/// predecessor leaves. Registering a registered target changes nothing.
 pub(super) async fn register_successor(
     cloud: &Cloud,
     instance: &Address,
@@ -28,7 +29,7 @@ pub(super) async fn register_successor(
         let Some(group) = known.get(&t.target_group) else {
             continue;
         };
-        if !t.instances.contains(instance) {
+        if !t.instances.contains(instance) && !t.instances.contains(&instance.deposed()) {
             continue;
         }
         cloud.register_target(targets, &group.id, &new.id).await?;

@@ -308,9 +308,14 @@ fn order_bastion(
         .iter()
         .filter(|c| c.spec().on_swarm())
         .flat_map(|c| {
-            [StepKind::Create, StepKind::Update, StepKind::Delete]
-                .into_iter()
-                .filter_map(|k| index.get(&(&c.address, k)).copied())
+            [
+                StepKind::Create,
+                StepKind::Update,
+                StepKind::Delete,
+                StepKind::Depose,
+            ]
+            .into_iter()
+            .filter_map(|k| index.get(&(&c.address, k)).copied())
         })
         .collect();
     for c in changes.iter() {
@@ -461,7 +466,9 @@ fn order_network_removals(
                 .collect::<Vec<_>>()
         })
         .collect();
-    for c in changes {
+    // Pure removals only: the delete half of a replacement is followed by its create, which
+    // the nodes' creates wait for.
+    for c in changes.iter().filter(|c| c.after.is_none()) {
         let network = matches!(
             c.before,
             Some(

@@ -214,6 +214,32 @@ fn a_replaced_subnet_replaces_its_instances_and_updates_its_users() {
             ("targets.8080".to_string(), Action::Update),
         ]
     );
+    // Its nodes cannot hold an old and a new instance in one subnet: replaced delete-first,
+    // in an order that exists.
+    assert!(changes.iter().all(|c| c.rolling.is_none()));
+    steps(&changes).unwrap();
+}
+
+/// A security group replaced (a new description) while a node is created: the group's delete
+/// and create, the node's launch and join form no cycle with the rule that network objects
+/// are removed last.
+#[test]
+fn a_replaced_group_beside_a_new_node_has_an_order() {
+    let d = desired();
+    let mut live = applied(&d);
+    let a = |s: &str| crate::model::Address::new(s);
+    if let Spec::SecurityGroup(g) = &mut live.get_mut(&a("sg.node")).unwrap().spec {
+        g.description = "old".into();
+    }
+    live.remove(&a("node.worker[2]"));
+    live.remove(&a("swarm.node.worker[2]"));
+    let changes = diff(&d, None, &live);
+    let sg = changes
+        .iter()
+        .find(|c| c.address.as_str() == "sg.node")
+        .unwrap();
+    assert_eq!(sg.action, Action::Replace);
+    steps(&changes).unwrap();
 }
 
 #[test]

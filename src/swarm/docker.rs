@@ -128,7 +128,9 @@ pub fn other_managers() -> &'static str {
 /// Fails unless the Swarm knows this node as a working member.
 pub fn known(node_id: &str) -> String {
     let id = quote(node_id);
-    format!("[ \"$(docker node inspect --format '{{{{.Status.State}}}}' {id})\" != down ]")
+    format!(
+        "state=$(docker node inspect --format '{{{{.Status.State}}}}' {id}) && [ \"$state\" != down ]"
+    )
 }
 
 /// `role` is `worker` or `manager`.

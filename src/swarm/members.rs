@@ -76,12 +76,12 @@ pub enum SwarmError {
         detail: String,
     },
     #[error(
-        "the Swarm has lost its quorum: {online} of {total} managers online; {} do not answer.\n  \
+        "the Swarm has lost its quorum: {online} of {total} managers online; {}.\n  \
          Docker keeps the services running as they are, but nothing on the Swarm can change until a majority of the managers is back. \
          Bring them back (e.g. `infra ssh manager[1] -- sudo systemctl start docker`) and run again. \
          If they are lost for good, rebuild the quorum from a manager that answers: `infra recover-swarm` \
          (Docker's `docker swarm init --force-new-cluster` there, then the other managers rejoin; see the README's lifecycle section).",
-        .silent.join(", ")
+        silent_managers(.silent)
     )]
     QuorumLost {
         online: usize,
@@ -91,6 +91,16 @@ pub enum SwarmError {
     },
     #[error("{0}")]
     Other(String),
+}
+
+/// The managers a lost quorum misses, for its message.
+fn silent_managers(silent: &[String]) -> String {
+    if silent.is_empty() {
+        "the others are gone (their instances no longer exist) and still count as Raft members"
+            .into()
+    } else {
+        format!("{} do not answer", silent.join(", "))
+    }
 }
 
 fn docker_problem(problem: Unavailable, user: &str, detail: &str) -> String {
@@ -857,7 +867,7 @@ impl Swarm<'_> {
             Err(SwarmError::QuorumLost { .. }) => {}
             Ok(Some(_)) => {
                 return Err(SwarmError::Other(
-                    "the Swarm has a leader: there is no quorum to recover. `infra plan` shows what differs.".into(),
+                    "the Swarm has a leader: its quorum is not lost, so there is nothing to recover. `infra plan` shows what differs.".into(),
                 ));
             }
             Ok(None) => {
