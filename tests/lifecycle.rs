@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use support::traffic::Traffic;
 use support::{
-    FaultProxy, Project, Testbed, assert_exactly, live_instances, sandbox, spawn_via, tagged_left,
-    world,
+    FaultProxy, Project, Testbed, assert_exactly, healthy, live_instances, manager_node, members,
+    sandbox, spawn_via, tagged_left, world,
 };
 
 /// The parameter the sandbox's nodes take their AMI from: one of the test's own (moto refuses
@@ -70,27 +70,6 @@ fn quick_drain(p: &Project) {
             .replace("DRAIN_SECONDS = \"12\"", "DRAIN_SECONDS = \"1\""),
     )
     .unwrap();
-}
-
-fn manager_node(p: &Project, bed: &Testbed) -> usize {
-    bed.node_of(&p.id_of("node.manager[0]"))
-}
-
-/// `docker node ls` as a manager sees it: (role, status, availability) sorted.
-fn members(p: &Project, bed: &Testbed) -> Vec<String> {
-    let out = bed.sh(
-        manager_node(p, bed),
-        "docker node ls --format '{{if .ManagerStatus}}manager{{else}}worker{{end}} {{.Status}} {{.Availability}}'",
-    );
-    let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
-    lines.sort();
-    lines
-}
-
-fn healthy(managers: usize, workers: usize) -> Vec<String> {
-    let mut v = vec!["manager Ready Active".to_string(); managers];
-    v.extend(vec!["worker Ready Active".to_string(); workers]);
-    v
 }
 
 /// What must survive a roll: the Swarm's id, its services and its secrets, as a manager lists them.

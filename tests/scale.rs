@@ -9,29 +9,9 @@ use std::time::{Duration, Instant};
 
 use support::traffic::Traffic;
 use support::{
-    FaultProxy, Project, Testbed, actions, assert_exactly, live_instances, sandbox, spawn_via,
+    FaultProxy, Project, Testbed, actions, assert_exactly, healthy, live_instances, members,
+    sandbox, spawn_via,
 };
-
-fn manager_node(p: &Project, bed: &Testbed) -> usize {
-    bed.node_of(&p.id_of("node.manager[0]"))
-}
-
-/// `docker node ls` as the first manager sees it: (role, status, availability) sorted.
-fn swarm(p: &Project, bed: &Testbed) -> Vec<String> {
-    let out = bed.sh(
-        manager_node(p, bed),
-        "docker node ls --format '{{if .ManagerStatus}}manager{{else}}worker{{end}} {{.Status}} {{.Availability}}'",
-    );
-    let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
-    lines.sort();
-    lines
-}
-
-fn healthy(managers: usize, workers: usize) -> Vec<String> {
-    let mut v = vec!["manager Ready Active".to_string(); managers];
-    v.extend(vec!["worker Ready Active".to_string(); workers]);
-    v
-}
 
 fn scale(p: &Project, args: &[&str]) {
     let mut all = vec!["scale-nodes"];
@@ -52,15 +32,15 @@ fn scaling_out_and_in_loses_no_request_and_keeps_quorum() {
     let nodes = 8;
     let (p, bed) = sandbox("47", nodes, &["v1"]);
     p.ok(&["apply", "--auto-approve"]);
-    assert_eq!(swarm(&p, &bed), healthy(1, 2));
+    assert_eq!(members(&p, &bed), healthy(1, 2));
     let traffic = Traffic::start(&bed.load_balancer(&p));
     std::thread::sleep(Duration::from_secs(2));
 
     scale(&p, &["4"]);
-    assert_eq!(swarm(&p, &bed), healthy(1, 4));
+    assert_eq!(members(&p, &bed), healthy(1, 4));
     scale(&p, &["1"]);
     assert_eq!(
-        swarm(&p, &bed),
+        members(&p, &bed),
         healthy(1, 1),
         "drained, removed, no Down node left"
     );
@@ -78,9 +58,9 @@ fn scaling_out_and_in_loses_no_request_and_keeps_quorum() {
     assert_eq!(std::fs::read_to_string(p.stack_file()).unwrap(), before);
 
     scale(&p, &["--managers", "3"]);
-    assert_eq!(swarm(&p, &bed), healthy(3, 1));
+    assert_eq!(members(&p, &bed), healthy(3, 1));
     scale(&p, &["--managers", "1"]);
-    assert_eq!(swarm(&p, &bed), healthy(1, 1));
+    assert_eq!(members(&p, &bed), healthy(1, 1));
 
     let tally = traffic.stop();
     assert!(
@@ -105,7 +85,7 @@ fn scaling_out_and_in_loses_no_request_and_keeps_quorum() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !swarm(&p, &bed).iter().any(|n| n.ends_with("Drain")) {
+    while !members(&p, &bed).iter().any(|n| n.ends_with("Drain")) {
         assert!(Instant::now() < deadline, "the drain never began");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -118,7 +98,7 @@ fn scaling_out_and_in_loses_no_request_and_keeps_quorum() {
         run.stdout
     );
     assert_eq!(
-        swarm(&p, &bed),
+        members(&p, &bed),
         healthy(1, 1),
         "no Down or drained node left"
     );
@@ -130,7 +110,7 @@ fn scaling_out_and_in_loses_no_request_and_keeps_quorum() {
 /// The scale-in to 1 worker finished: one manager and one worker in the Swarm, none drained or
 /// down; exactly their instances live, tracked by the state and registered as targets.
 fn assert_scaled_in(p: &Project, bed: &Testbed, point: usize) {
-    assert_eq!(swarm(p, bed), healthy(1, 1), "point {point}");
+    assert_eq!(members(p, bed), healthy(1, 1), "point {point}");
     assert_exactly(p, &["node.manager[0]", "node.worker[0]"], point);
 }
 

@@ -328,6 +328,29 @@ pub fn spawn_via(p: &Project, proxy: &FaultProxy, args: &[&str], stderr: &Path) 
         .unwrap()
 }
 
+/// The testbed node `node.manager[0]` runs on.
+pub fn manager_node(p: &Project, bed: &Testbed) -> usize {
+    bed.node_of(&p.id_of("node.manager[0]"))
+}
+
+/// `docker node ls` as the first manager sees it: (role, status, availability) sorted.
+pub fn members(p: &Project, bed: &Testbed) -> Vec<String> {
+    let out = bed.sh(
+        manager_node(p, bed),
+        "docker node ls --format '{{if .ManagerStatus}}manager{{else}}worker{{end}} {{.Status}} {{.Availability}}'",
+    );
+    let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+/// What `members` shows for a healthy Swarm of `managers` and `workers`.
+pub fn healthy(managers: usize, workers: usize) -> Vec<String> {
+    let mut v = vec!["manager Ready Active".to_string(); managers];
+    v.extend(vec!["worker Ready Active".to_string(); workers]);
+    v
+}
+
 /// After run `point` of a kill test: exactly the instances of `addresses` live (no orphan, no
 /// duplicate), tracked by the state and the only targets registered, and the next plan clean.
 pub fn assert_exactly(p: &Project, addresses: &[&str], point: usize) {
