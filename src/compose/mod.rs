@@ -4,8 +4,10 @@
 //! - [`yaml`]: YAML 1.1 as docker/cli reads it, values interpolated on the user's side;
 //! - [`project`]: the file as a stack: services, the networks and configs infra creates for
 //!   them, the secrets read on the user's side, what must already exist on the Swarm, warnings;
-//! - [`service`]: one service, and the document `docker stack deploy` gets for it alone.
+//! - [`service`]: one service, and the document `docker stack deploy` gets for it alone;
+//! - [`desired`]: the project as the plan's inputs (services, configs).
 
+pub mod desired;
 pub mod env_file;
 pub mod project;
 pub mod service;

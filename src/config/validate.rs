@@ -570,7 +570,6 @@ impl<'a> Validator<'a> {
             secrets,
             services,
             compose,
-            project: None,
             deploy: DeploySettings {
                 resolve_image,
                 converge_timeout_secs: converge_timeout.as_secs().max(1),

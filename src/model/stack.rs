@@ -30,9 +30,6 @@ pub struct Apps {
     pub services: Vec<Service>,
     /// The user's own compose file, as read.
     pub compose: Option<ComposeFile>,
-    /// The services as infra deploys them (from `compose` or `[services]`), read by
-    /// `ops::validate::load` with the Swarm enabled.
-    pub project: Option<crate::compose::Project>,
     pub deploy: DeploySettings,
 }
 

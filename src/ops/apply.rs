@@ -4,9 +4,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::plan::{Request, Roll, prepare};
-use super::validate::{load, load_with_services, read_stack_file};
+use super::load::{load_for_plan, read_stack_file};
+use super::nodes::{CloudOutside, swarm_ops, token_parameters};
+use super::prepare::prepare;
 use super::{Context, OpsError, Result};
+use super::{Request, Roll};
 use crate::apply::{self, Journal, Options};
 use crate::cloud::Cloud;
 use crate::model::resources::sha256_hex;
@@ -55,16 +57,12 @@ pub async fn apply(ctx: &Context, opts: ApplyOptions) -> Result<()> {
             result
         }
         None => {
-            let (loaded, source) = if destroy {
-                load(ctx)?
-            } else {
-                load_with_services(ctx)?
-            };
-            let stack = loaded.stack;
+            let input = load_for_plan(ctx, destroy)?;
+            let stack = &input.stack;
             let backend = super::backend(ctx, &stack.state, stack.region.as_deref()).await?;
             let lock = backend.lock(operation, opts.lock_timeout).await?;
             let result = async {
-                let prepared = prepare(ctx, &stack, &source, &backend, &opts.request).await?;
+                let prepared = prepare(ctx, &input, &backend, &opts.request).await?;
                 print!("{}", plan::text::render(&prepared.plan, ctx.color));
                 if prepared.plan.has_changes() && !opts.auto_approve && !confirm(destroy).await? {
                     println!("\nApply cancelled.");
@@ -107,10 +105,11 @@ async fn execute(
         warn_if_unversioned(backend).await;
         println!();
     }
+    let outside = CloudOutside::new(cloud, &plan.stack);
     let swarm = plan
         .ssh
         .as_ref()
-        .map(|ssh| super::plan::swarm_ops(ctx, cloud, &plan.stack, ssh, &journal.state.host_keys));
+        .map(|ssh| swarm_ops(ctx, &outside, ssh, &journal.state.host_keys));
     let options = Options {
         parallelism,
         cancel,
@@ -129,7 +128,7 @@ async fn execute(
     result?;
     if plan.destroy {
         // The join tokens and the secrets' hashing key go with the stack.
-        let mut parameters = crate::swarm::token_parameters(&plan.stack);
+        let mut parameters = token_parameters(&plan.stack);
         parameters.push(cloud.key_parameter());
         cloud.delete_secrets(&parameters).await?;
     }

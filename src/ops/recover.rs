@@ -5,8 +5,8 @@
 //! a normal apply rejoins (or replaces) the other managers.
 
 use super::apply::{ApplyOptions, apply, confirm_to};
-use super::plan::{swarm_ops, with_image_users};
-use super::validate::load;
+use super::load::load;
+use super::nodes::{CloudOutside, swarm_ops, with_image_users};
 use super::{Context, OpsError, Result};
 use crate::cloud::Cloud;
 use crate::model::Address;
@@ -51,7 +51,8 @@ pub async fn recover_swarm(ctx: &Context, opts: RecoverOptions) -> Result<()> {
         if !opts.apply.auto_approve && !confirm_to("rebuild the Swarm from one manager").await? {
             return Ok(None);
         }
-        let swarm = swarm_ops(ctx, &cloud, &stack.name, &ssh, &pinned);
+        let outside = CloudOutside::new(&cloud, &stack.name);
+        let swarm = swarm_ops(ctx, &outside, &ssh, &pinned);
         let (survivor, silent) = swarm
             .recover(&managers, opts.from.as_ref())
             .await

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::plan::{Request, Roll};
+use super::{Request, Roll};
 use crate::model::resources::Resource;
 use crate::model::{Address, Live, Role, Spec};
 

@@ -3,7 +3,7 @@
 //! deregisters, removes and terminates the newest (highest-index) nodes, guarded for quorum.
 
 use super::apply::{ApplyOptions, apply};
-use super::validate::{load, read_stack_file};
+use super::load::{load, read_stack_file};
 use super::{Context, OpsError, Result};
 use crate::config::edit;
 

@@ -3,8 +3,8 @@
 
 use std::os::unix::process::CommandExt;
 
-use super::plan::with_image_users;
-use super::validate::load;
+use super::load::load;
+use super::nodes::with_image_users;
 use super::{Context, OpsError, Result};
 use crate::cloud::Cloud;
 use crate::swarm::{Ssh, nodes};

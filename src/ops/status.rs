@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use super::plan::read_swarm_live;
-use super::validate::load;
+use super::load::load;
+use super::nodes::read_swarm_live;
 use super::{Context, Result};
 use crate::cloud::Cloud;
 use crate::model::resources::{swarm_address, targets_address};

@@ -1,129 +1,10 @@
-use std::path::Path;
+//! `infra validate` (the stack file and its services, checked without touching AWS) and
+//! `infra schema`.
 
-use super::{Context, OpsError, Result};
-use crate::compose::{self, Project};
-use crate::config::{self, Loaded};
+use super::load::load_with_services;
+use super::{Context, Result};
+use crate::model::Stack;
 use crate::model::image::describe_login_user;
-use crate::model::{SecretSource, Stack, Vars};
-
-/// Reads and validates the stack file; warnings go to stderr.
-pub fn load(ctx: &Context) -> Result<(Loaded, String)> {
-    let ws = &ctx.workspace;
-    let source = read_stack_file(ctx)?;
-    let dir = ws
-        .stack_file
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    let read = move |p: &Path| std::fs::read_to_string(expand_home(&dir, p));
-    let mut loaded = config::parse(&ws.shown_stack_file(), &source, &vars(ctx, &source), &read)?;
-    // ssh reads these from anywhere: make them independent of the working directory.
-    let ssh = &mut loaded.stack.ssh;
-    for path in [&mut ssh.identity_file, &mut ssh.config_file]
-        .into_iter()
-        .flatten()
-    {
-        *path = expand_home(&ws.stack_dir(), path);
-    }
-    for w in &loaded.warnings {
-        let help = w
-            .help
-            .as_deref()
-            .map(|h| format!("\n  help: {h}"))
-            .unwrap_or_default();
-        eprintln!("warning: {w}{help}");
-    }
-    Ok((loaded, source))
-}
-
-/// [`load`], then with the Swarm on the services as infra deploys them (the compose file
-/// interpolated, the files it names read): what validate, plan and apply need, and destroy,
-/// status and ssh do not (an unset `${TAG:?}` must not stop a destroy).
-pub fn load_with_services(ctx: &Context) -> Result<(Loaded, String)> {
-    let (mut loaded, source) = load(ctx)?;
-    if loaded.stack.swarm {
-        let project = compose_project(&loaded.stack, &ctx.workspace.stack_dir())?;
-        for w in &project.warnings {
-            eprintln!("warning: {w}");
-        }
-        let apps = &mut loaded.stack.apps;
-        apps.secrets
-            .extend(project.secrets.iter().map(|s| SecretSource {
-                name: s.key.clone(),
-                source: s.source.clone(),
-                advanced: false,
-            }));
-        apps.project = Some(project);
-    }
-    Ok((loaded, source))
-}
-
-/// The services as infra deploys them: the user's compose file, interpolated with `--var`, then
-/// the environment, then `[vars]`; or `[services]` rendered (its values are literal).
-fn compose_project(stack: &Stack, stack_dir: &Path) -> Result<Project> {
-    let read = |p: &Path| std::fs::read(p);
-    let stack_secrets: Vec<String> = stack.apps.secrets.iter().map(|s| s.name.clone()).collect();
-    let project = match &stack.apps.compose {
-        Some(c) => {
-            let mut vars = c.vars.clone();
-            vars.extend(std::env::vars().filter(|(k, _)| !c.overridden.contains(k)));
-            let path = stack_dir.join(&c.path);
-            let dir = path.parent().unwrap_or(Path::new("."));
-            let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-            compose::project::load(&compose::Input {
-                file: &c.path,
-                text: &c.text,
-                dir: &dir,
-                interpolate: true,
-                vars: &vars,
-                stack: &stack.name,
-                stack_secrets: &stack_secrets,
-                read: &read,
-            })?
-        }
-        None => {
-            let text =
-                crate::render::services_compose(stack).map_err(|source| OpsError::Template {
-                    what: "services",
-                    source,
-                })?;
-            compose::project::load(&compose::Input {
-                file: "templates/stack.yml.tera",
-                text: &text,
-                dir: stack_dir,
-                interpolate: false,
-                vars: &Vars::new(),
-                stack: &stack.name,
-                stack_secrets: &stack_secrets,
-                read: &read,
-            })?
-        }
-    };
-    Ok(project)
-}
-
-/// Template variables: `INFRA_VAR_<name>` from the environment for each name the stack file
-/// declares (others are not ours to judge), then `--var`, which wins.
-fn vars(ctx: &Context, source: &str) -> crate::model::Vars {
-    let declared: Vec<String> = toml::from_str::<toml::Table>(source)
-        .ok()
-        .and_then(|t| Some(t.get("vars")?.as_table()?.keys().cloned().collect()))
-        .unwrap_or_default();
-    let mut vars: crate::model::Vars = std::env::vars()
-        .filter_map(|(k, v)| Some((k.strip_prefix("INFRA_VAR_")?.to_string(), v)))
-        .filter(|(k, _)| declared.contains(k))
-        .collect();
-    vars.extend(ctx.vars.clone());
-    vars
-}
-
-pub fn read_stack_file(ctx: &Context) -> Result<String> {
-    std::fs::read_to_string(&ctx.workspace.stack_file).map_err(|source| OpsError::Io {
-        what: "cannot read stack file",
-        path: ctx.workspace.shown_stack_file(),
-        source,
-    })
-}
 
 /// The JSON Schema of stack files, for editors.
 pub fn schema() -> Result<()> {
@@ -135,20 +16,9 @@ pub fn schema() -> Result<()> {
     Ok(())
 }
 
-/// `~/x` is in the home directory; a relative path is relative to the stack file.
-pub(super) fn expand_home(dir: &Path, p: &Path) -> std::path::PathBuf {
-    match p.strip_prefix("~") {
-        Ok(rest) => std::env::var_os("HOME")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_default()
-            .join(rest),
-        Err(_) => dir.join(p),
-    }
-}
-
 pub fn validate(ctx: &Context) -> Result<()> {
-    let (loaded, _) = load_with_services(ctx)?;
-    let s = &loaded.stack;
+    let input = load_with_services(ctx)?;
+    let s = &input.stack;
     println!(
         "Success! {} is valid: stack {}, {} zones, {} manager(s), {} worker(s).",
         ctx.workspace.shown_stack_file(),

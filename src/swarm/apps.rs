@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::docker;
-use super::members::{LABEL_CONTENT, Node, Swarm, SwarmError};
 use super::ssh::NodeSession;
+use super::{LABEL_CONTENT, Node, Swarm, SwarmError};
 use crate::compose::LABEL_DEFINITION;
 use crate::model::{Address, DeploySettings, ServiceSpec, SwarmConfigSpec, SwarmNetworkSpec};
 

@@ -179,6 +179,32 @@ pub fn list(stack: &str) -> String {
     )
 }
 
+/// The `docker network create` flags of a compose network: driver, attachable, internal,
+/// `driver_opts`, labels and IPAM subnets, as `docker stack deploy` would create it
+/// (https://docs.docker.com/reference/cli/docker/network/create/).
+pub fn network_create_args(n: &crate::compose::NetworkDef) -> Vec<String> {
+    let mut args = vec!["--driver".to_string(), n.driver.clone()];
+    args.extend(n.attachable.then(|| "--attachable".to_string()));
+    args.extend(n.internal.then(|| "--internal".to_string()));
+    for (k, v) in &n.options {
+        args.extend([
+            "--opt".to_string(),
+            if v.is_empty() {
+                k.clone()
+            } else {
+                format!("{k}={v}")
+            },
+        ]);
+    }
+    for (k, v) in &n.labels {
+        args.extend(["--label".to_string(), format!("{k}={v}")]);
+    }
+    for s in &n.subnets {
+        args.extend(["--subnet".to_string(), s.clone()]);
+    }
+    args
+}
+
 /// Creates an overlay network (kept if it exists: its definition is in its name's labels, and
 /// a changed one is replaced); prints its id.
 pub fn create_network(name: &str, args: &[String], labels: &BTreeMap<String, String>) -> String {

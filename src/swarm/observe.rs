@@ -1,0 +1,192 @@
+//! The Swarm read into the model's terms: members, services, secrets, networks and configs
+//! by address, as the plan compares them.
+
+use std::collections::BTreeMap;
+
+use super::docker::{self, Member, SwarmView};
+use super::members::LABEL_INSTANCE_ID;
+use super::node::Node;
+use super::{LABEL_CONTENT, Swarm};
+use crate::compose::LABEL_DEFINITION;
+use crate::model::resources::{
+    LABEL_ADDRESS, config_address, network_address, normalize_image, service_address,
+    swarm_address, swarm_secret_address,
+};
+use crate::model::{
+    Address, Live, Observed, ServiceSpec, Spec, SwarmConfigSpec, SwarmNetworkSpec, SwarmNodeSpec,
+    SwarmSecretSpec,
+};
+
+impl Swarm<'_> {
+    /// The Swarm in address space: members, services, secrets, networks and configs. `nodes`
+    /// are the live instances: a member belongs to the instance its `infra.instance-id` label
+    /// names, whatever that instance's address now is (a rolling replacement retags the old
+    /// one `…/old`); else to the address its `infra.address` label names; else to the instance
+    /// with its private IP (joined, not labelled yet: an interrupted run).
+    pub fn observe(&self, view: &SwarmView, nodes: &[Node]) -> Live {
+        let mut live = Self::observe_members(&view.members, nodes);
+        let prefix = format!("{}_", self.stack);
+        // infra's networks carry their address; one `docker stack deploy` made for the stack is
+        // `<stack>_<key>`.
+        let address_of = |n: &docker::NetworkInfo| match n.labels.get(LABEL_ADDRESS) {
+            Some(a) => Some(Address::new(a.as_str())),
+            None => n.name.strip_prefix(&prefix).map(network_address),
+        };
+        // A service names its networks by id or name.
+        let network_of: BTreeMap<&str, Address> = view
+            .networks
+            .iter()
+            .filter_map(|n| {
+                let a = address_of(n)?;
+                Some([(n.id.as_str(), a.clone()), (n.name.as_str(), a)])
+            })
+            .flatten()
+            .collect();
+        for n in &view.networks {
+            let Some(address) = address_of(n) else {
+                continue;
+            };
+            let spec = SwarmNetworkSpec {
+                name: n.name.clone(),
+                driver: n.driver.clone(),
+                attachable: n.attachable,
+                internal: n.internal,
+                encrypted: n.options.contains_key("encrypted"),
+                definition_sha256: n.labels.get(LABEL_DEFINITION).cloned().unwrap_or_default(),
+                create_args: Vec::new(),
+            };
+            live.insert(
+                address,
+                Observed {
+                    id: n.id.clone(),
+                    spec: Spec::SwarmNetwork(spec),
+                    outputs: BTreeMap::new(),
+                },
+            );
+        }
+        for c in &view.configs {
+            let spec = SwarmConfigSpec {
+                name: c.name.clone(),
+                content_sha256: c.labels.get(LABEL_CONTENT).cloned().unwrap_or_default(),
+                template_driver: c.template_driver.clone(),
+                content: String::new(),
+            };
+            live.insert(
+                config_address(&c.name),
+                Observed {
+                    id: c.id.clone(),
+                    spec: Spec::SwarmConfig(spec),
+                    outputs: BTreeMap::new(),
+                },
+            );
+        }
+        for s in &view.services {
+            let short = s.name.strip_prefix(&prefix).unwrap_or(&s.name);
+            // External secrets, configs and networks are the file's to name, not plan objects.
+            let ours = |used: &[String], address: &dyn Fn(&str) -> Option<Address>| {
+                let mut list: Vec<Address> = used.iter().filter_map(|n| address(n)).collect();
+                list.sort();
+                list
+            };
+            let secrets = ours(&s.secrets, &|n| {
+                let known = view.secrets.iter().any(|o| o.name == n);
+                known.then(|| swarm_secret_address(n))
+            });
+            let configs = ours(&s.configs, &|n| {
+                let known = view.configs.iter().any(|o| o.name == n);
+                known.then(|| config_address(n))
+            });
+            let networks = ours(&s.networks, &|n| network_of.get(n).cloned());
+            let spec = ServiceSpec {
+                image: normalize_image(&s.image),
+                mode: s.mode.clone(),
+                ports: s.ports.clone(),
+                secrets,
+                networks,
+                configs,
+                definition_sha256: s.labels.get(LABEL_DEFINITION).cloned().unwrap_or_default(),
+                definition: String::new(),
+            };
+            let outputs = BTreeMap::from([
+                ("name".to_string(), s.name.clone()),
+                ("replicas".to_string(), s.replicas.clone()),
+                ("update_state".to_string(), s.update_state.clone()),
+                ("image".to_string(), s.image.clone()),
+            ]);
+            live.insert(
+                service_address(short),
+                Observed {
+                    id: s.id.clone(),
+                    spec: Spec::Service(spec),
+                    outputs,
+                },
+            );
+        }
+        for s in &view.secrets {
+            let secret = s.labels.get("infra.secret").cloned().unwrap_or_default();
+            live.insert(
+                swarm_secret_address(&s.name),
+                Observed {
+                    id: s.id.clone(),
+                    spec: Spec::SwarmSecret(SwarmSecretSpec {
+                        name: s.name.clone(),
+                        secret: Address::new(secret),
+                    }),
+                    outputs: BTreeMap::new(),
+                },
+            );
+        }
+        live
+    }
+
+    fn observe_members(members: &[Member], nodes: &[Node]) -> Live {
+        let mut sorted: Vec<&Member> = members.iter().collect();
+        // A working member wins its address over a stale Down entry of the same node.
+        sorted.sort_by_key(|m| m.state != "ready");
+        let mut live = Live::new();
+        for m in sorted {
+            let mut labels = m.labels.clone();
+            let instance_id = labels.remove(LABEL_INSTANCE_ID);
+            let by_id = instance_id
+                .as_ref()
+                .and_then(|id| nodes.iter().find(|n| &n.host.instance_id == id));
+            let instance = by_id
+                .map(|n| n.host.address.clone())
+                .or_else(|| {
+                    m.labels
+                        .get(LABEL_ADDRESS)
+                        .map(|a| Address::new(a.as_str()))
+                })
+                .or_else(|| {
+                    let by_ip = nodes.iter().find(|n| n.private_ip == m.addr);
+                    by_ip.map(|n| n.host.address.clone())
+                });
+            let address = match &instance {
+                Some(i) if !live.contains_key(&swarm_address(i)) => swarm_address(i),
+                _ => Address::new(format!("orphan.swarm_node.{}", m.id)),
+            };
+            let spec = SwarmNodeSpec {
+                instance: instance.unwrap_or_else(|| Address::new(m.hostname.clone())),
+                role: m.role.clone(),
+                availability: m.availability.clone(),
+                state: m.state.clone(),
+                labels,
+            };
+            let mut outputs = BTreeMap::from([
+                ("hostname".to_string(), m.hostname.clone()),
+                ("addr".to_string(), m.addr.clone()),
+                ("leader".to_string(), m.leader.to_string()),
+            ]);
+            outputs.extend(instance_id.map(|id| ("instance_id".to_string(), id)));
+            live.insert(
+                address,
+                Observed {
+                    id: m.id.clone(),
+                    spec: Spec::SwarmNode(spec),
+                    outputs,
+                },
+            );
+        }
+        live
+    }
+}
