@@ -16,8 +16,9 @@ pub mod yaml;
 #[cfg(test)]
 mod tests;
 
+pub use desired::Names;
 pub use project::{ConfigDef, External, Input, Kind, NetworkDef, Project, SecretDef};
-pub use service::{LABEL_DEFINITION, Names, ServiceDoc, port_text};
+pub use service::{LABEL_DEFINITION, ServiceDoc, port_text};
 
 /// What is wrong with a compose file: `file: message`, the message naming a line and column or
 /// the dotted path of the value (`services.web.networks`).

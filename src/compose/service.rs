@@ -7,8 +7,6 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::project::{Kind, Project};
-
 /// The service label holding the hash of the definition infra deployed.
 pub const LABEL_DEFINITION: &str = "infra.definition-sha256";
 
@@ -23,13 +21,6 @@ pub struct ServiceDoc {
     pub configs: Vec<String>,
     pub secrets: Vec<String>,
     pub volumes: Vec<String>,
-}
-
-/// Swarm names of the secrets and configs infra creates, by their key in the file.
-#[derive(Debug, Default)]
-pub struct Names {
-    pub secrets: BTreeMap<String, String>,
-    pub configs: BTreeMap<String, String>,
 }
 
 impl ServiceDoc {
@@ -167,73 +158,6 @@ impl ServiceDoc {
         }
         out
     }
-
-    /// The document to deploy: this service alone, everything it uses pointed at its Swarm name,
-    /// infra's `labels` added, every `$` doubled (Docker interpolates again on the manager).
-    /// Returns it with the hash of its definition (taken before the hash label is added).
-    pub fn document(
-        &self,
-        project: &Project,
-        names: &Names,
-        labels: &BTreeMap<String, String>,
-    ) -> (Value, String) {
-        let external = |kind: Kind, key: &str| {
-            project
-                .externals
-                .iter()
-                .find(|e| e.kind == kind && e.key == key)
-                .map(|e| e.name.clone())
-        };
-        // Each key used, pointed at the Swarm name of infra's object or the external one.
-        let refer = |keys: &[String], kind: Kind, ours: &dyn Fn(&str) -> Option<String>| {
-            keys.iter()
-                .map(|key| {
-                    let name = ours(key).or_else(|| external(kind, key));
-                    (key.clone(), json!({ "external": true, "name": name }))
-                })
-                .collect::<Map<String, Value>>()
-        };
-        let networks = refer(&self.networks, Kind::Network, &|key| {
-            let network = project.networks.iter().find(|n| n.key == key)?;
-            Some(network.name.clone())
-        });
-        let configs = refer(&self.configs, Kind::Config, &|key| {
-            names.configs.get(key).cloned()
-        });
-        let secrets = refer(&self.secrets, Kind::Secret, &|key| {
-            names.secrets.get(key).cloned()
-        });
-        let volumes: Map<String, Value> = self
-            .volumes
-            .iter()
-            .map(|v| {
-                (
-                    v.clone(),
-                    project.volumes.get(v).cloned().unwrap_or(Value::Null),
-                )
-            })
-            .collect();
-        let mut definition = self.definition.clone();
-        set_labels(&mut definition, labels);
-        let mut doc = Map::new();
-        doc.insert("services".into(), json!({ self.name.clone(): definition }));
-        for (section, entries) in [
-            ("networks", networks),
-            ("volumes", volumes),
-            ("configs", configs),
-            ("secrets", secrets),
-        ] {
-            if !entries.is_empty() {
-                doc.insert(section.into(), Value::Object(entries));
-            }
-        }
-        let mut doc = Value::Object(doc);
-        escape_dollars(&mut doc);
-        let hash = crate::model::resources::sha256_hex(&doc.to_string());
-        let with_hash = BTreeMap::from([(LABEL_DEFINITION.to_string(), hash.clone())]);
-        set_labels(&mut doc["services"][&self.name], &with_hash);
-        (doc, hash)
-    }
 }
 
 pub fn port_text(published: u64, target: u64, protocol: &str, mode: &str) -> String {
@@ -272,7 +196,7 @@ pub fn string_map(m: &Map<String, Value>) -> BTreeMap<String, Option<String>> {
 }
 
 /// `$` → `$$` in every string value (keys are never interpolated).
-fn escape_dollars(v: &mut Value) {
+pub(super) fn escape_dollars(v: &mut Value) {
     match v {
         Value::String(s) if s.contains('$') => *s = s.replace('$', "$$"),
         Value::Array(items) => items.iter_mut().for_each(escape_dollars),
@@ -282,7 +206,7 @@ fn escape_dollars(v: &mut Value) {
 }
 
 /// Adds service labels (`deploy.labels`, a map or a `k=v` list in compose).
-fn set_labels(definition: &mut Value, labels: &BTreeMap<String, String>) {
+pub(super) fn set_labels(definition: &mut Value, labels: &BTreeMap<String, String>) {
     let deploy = definition
         .as_object_mut()
         .expect("services are mappings")

@@ -61,7 +61,12 @@ fn documents(p: &Project) -> BTreeMap<String, Value> {
     let labels = BTreeMap::from([("infra.address".to_string(), "swarm.service.x".to_string())]);
     p.services
         .iter()
-        .map(|s| (s.name.clone(), s.document(p, &names, &labels).0))
+        .map(|s| {
+            (
+                s.name.clone(),
+                super::desired::document(s, p, &names, &labels).0,
+            )
+        })
         .collect()
 }
 
