@@ -34,7 +34,7 @@ pub(super) async fn register_successor(
         }
         cloud.register_target(targets, &group.id, &new.id).await?;
         if let Some(w) = health::after_joining(t, instance, known) {
-            super::wait_healthy(cloud, targets, &w, progress).await?;
+            super::cloud_step::wait_healthy(cloud, targets, &w, progress).await?;
         }
     }
     Ok(())

@@ -22,7 +22,7 @@ use thiserror::Error;
 
 pub use calls::CallLog;
 
-use crate::model::{Address, Observed};
+use crate::model::{Address, Observed, Place, Spec};
 
 /// Clients for the services a stack uses, and the stack's name for tags.
 #[derive(Clone, Debug)]
@@ -439,19 +439,20 @@ pub async fn s3_client(
     ))
 }
 
+/// The executors, chosen by where a kind lives ([`crate::model::Place`]); a new kind is
+/// handled in its service's module.
 impl Cloud {
     pub async fn create(
         &self,
         address: &Address,
-        spec: &crate::model::Spec,
+        spec: &Spec,
         ids: &Ids,
     ) -> Result<Created, CloudError> {
-        if let crate::model::Spec::Secret(s) = spec {
-            self.put_secret_spec(address, s).await
-        } else if is_elb(spec) {
-            self.create_elb(address, spec, ids).await
-        } else {
-            self.create_ec2(address, spec, ids).await
+        match (spec.place(), spec) {
+            (Place::Ssm, Spec::Secret(s)) => self.put_secret_spec(address, s).await,
+            (Place::Elbv2, _) => self.create_elb(address, spec, ids).await,
+            (Place::Ec2, _) => self.create_ec2(address, spec, ids).await,
+            _ => Err(not_ours(address, spec)),
         }
     }
 
@@ -459,41 +460,36 @@ impl Cloud {
         &self,
         address: &Address,
         id: &str,
-        before: &crate::model::Spec,
-        after: &crate::model::Spec,
+        before: &Spec,
+        after: &Spec,
         ids: &Ids,
     ) -> Result<(), CloudError> {
-        if let crate::model::Spec::Secret(s) = after {
-            self.put_secret_spec(address, s).await.map(drop)
-        } else if is_elb(after) {
-            self.update_elb(address, id, after, ids).await
-        } else {
-            self.update_ec2(address, id, before, after, ids).await
+        match (after.place(), after) {
+            (Place::Ssm, Spec::Secret(s)) => self.put_secret_spec(address, s).await.map(drop),
+            (Place::Elbv2, _) => self.update_elb(address, id, after, ids).await,
+            (Place::Ec2, _) => self.update_ec2(address, id, before, after, ids).await,
+            _ => Err(not_ours(address, after)),
         }
     }
 
     /// Removes an object; one already gone counts as removed.
-    pub async fn delete(
-        &self,
-        address: &Address,
-        id: &str,
-        spec: &crate::model::Spec,
-    ) -> Result<(), CloudError> {
-        if let crate::model::Spec::Secret(s) = spec {
-            self.delete_secrets(std::slice::from_ref(&s.parameter))
-                .await
-        } else if is_elb(spec) {
-            self.delete_elb(address, id, spec).await
-        } else {
-            self.delete_ec2(address, id, spec).await
+    pub async fn delete(&self, address: &Address, id: &str, spec: &Spec) -> Result<(), CloudError> {
+        match (spec.place(), spec) {
+            (Place::Ssm, Spec::Secret(s)) => {
+                self.delete_secrets(std::slice::from_ref(&s.parameter))
+                    .await
+            }
+            (Place::Elbv2, _) => self.delete_elb(address, id, spec).await,
+            (Place::Ec2, _) => self.delete_ec2(address, id, spec).await,
+            _ => Err(not_ours(address, spec)),
         }
     }
 }
 
-fn is_elb(spec: &crate::model::Spec) -> bool {
-    use crate::model::Spec::*;
-    matches!(
-        spec,
-        LoadBalancer(_) | TargetGroup(_) | Listener(_) | Targets(_)
-    )
+/// An object that does not live in AWS (a Swarm object) handed to the cloud's executor.
+fn not_ours(address: &Address, spec: &Spec) -> CloudError {
+    CloudError::Invalid {
+        resource: address.to_string(),
+        message: format!("a {} is not an AWS object", spec.kind()),
+    }
 }

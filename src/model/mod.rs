@@ -2,12 +2,14 @@
 
 mod address;
 pub mod image;
+mod kinds;
 pub mod resources;
 mod spec;
 mod stack;
 pub mod targets;
 
 pub use address::Address;
+pub use kinds::*;
 pub use spec::*;
 pub use stack::*;
 

@@ -1,0 +1,49 @@
+//! The kinds of plan objects, one file per area. Each kind is a spec struct (what the object
+//! should look like, references as addresses) and an [`impl Kind`](Kind): its name, where it
+//! lives, the fields that replace it and what it references.
+//!
+//! Adding a kind (docs/architecture.md, "Adding an object kind"): its struct and `impl Kind` in
+//! a file here, one line in the `kinds!` list of `model/spec.rs`; then its expansion
+//! (`model/resources`), its reader (`cloud/read` or `swarm/observe`) and its executor (the
+//! service module that [`Place`] names: `cloud::<service>` or `swarm`).
+
+mod apps;
+mod groups;
+mod load_balancer;
+mod network;
+mod nodes;
+
+pub use apps::*;
+pub use groups::*;
+pub use load_balancer::*;
+pub use network::*;
+pub use nodes::*;
+
+use super::Address;
+
+/// Where an object lives, and so which reader and executor handle it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// Amazon EC2 (VPC objects, security groups, key pairs, instances).
+    Ec2,
+    /// Elastic Load Balancing v2 (load balancers, target groups, listeners, targets).
+    Elbv2,
+    /// Systems Manager Parameter Store.
+    Ssm,
+    /// The Swarm on the nodes, reached over SSH through a manager.
+    Swarm,
+}
+
+/// What every kind of plan object provides; [`super::Spec`] dispatches to it.
+pub trait Kind {
+    /// Its name in plans and orphan addresses, and its `type` in state and plan files
+    /// (snake case of its `Spec` variant: `InternetGateway` is `internet_gateway`).
+    const NAME: &'static str;
+    /// Where it lives.
+    const PLACE: Place;
+    /// Fields whose change cannot be made in place (AWS or Docker refuses it): the object is
+    /// replaced. The others change in place.
+    const REPLACE_FIELDS: &'static [&'static str];
+    /// Every address it refers to: those exist first and are removed last.
+    fn references(&self) -> Vec<&Address>;
+}
