@@ -1,4 +1,5 @@
-//! infra: Docker Swarm clusters on AWS, as code. See DESIGN.md for the architecture.
+//! infra: Docker Swarm clusters on AWS, as code. The layers, each module's job and how to add an
+//! object kind: docs/architecture.md.
 
 pub mod apply;
 pub mod cli;

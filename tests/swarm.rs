@@ -212,7 +212,7 @@ fn apply_bootstraps_a_swarm_that_plans_clean_heals_and_keeps_its_secrets() {
     );
 }
 
-/// Measurement, not a check (README: "Swarm bootstrap time"): `infra apply` from nothing to a
+/// Measurement, not a check (docs/swarm.md, "Bootstrap time"): `infra apply` from nothing to a
 /// Swarm of 3 and of 6 nodes, on instances with Docker baked in and on instances whose user-data
 /// installs it (then also the user-data's own time on each node, cloud-init's final stage).
 /// Run with `cargo test --test swarm -- --ignored --nocapture`.

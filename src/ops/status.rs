@@ -7,7 +7,7 @@ use super::nodes::read_swarm_live;
 use super::{Context, Result};
 use crate::cloud::Cloud;
 use crate::model::resources::{swarm_address, targets_address};
-use crate::model::{Address, Spec};
+use crate::model::{Address, Live, Spec};
 
 pub struct StatusOptions {
     pub json: bool,
@@ -35,14 +35,41 @@ pub async fn status(ctx: &Context, opts: StatusOptions) -> Result<()> {
     } else {
         (Default::default(), None)
     };
-    // Health in the target group of the target port (while a new one takes over, the others
-    // are not what the listener forwards to).
+    let nodes = node_rows(&stack, &live, &swarm);
+    let services = service_rows(&swarm);
+    let dns = live
+        .get(&Address::new("lb"))
+        .and_then(|l| l.outputs.get("dns_name"))
+        .cloned();
+    if opts.json {
+        let doc = json!({
+            "stack": stack.name,
+            "load_balancer_dns_name": dns,
+            "nodes": nodes,
+            "services": services,
+            "note": swarm_note,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("serializes")
+        );
+        return Ok(());
+    }
+    print_tables(&stack.name, dns.as_deref(), &nodes, &services);
+    if let Some(note) = swarm_note {
+        eprintln!("warning: {note}");
+    }
+    Ok(())
+}
+
+/// A row per instance: AWS's view, the member it runs, its health in the target group of the
+/// target port (while a new one takes over, the others are not what the listener forwards to).
+fn node_rows(stack: &crate::model::Stack, live: &Live, swarm: &Live) -> Vec<Value> {
     let health = live
         .get(&targets_address(stack.load_balancer.target_port))
         .map(|t| t.outputs.clone())
         .unwrap_or_default();
-    let nodes: Vec<Value> = live
-        .iter()
+    live.iter()
         .filter(|(_, o)| matches!(o.spec, Spec::Instance(_)))
         .map(|(address, o)| {
             let Spec::Instance(i) = &o.spec else {
@@ -68,8 +95,12 @@ pub async fn status(ctx: &Context, opts: StatusOptions) -> Result<()> {
                 "target_health": health.get(address.as_str()),
             })
         })
-        .collect();
-    let services: Vec<Value> = swarm
+        .collect()
+}
+
+/// A row per service, as the Swarm reports it.
+fn service_rows(swarm: &Live) -> Vec<Value> {
+    swarm
         .iter()
         .filter(|(_, o)| matches!(o.spec, Spec::Service(_)))
         .map(|(address, o)| {
@@ -82,30 +113,12 @@ pub async fn status(ctx: &Context, opts: StatusOptions) -> Result<()> {
                 "update_state": out("update_state"),
             })
         })
-        .collect();
-    let dns = live
-        .get(&Address::new("lb"))
-        .and_then(|l| l.outputs.get("dns_name"))
-        .cloned();
-    if opts.json {
-        let doc = json!({
-            "stack": stack.name,
-            "load_balancer_dns_name": dns,
-            "nodes": nodes,
-            "services": services,
-            "note": swarm_note,
-        });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("serializes")
-        );
-        return Ok(());
-    }
-    println!(
-        "stack {}: load balancer {}",
-        stack.name,
-        dns.as_deref().unwrap_or("(none)")
-    );
+        .collect()
+}
+
+/// The text form: a table of nodes, then one of services.
+fn print_tables(stack: &str, dns: Option<&str>, nodes: &[Value], services: &[Value]) {
+    println!("stack {}: load balancer {}", stack, dns.unwrap_or("(none)"));
     if nodes.is_empty() {
         println!("no nodes");
     } else {
@@ -114,7 +127,7 @@ pub async fn status(ctx: &Context, opts: StatusOptions) -> Result<()> {
             "{:<18} {:<21} {:<12} {:<9} {:<15} {:<9} {:<8} {:<6} TARGET",
             "NODE", "INSTANCE", "ZONE", "STATE", "PRIVATE IP", "ROLE", "SWARM", "AVAIL"
         );
-        for n in &nodes {
+        for n in nodes {
             println!(
                 "{:<18} {:<21} {:<12} {:<9} {:<15} {:<9} {:<8} {:<6} {}",
                 cell(n, "address"),
@@ -135,7 +148,7 @@ pub async fn status(ctx: &Context, opts: StatusOptions) -> Result<()> {
             "\n{:<24} {:<10} {:<20} IMAGE",
             "SERVICE", "RUNNING", "LAST UPDATE"
         );
-        for s in &services {
+        for s in services {
             println!(
                 "{:<24} {:<10} {:<20} {}",
                 cell(s, "name"),
@@ -145,8 +158,4 @@ pub async fn status(ctx: &Context, opts: StatusOptions) -> Result<()> {
             );
         }
     }
-    if let Some(note) = swarm_note {
-        eprintln!("warning: {note}");
-    }
-    Ok(())
 }
