@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{FaultProxy, Project, live_instances, tagged_left};
+use support::{FaultProxy, Project, kill_at_point, kill_point, live_instances, tagged_left};
 
 /// Every object tagged with the stack is in the state, once; nothing is duplicated.
 fn assert_converged(p: &Project, stack: &str, workers: usize) {
@@ -173,9 +173,9 @@ fn apply_killed_at_any_of_30_points_is_finished_by_the_next() {
         let stack = format!("k{point}");
         p.stack = stack.clone();
         p.write_stack(2);
-        let kill_at = 1 + point * (total - 2) / 29;
+        let kill_at = kill_point(point, 30, 1, total - 1);
         let before = proxy.requests().len();
-        let mut child = p
+        let child = p
             .command(env!("CARGO_BIN_EXE_infra"))
             .env("AWS_ENDPOINT_URL", &proxy.endpoint)
             .args(["apply", "--auto-approve", "--stack", &stack])
@@ -183,19 +183,10 @@ fn apply_killed_at_any_of_30_points_is_finished_by_the_next() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            if proxy.requests().len() - before >= kill_at {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                killed += 1;
-                break;
-            }
-            assert!(Instant::now() < deadline);
-            std::thread::sleep(Duration::from_millis(1));
+        let progress = || proxy.requests().len() - before;
+        let timeout = Some(Duration::from_secs(60));
+        if kill_at_point(child, point, kill_at, progress, timeout) {
+            killed += 1;
         }
         let again = p.infra(&["apply", "--auto-approve", "--stack", &stack]);
         assert_eq!(
@@ -248,19 +239,14 @@ fn destroy_killed_at_any_of_30_points_is_finished_by_the_next() {
         p.stack = stack.clone();
         p.write_stack(1);
         p.ok(&["apply", "--auto-approve", "--stack", &stack]);
-        let kill_at = 1 + point * (total - 2) / 29;
+        let kill_at = kill_point(point, 30, 1, total - 1);
         let before = proxy.requests().len();
-        let mut child = via_proxy(&p, &["destroy", "--auto-approve", "--stack", &stack])
+        let child = via_proxy(&p, &["destroy", "--auto-approve", "--stack", &stack])
             .spawn()
             .unwrap();
-        while child.try_wait().unwrap().is_none() {
-            if proxy.requests().len() - before >= kill_at {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let progress = || proxy.requests().len() - before;
+        // No time limit here, and whether it was killed is not counted.
+        kill_at_point(child, point, kill_at, progress, None);
         let again = p.infra(&["destroy", "--auto-approve", "--stack", &stack]);
         assert_eq!(
             again.code,

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use support::traffic::Traffic;
 use support::{
-    FaultProxy, Project, Testbed, assert_exactly, healthy, live_instances, manager_node, members,
-    sandbox, spawn_via, tagged_left, world,
+    FaultProxy, Project, Testbed, assert_exactly, healthy, kill_at_point, kill_point,
+    live_instances, manager_node, members, sandbox, spawn_via, tagged_left, world,
 };
 
 /// The parameter the sandbox's nodes take their AMI from: one of the test's own (moto refuses
@@ -324,19 +324,13 @@ fn kill_roll_at(id: &'static str, points: std::ops::Range<usize>) {
         p.aws(&["ssm-put", PARAMETER, ami]);
         // Spread from the first change to a few before the last (a run may take one or two
         // actions fewer than the one measured).
-        let kill_at = reads + 1 + point * (total - reads - 4) / 11;
+        let kill_at = kill_point(point, 12, reads + 1, total - 3);
         let before = proxy.requests().len();
-        let mut child = spawn_via(&p, &proxy, &roll, &log);
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while child.try_wait().unwrap().is_none() {
-            if changes_made(&proxy, before, &log) >= kill_at {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                killed += 1;
-                break;
-            }
-            assert!(Instant::now() < deadline, "point {point}: the run hangs");
-            std::thread::sleep(Duration::from_millis(1));
+        let child = spawn_via(&p, &proxy, &roll, &log);
+        let progress = || changes_made(&proxy, before, &log);
+        let timeout = Some(Duration::from_secs(300));
+        if kill_at_point(child, point, kill_at, progress, timeout) {
+            killed += 1;
         }
         let dump = p.dump();
         assert!(

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use support::traffic::Traffic;
 use support::{
-    FaultProxy, Project, Testbed, actions, assert_exactly, healthy, live_instances, members,
-    sandbox, spawn_via,
+    FaultProxy, Project, Testbed, actions, assert_exactly, healthy, kill_at_point, kill_point,
+    live_instances, members, sandbox, spawn_via,
 };
 
 fn scale(p: &Project, args: &[&str]) {
@@ -181,19 +181,13 @@ fn kill_scale_in_at(id: &'static str, points: std::ops::Range<usize>) {
     for point in points {
         scale(&p, &["4"]);
         p.ok(&["scale-nodes", "1", "--no-apply"]);
-        let kill_at = reads + 1 + point * (total - reads - 2) / 29;
+        let kill_at = kill_point(point, 30, reads + 1, total - 1);
         let before = proxy.requests().len();
-        let mut child = spawn_via(&p, &proxy, &apply, &log);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while child.try_wait().unwrap().is_none() {
-            if actions(&proxy, before, &log) >= kill_at {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                killed += 1;
-                break;
-            }
-            assert!(Instant::now() < deadline, "point {point}: the run hangs");
-            std::thread::sleep(Duration::from_millis(1));
+        let child = spawn_via(&p, &proxy, &apply, &log);
+        let progress = || actions(&proxy, before, &log);
+        let timeout = Some(Duration::from_secs(120));
+        if kill_at_point(child, point, kill_at, progress, timeout) {
+            killed += 1;
         }
         let again = p.infra(&apply);
         assert_eq!(

@@ -1,0 +1,55 @@
+//! The ALB data plane (tests/world/alb/alb.py): HAProxy in a testbed playing the load balancer
+//! a stack creates in moto. `Testbed::serve_load_balancer` starts it, `Testbed::load_balancer`
+//! is how clients reach it.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::aws::Moto;
+use super::world::{venv, world};
+
+/// The ALB data plane (tests/world/alb/alb.py) of a testbed: HAProxy at 10.77.ID.2 playing the
+/// load balancer the stack creates in moto (which it reads directly, as any client would), and
+/// writing target health for the AWS proxy. Stopped on drop.
+pub struct Alb {
+    child: Child,
+}
+
+impl Alb {
+    pub fn start(id: &str, dir: &Path, moto: &Moto, keys: &Path) -> Alb {
+        let child = Command::new(venv().join("bin/python"))
+            .arg(world("alb/alb.py"))
+            .args(["--id", id])
+            .arg("--dir")
+            .arg(dir)
+            .arg("--keys")
+            .arg(keys)
+            .arg("--health")
+            .arg(&moto.target_health)
+            .env("AWS_ENDPOINT_URL", &moto.direct)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.with_extension("log")).unwrap())
+            .spawn()
+            .expect("start the ALB data plane");
+        Alb { child }
+    }
+}
+
+impl Drop for Alb {
+    fn drop(&mut self) {
+        // SIGTERM: it stops HAProxy and removes its network namespace.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

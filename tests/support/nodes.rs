@@ -1,0 +1,239 @@
+//! Testbed nodes (tests/world/nodes): network namespaces that boot like EC2 instances, one
+//! testbed per test; the harness's own way into a node (`testbed exec`, not SSH), the Swarm as
+//! the first manager's `docker` sees it, and what the nodes serve.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use super::alb::Alb;
+use super::project::Project;
+use super::traffic;
+use super::world::{venv, world};
+
+/// Runs tests/world/nodes/testbed (needs root); returns what it printed.
+pub fn testbed(args: &[&str]) -> String {
+    let out = Command::new(world("nodes/testbed"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    assert!(
+        out.status.success(),
+        "testbed {args:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// The image instances boot from: Docker baked in (the fast path), or installed by the
+/// user-data at first boot (the faithful path).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Image {
+    Docker,
+    Base,
+}
+
+/// Each test has its own testbed (they run in parallel).
+pub struct Testbed {
+    pub id: &'static str,
+    pub dir: PathBuf,
+    alb: Option<Alb>,
+    reaper: Option<Reaper>,
+}
+
+/// Powers a node off within seconds of its instance's termination (`testbed reap`), as EC2
+/// stops a terminated instance: nothing may rely on a terminated node still answering. Looks at
+/// moto directly every 5 s; stopped on drop.
+struct Reaper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Reaper {
+    fn start(id: &'static str, dir: PathBuf, moto: &str) -> Reaper {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (flag, moto) = (stop.clone(), moto.to_string());
+        let handle = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let out = Command::new(venv().join("bin/python"))
+                    .arg(world("aws/aws.py"))
+                    .arg("terminated")
+                    .env("AWS_ENDPOINT_URL", &moto)
+                    .env("AWS_REGION", "us-east-1")
+                    .env("AWS_DEFAULT_REGION", "us-east-1")
+                    .env("AWS_ACCESS_KEY_ID", "testing")
+                    .env("AWS_SECRET_ACCESS_KEY", "testing")
+                    .output();
+                let ids: Vec<String> = out
+                    .ok()
+                    .and_then(|o| serde_json::from_slice(&o.stdout).ok())
+                    .unwrap_or_default();
+                if !ids.is_empty() {
+                    let _ = Command::new(world("nodes/testbed"))
+                        .args(["reap", id, dir.to_str().unwrap()])
+                        .args(&ids)
+                        .output();
+                }
+                for _ in 0..50 {
+                    if flag.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        });
+        Reaper {
+            stop,
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Testbed {
+    /// `nodes` powered-off nodes on the fast path's image.
+    pub fn up(id: &'static str, dir: PathBuf, nodes: usize) -> Testbed {
+        Testbed::up_with(id, dir, nodes, Image::Docker)
+    }
+
+    pub fn up_with(id: &'static str, dir: PathBuf, nodes: usize, image: Image) -> Testbed {
+        let image = match image {
+            Image::Docker => "docker",
+            Image::Base => "base",
+        };
+        let (n, d) = (nodes.to_string(), dir.to_str().unwrap().to_string());
+        testbed(&["up", id, &n, &d, "--image", image]);
+        Testbed {
+            id,
+            dir,
+            alb: None,
+            reaper: None,
+        }
+    }
+
+    /// Powers off the nodes of instances `p`'s stack terminates, as EC2 does.
+    pub fn reap_terminated(&mut self, p: &Project) {
+        self.reaper = Some(Reaper::start(self.id, self.dir.clone(), &p.moto.direct));
+    }
+
+    /// Starts the ALB data plane for the load balancer `p`'s stack creates.
+    pub fn serve_load_balancer(&mut self, p: &Project) {
+        let dir = self.dir.join("alb");
+        self.alb = Some(Alb::start(self.id, &dir, &p.moto, &p.keys()));
+    }
+
+    /// The load balancer as a client reaches it over HTTPS: by the DNS name moto gave it, at
+    /// the data plane's address, trusting the stack's certificate.
+    pub fn load_balancer(&self, p: &Project) -> traffic::LoadBalancer {
+        let dns = p.dump()["load_balancers"][0]["dns"]
+            .as_str()
+            .expect("the stack has a load balancer")
+            .to_string();
+        let addr = format!("10.77.{}.2", self.id).parse().unwrap();
+        traffic::LoadBalancer::new(&dns, addr, &p.certificate_authority())
+    }
+
+    /// The testbed node an instance landed on, from the harness's map.
+    pub fn node_of(&self, instance_id: &str) -> usize {
+        let map = std::fs::read_to_string(self.dir.join("map")).unwrap();
+        let line = map
+            .lines()
+            .find(|l| l.ends_with(instance_id))
+            .unwrap_or_else(|| panic!("{instance_id} not in {map}"));
+        line.split(' ').nth(1).unwrap().parse().unwrap()
+    }
+
+    /// `command` as root inside node `node`, the harness's own way in (not SSH, not the tool):
+    /// how the tests read a node with its own `docker`.
+    pub fn sh(&self, node: usize, command: &str) -> String {
+        let (dir, i) = (self.dir.to_str().unwrap(), node.to_string());
+        testbed(&["exec", dir, &i, "sh", "-c", command])
+            .trim()
+            .to_string()
+    }
+
+    /// The same, None while the node is powered off or the command fails.
+    pub fn try_sh(&self, node: usize, command: &str) -> Option<String> {
+        let out = Command::new(world("nodes/testbed"))
+            .args(["exec", self.dir.to_str().unwrap(), &node.to_string()])
+            .args(["sh", "-c", command])
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// `testbed ARGS…` for this testbed's directory, e.g. `["docker-stop", "2"]`.
+    pub fn run(&self, command: &str, args: &[&str]) -> String {
+        let dir = self.dir.to_str().unwrap();
+        let mut all = vec![command, dir];
+        all.extend_from_slice(args);
+        testbed(&all)
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        drop(self.alb.take());
+        drop(self.reaper.take());
+        testbed(&["down", self.id, self.dir.to_str().unwrap()]);
+    }
+}
+
+/// The testbed node `node.manager[0]` runs on.
+pub fn manager_node(p: &Project, bed: &Testbed) -> usize {
+    bed.node_of(&p.id_of("node.manager[0]"))
+}
+
+/// `docker node ls` as the first manager sees it: (role, status, availability) sorted.
+pub fn members(p: &Project, bed: &Testbed) -> Vec<String> {
+    let out = bed.sh(
+        manager_node(p, bed),
+        "docker node ls --format '{{if .ManagerStatus}}manager{{else}}worker{{end}} {{.Status}} {{.Availability}}'",
+    );
+    let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+/// What `members` shows for a healthy Swarm of `managers` and `workers`.
+pub fn healthy(managers: usize, workers: usize) -> Vec<String> {
+    let mut v = vec!["manager Ready Active".to_string(); managers];
+    v.extend(vec!["worker Ready Active".to_string(); workers]);
+    v
+}
+
+/// Every node's published port 3000.
+pub fn targets(id: &str, nodes: usize) -> Vec<SocketAddr> {
+    (1..=nodes)
+        .map(|i| format!("10.77.{id}.{}:3000", 10 + i).parse().unwrap())
+        .collect()
+}
+
+/// What node `t` serves at `/`, once it starts with `prefix` (bounded wait: a task may be
+/// between stop and start right after a deploy).
+pub fn serves(t: SocketAddr, prefix: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match traffic::get(t, "/") {
+            Ok(body) if body.starts_with(prefix) => return body,
+            other if std::time::Instant::now() > deadline => {
+                panic!("{t}: {other:?}, wanted {prefix}")
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(300)),
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! The sandbox stack (stacks/sandbox.toml) on a testbed of its own, set up the way
+//! `scripts/sandbox up` sets it up: what most testbed tests start from.
+
+use std::path::Path;
+
+use super::nodes::{Image, Testbed};
+use super::project::Project;
+use super::world::world;
+
+/// The sandbox's secret value in the tests.
+pub const GREETING_V1: &str = "s3cr3t-greeting-ONE-7f1d";
+
+/// The sandbox stack in a scratch directory, with its `.sandbox/` made the way
+/// `scripts/sandbox up` makes it, and the demo image's `tags` in the testbed's registry.
+pub fn sandbox(id: &'static str, nodes: usize, tags: &[&str]) -> (Project, Testbed) {
+    sandbox_with(id, nodes, tags, Image::Docker)
+}
+
+pub fn sandbox_with(
+    id: &'static str,
+    nodes: usize,
+    tags: &[&str],
+    image: Image,
+) -> (Project, Testbed) {
+    let mut p = Project::new("sandbox", 2);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(root.join("stacks/sandbox.toml"), p.stack_file()).unwrap();
+    let mut bed = Testbed::up_with(id, p.dir.path().join(".sandbox/testbed"), nodes, image);
+    bed.serve_load_balancer(&p);
+    bed.reap_terminated(&p);
+    let proxy = format!(
+        "Host *\n  ProxyCommand {} {id} {} %h %p\n",
+        world("nodes/connect").display(),
+        bed.dir.display()
+    );
+    std::fs::write(p.dir.path().join(".sandbox/ssh_config"), proxy).unwrap();
+    // v3 is the release that never gets healthy.
+    for &tag in tags {
+        let broken: &[&str] = if tag == "v3" { &["broken"] } else { &[] };
+        let name = format!("infra-demo:{tag}");
+        let mut args = vec![name.as_str(), tag];
+        args.extend_from_slice(broken);
+        bed.run("image", &args);
+    }
+    p.env = vec![
+        ("INFRA_VAR_certificate_arn".into(), p.cert_arn.clone()),
+        ("DEMO_GREETING".into(), GREETING_V1.into()),
+    ];
+    (p, bed)
+}
