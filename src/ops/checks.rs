@@ -21,20 +21,43 @@ pub(super) async fn account(
     changes: &[Change],
     images: &BTreeMap<String, ImageFacts>,
 ) -> Result<()> {
-    let fail = |paths: &[&[&str]], message: String, help: &str| {
+    let at = At {
+        file: ctx.workspace.shown_stack_file(),
+        source,
+    };
+    listener(cloud, changes, &at).await?;
+    zones(cloud, stack, changes, &at).await?;
+    instances(ctx, cloud, stack, changes, images, &at).await
+}
+
+/// Where a refusal points: the stack file and its text.
+struct At<'a> {
+    file: String,
+    source: &'a str,
+}
+
+impl At<'_> {
+    /// A refusal at the first of `paths` the file has, with what to do.
+    fn fail(&self, paths: &[&[&str]], message: String, help: &str) -> OpsError {
         OpsError::Config(crate::config::error_at(
-            &ctx.workspace.shown_stack_file(),
-            source,
+            &self.file,
+            self.source,
             paths,
             message,
             Some(help.to_string()),
         ))
-    };
-    let created = |c: &&Change| matches!(c.action, Action::Create | Action::Replace);
+    }
+}
+
+/// Whether a change makes the object anew.
+fn created(c: &&Change) -> bool {
+    matches!(c.action, Action::Create | Action::Replace)
+}
+
+/// The HTTPS listener's certificate and TLS policy, when they change.
+async fn listener(cloud: &Cloud, changes: &[Change], at: &At<'_>) -> Result<()> {
     let changed_field =
         |c: &Change, f: &str| created(&c) || c.fields.iter().any(|field| field.name == f);
-
-    // The HTTPS listener's certificate and policy.
     let https = changes.iter().find_map(|c| match &c.after {
         Some(Spec::Listener(l)) if l.protocol == "HTTPS" => Some((c, l)),
         _ => None,
@@ -47,14 +70,14 @@ pub(super) async fn account(
             certificate(cloud, arn, &region)
                 .await
                 .map_err(|(message, help)| {
-                    fail(&[&["load_balancer", "certificate_arn"]], message, &help)
+                    at.fail(&[&["load_balancer", "certificate_arn"]], message, &help)
                 })?;
         }
         if let Some(policy) = &l.ssl_policy
             && changed_field(c, "ssl_policy")
             && !cloud.ssl_policy_exists(policy).await?
         {
-            return Err(fail(
+            return Err(at.fail(
                 &[&["load_balancer", "tls_policy"]],
                 format!("TLS policy {policy:?} does not exist in ELB"),
                 "use a policy DescribeSSLPolicies lists, e.g. ELBSecurityPolicy-TLS13-1-2-2021-06 (the default)",
@@ -62,7 +85,11 @@ pub(super) async fn account(
         }
     }
 
-    // The zones of new subnets.
+    Ok(())
+}
+
+/// The zones of new subnets exist in the region and are available to the account.
+async fn zones(cloud: &Cloud, stack: &Stack, changes: &[Change], at: &At<'_>) -> Result<()> {
     let new_zones: Vec<(usize, &str)> = stack
         .network
         .subnets
@@ -80,7 +107,7 @@ pub(super) async fn account(
         let zones = cloud.zones().await?;
         if let Some((i, zone)) = new_zones.iter().find(|(_, z)| !zones.contains(*z)) {
             let i = i.to_string();
-            return Err(fail(
+            return Err(at.fail(
                 &[&["network", "subnets", &i, "zone"]],
                 format!(
                     "zone {zone:?} does not exist in this region, or is not available to the account"
@@ -93,7 +120,19 @@ pub(super) async fn account(
         }
     }
 
-    // New instances: their type in their zone, and the type's processor for their image.
+    Ok(())
+}
+
+/// New instances: their type exists and is offered in their zone, and runs their image's
+/// processor architecture.
+async fn instances(
+    ctx: &Context,
+    cloud: &Cloud,
+    stack: &Stack,
+    changes: &[Change],
+    images: &BTreeMap<String, ImageFacts>,
+    at: &At<'_>,
+) -> Result<()> {
     let launched: Vec<(Role, &str, &str, &str)> = changes
         .iter()
         .filter(created)
@@ -122,7 +161,7 @@ pub(super) async fn account(
         .filter(|a| !images.contains_key(a))
         .collect();
     let mut images = images.clone();
-    images.extend(describe_images(ctx, cloud, stack, source, &missing).await?);
+    images.extend(describe_images(ctx, cloud, stack, at.source, &missing).await?);
     for (role, itype, zone, ami) in launched {
         let pool = role.pool();
         let pools = format!("{pool}s");
@@ -135,14 +174,14 @@ pub(super) async fn account(
             ]
         };
         let Some(supported) = archs.get(itype) else {
-            return Err(fail(
+            return Err(at.fail(
                 &paths,
                 format!("instance type {itype:?} ({pool} nodes) does not exist"),
                 "check the spelling, e.g. t3.small or m7g.large",
             ));
         };
         if !offered.contains(&(itype.to_string(), zone.to_string())) {
-            return Err(fail(
+            return Err(at.fail(
                 &paths,
                 format!("instance type {itype} ({pool} nodes) is not offered in zone {zone}"),
                 "choose a type the zone offers (aws ec2 describe-instance-type-offerings --location-type availability-zone), or another zone",
@@ -153,7 +192,7 @@ pub(super) async fn account(
             .map(|i| i.architecture.as_str())
             .unwrap_or_default();
         if !arch.is_empty() && !supported.iter().any(|s| s == arch) {
-            return Err(fail(
+            return Err(at.fail(
                 &paths,
                 format!(
                     "instance type {itype} ({pool} nodes) runs {}, but its image {ami} is {arch}",

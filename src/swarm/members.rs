@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::error::SwarmError;
 use super::node::{Deregistration, Node};
-use super::ssh::SshError;
+use super::ssh::{NodeSession, SshError};
 use super::{Swarm, docker};
 use crate::model::{Address, SwarmNodeSpec};
 
@@ -33,26 +33,10 @@ impl Swarm<'_> {
         let (session, mut state) = self.wait_ready(node).await?;
         let (leader, mut silent) = self.find_manager(managers, &node.host.address).await?;
         silent.retain(|s| !newcomers.iter().any(|a| s.starts_with(&format!("{a} "))));
-        if let (Some((_, manager)), "active") = (&leader, state.as_str()) {
-            // It believes it is a member; the Swarm may no longer know it (it was removed, or
-            // the Swarm was rebuilt by `recover-swarm` while it was away): then it leaves first.
-            let own = session
-                .run(
-                    "docker info",
-                    "docker info --format '{{.Swarm.NodeID}}'",
-                    None,
-                )
-                .await?;
-            if manager
-                .run("docker node inspect", &docker::known(own.trim()), None)
-                .await
-                .is_err()
-            {
-                session
-                    .run("docker swarm leave", docker::leave(), None)
-                    .await?;
-                state = "inactive".into();
-            }
+        if let (Some((_, manager)), "active") = (&leader, state.as_str())
+            && self.forgotten(&session, manager).await?
+        {
+            state = "inactive".into();
         }
         let id = match (&leader, state.as_str()) {
             // Already a member (an earlier run joined it, then stopped): keep it.
@@ -89,24 +73,8 @@ impl Swarm<'_> {
             }
             (Some((manager, manager_session)), _) => {
                 let token = self.token(&spec.role, manager_session).await?;
-                let script = docker::join(&node.private_ip, &manager.private_ip);
-                let mut attempt = 1;
-                loop {
-                    match session
-                        .run("docker swarm join", &script, Some(&token))
-                        .await
-                    {
-                        Ok(id) => break id,
-                        // The script left the failed join behind, so a retry starts clean:
-                        // a manager briefly out of reach should not cost a whole apply.
-                        Err(e @ SshError::Command { .. }) if attempt < JOIN_ATTEMPTS => {
-                            tracing::debug!("{}: retrying the join: {e}", node.host.address);
-                            tokio::time::sleep(Duration::from_secs(5)).await;
-                            attempt += 1;
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
+                self.join_retried(node, &session, &manager.private_ip, &token)
+                    .await?
             }
         };
         let id = id.trim().to_string();
@@ -127,6 +95,60 @@ impl Swarm<'_> {
             .await?;
         manager.close().await;
         Ok(id)
+    }
+
+    /// Whether a node that believes it is a member is unknown to the Swarm (it was removed, or
+    /// the Swarm was rebuilt by `recover-swarm` while it was away): then it has left, to join
+    /// anew.
+    async fn forgotten(
+        &self,
+        session: &NodeSession,
+        manager: &NodeSession,
+    ) -> Result<bool, SwarmError> {
+        let own = session
+            .run(
+                "docker info",
+                "docker info --format '{{.Swarm.NodeID}}'",
+                None,
+            )
+            .await?;
+        if manager
+            .run("docker node inspect", &docker::known(own.trim()), None)
+            .await
+            .is_ok()
+        {
+            return Ok(false);
+        }
+        session
+            .run("docker swarm leave", docker::leave(), None)
+            .await?;
+        Ok(true)
+    }
+
+    /// `docker swarm join` through the manager at `manager_ip`, the token on stdin; a failed
+    /// join is tried again ([`JOIN_ATTEMPTS`] in all). Returns the node's Swarm id.
+    async fn join_retried(
+        &self,
+        node: &Node,
+        session: &NodeSession,
+        manager_ip: &str,
+        token: &str,
+    ) -> Result<String, SwarmError> {
+        let script = docker::join(&node.private_ip, manager_ip);
+        let mut attempt = 1;
+        loop {
+            match session.run("docker swarm join", &script, Some(token)).await {
+                Ok(id) => return Ok(id),
+                // The script left the failed join behind, so a retry starts clean:
+                // a manager briefly out of reach should not cost a whole apply.
+                Err(e @ SshError::Command { .. }) if attempt < JOIN_ATTEMPTS => {
+                    tracing::debug!("{}: retrying the join: {e}", node.host.address);
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Role, availability and labels, changed from a manager.

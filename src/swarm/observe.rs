@@ -42,100 +42,10 @@ impl Swarm<'_> {
             })
             .flatten()
             .collect();
-        for n in &view.networks {
-            let Some(address) = address_of(n) else {
-                continue;
-            };
-            let spec = SwarmNetworkSpec {
-                name: n.name.clone(),
-                driver: n.driver.clone(),
-                attachable: n.attachable,
-                internal: n.internal,
-                encrypted: n.options.contains_key("encrypted"),
-                definition_sha256: n.labels.get(LABEL_DEFINITION).cloned().unwrap_or_default(),
-                create_args: Vec::new(),
-            };
-            live.insert(
-                address,
-                Observed {
-                    id: n.id.clone(),
-                    spec: Spec::SwarmNetwork(spec),
-                    outputs: BTreeMap::new(),
-                },
-            );
-        }
-        for c in &view.configs {
-            let spec = SwarmConfigSpec {
-                name: c.name.clone(),
-                content_sha256: c.labels.get(LABEL_CONTENT).cloned().unwrap_or_default(),
-                template_driver: c.template_driver.clone(),
-                content: String::new(),
-            };
-            live.insert(
-                config_address(&c.name),
-                Observed {
-                    id: c.id.clone(),
-                    spec: Spec::SwarmConfig(spec),
-                    outputs: BTreeMap::new(),
-                },
-            );
-        }
-        for s in &view.services {
-            let short = s.name.strip_prefix(&prefix).unwrap_or(&s.name);
-            // External secrets, configs and networks are the file's to name, not plan objects.
-            let ours = |used: &[String], address: &dyn Fn(&str) -> Option<Address>| {
-                let mut list: Vec<Address> = used.iter().filter_map(|n| address(n)).collect();
-                list.sort();
-                list
-            };
-            let secrets = ours(&s.secrets, &|n| {
-                let known = view.secrets.iter().any(|o| o.name == n);
-                known.then(|| swarm_secret_address(n))
-            });
-            let configs = ours(&s.configs, &|n| {
-                let known = view.configs.iter().any(|o| o.name == n);
-                known.then(|| config_address(n))
-            });
-            let networks = ours(&s.networks, &|n| network_of.get(n).cloned());
-            let spec = ServiceSpec {
-                image: normalize_image(&s.image),
-                mode: s.mode.clone(),
-                ports: s.ports.clone(),
-                secrets,
-                networks,
-                configs,
-                definition_sha256: s.labels.get(LABEL_DEFINITION).cloned().unwrap_or_default(),
-                definition: String::new(),
-            };
-            let outputs = BTreeMap::from([
-                ("name".to_string(), s.name.clone()),
-                ("replicas".to_string(), s.replicas.clone()),
-                ("update_state".to_string(), s.update_state.clone()),
-                ("image".to_string(), s.image.clone()),
-            ]);
-            live.insert(
-                service_address(short),
-                Observed {
-                    id: s.id.clone(),
-                    spec: Spec::Service(spec),
-                    outputs,
-                },
-            );
-        }
-        for s in &view.secrets {
-            let secret = s.labels.get("infra.secret").cloned().unwrap_or_default();
-            live.insert(
-                swarm_secret_address(&s.name),
-                Observed {
-                    id: s.id.clone(),
-                    spec: Spec::SwarmSecret(SwarmSecretSpec {
-                        name: s.name.clone(),
-                        secret: Address::new(secret),
-                    }),
-                    outputs: BTreeMap::new(),
-                },
-            );
-        }
+        observe_networks(view, &address_of, &mut live);
+        observe_configs(view, &mut live);
+        observe_services(view, &prefix, &network_of, &mut live);
+        observe_secrets(view, &mut live);
         live
     }
 
@@ -188,5 +98,124 @@ impl Swarm<'_> {
             );
         }
         live
+    }
+}
+
+/// infra's networks, by the address `address_of` gives them.
+fn observe_networks(
+    view: &SwarmView,
+    address_of: &dyn Fn(&docker::NetworkInfo) -> Option<Address>,
+    live: &mut Live,
+) {
+    for n in &view.networks {
+        let Some(address) = address_of(n) else {
+            continue;
+        };
+        let spec = SwarmNetworkSpec {
+            name: n.name.clone(),
+            driver: n.driver.clone(),
+            attachable: n.attachable,
+            internal: n.internal,
+            encrypted: n.options.contains_key("encrypted"),
+            definition_sha256: n.labels.get(LABEL_DEFINITION).cloned().unwrap_or_default(),
+            create_args: Vec::new(),
+        };
+        live.insert(
+            address,
+            Observed {
+                id: n.id.clone(),
+                spec: Spec::SwarmNetwork(spec),
+                outputs: BTreeMap::new(),
+            },
+        );
+    }
+}
+
+/// The configs, by their name (which holds their content hash).
+fn observe_configs(view: &SwarmView, live: &mut Live) {
+    for c in &view.configs {
+        let spec = SwarmConfigSpec {
+            name: c.name.clone(),
+            content_sha256: c.labels.get(LABEL_CONTENT).cloned().unwrap_or_default(),
+            template_driver: c.template_driver.clone(),
+            content: String::new(),
+        };
+        live.insert(
+            config_address(&c.name),
+            Observed {
+                id: c.id.clone(),
+                spec: Spec::SwarmConfig(spec),
+                outputs: BTreeMap::new(),
+            },
+        );
+    }
+}
+
+/// The stack's services (`<stack>_<name>`), with what they use of infra's objects.
+fn observe_services(
+    view: &SwarmView,
+    prefix: &str,
+    network_of: &BTreeMap<&str, Address>,
+    live: &mut Live,
+) {
+    for s in &view.services {
+        let short = s.name.strip_prefix(prefix).unwrap_or(&s.name);
+        // External secrets, configs and networks are the file's to name, not plan objects.
+        let ours = |used: &[String], address: &dyn Fn(&str) -> Option<Address>| {
+            let mut list: Vec<Address> = used.iter().filter_map(|n| address(n)).collect();
+            list.sort();
+            list
+        };
+        let secrets = ours(&s.secrets, &|n| {
+            let known = view.secrets.iter().any(|o| o.name == n);
+            known.then(|| swarm_secret_address(n))
+        });
+        let configs = ours(&s.configs, &|n| {
+            let known = view.configs.iter().any(|o| o.name == n);
+            known.then(|| config_address(n))
+        });
+        let networks = ours(&s.networks, &|n| network_of.get(n).cloned());
+        let spec = ServiceSpec {
+            image: normalize_image(&s.image),
+            mode: s.mode.clone(),
+            ports: s.ports.clone(),
+            secrets,
+            networks,
+            configs,
+            definition_sha256: s.labels.get(LABEL_DEFINITION).cloned().unwrap_or_default(),
+            definition: String::new(),
+        };
+        let outputs = BTreeMap::from([
+            ("name".to_string(), s.name.clone()),
+            ("replicas".to_string(), s.replicas.clone()),
+            ("update_state".to_string(), s.update_state.clone()),
+            ("image".to_string(), s.image.clone()),
+        ]);
+        live.insert(
+            service_address(short),
+            Observed {
+                id: s.id.clone(),
+                spec: Spec::Service(spec),
+                outputs,
+            },
+        );
+    }
+}
+
+/// The Swarm secrets, each tied to its stack secret by its `infra.secret` label.
+fn observe_secrets(view: &SwarmView, live: &mut Live) {
+    for s in &view.secrets {
+        let secret = s.labels.get("infra.secret").cloned().unwrap_or_default();
+        live.insert(
+            swarm_secret_address(&s.name),
+            Observed {
+                id: s.id.clone(),
+                spec: Spec::SwarmSecret(SwarmSecretSpec {
+                    name: s.name.clone(),
+                    secret: Address::new(secret),
+                }),
+                outputs: BTreeMap::new(),
+            },
+        );
     }
 }
