@@ -26,11 +26,7 @@ pub(super) async fn run_swarm_step(
         .iter()
         .map(|(a, r)| (a, r.id.as_str(), &r.spec, &r.outputs));
     let nodes = crate::swarm::nodes(instances, &swarm.settings);
-    let managers: Vec<_> = nodes
-        .iter()
-        .filter(|n| n.role == "manager")
-        .cloned()
-        .collect();
+    let managers = crate::swarm::managers(&nodes);
     match change.spec() {
         Spec::SwarmNode(spec) => {
             let reach = (&nodes[..], &managers[..]);

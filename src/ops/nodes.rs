@@ -88,11 +88,7 @@ pub(super) async fn read_swarm(
         .iter()
         .map(|(a, o)| (a, o.id.as_str(), &o.spec, &o.outputs));
     let nodes = crate::swarm::nodes(instances, ssh);
-    let managers: Vec<_> = nodes
-        .iter()
-        .filter(|n| n.role == "manager")
-        .cloned()
-        .collect();
+    let managers = crate::swarm::managers(&nodes);
     if managers.is_empty() {
         return Ok((Default::default(), None));
     }

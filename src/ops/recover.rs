@@ -40,10 +40,7 @@ pub async fn recover_swarm(ctx: &Context, opts: RecoverOptions) -> Result<()> {
         let instances = live
             .iter()
             .map(|(a, o)| (a, o.id.as_str(), &o.spec, &o.outputs));
-        let managers: Vec<_> = crate::swarm::nodes(instances, &ssh)
-            .into_iter()
-            .filter(|n| n.role == "manager")
-            .collect();
+        let managers = crate::swarm::managers(&crate::swarm::nodes(instances, &ssh));
         println!(
             "infra will rebuild the Swarm from one manager (docker swarm init --force-new-cluster): \
              its services, secrets and configs stay; the other managers leave it and rejoin at the apply that follows."

@@ -25,7 +25,7 @@ mod tokens;
 use std::path::PathBuf;
 
 pub use error::SwarmError;
-pub use node::{Deregistration, Node, nodes};
+pub use node::{Deregistration, Node, managers, nodes};
 pub use ssh::{NodeHost, Ssh, SshError};
 
 use crate::model::SshSettings;

@@ -64,6 +64,15 @@ pub fn nodes<'a>(
     nodes
 }
 
+/// The managers among `nodes`.
+pub fn managers(nodes: &[Node]) -> Vec<Node> {
+    nodes
+        .iter()
+        .filter(|n| n.role == "manager")
+        .cloned()
+        .collect()
+}
+
 /// Where a leaving node is a load balancer target.
 #[derive(Clone, Debug)]
 pub struct Deregistration {
