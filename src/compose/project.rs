@@ -158,87 +158,96 @@ pub fn load(input: &Input) -> Result<Project, ComposeError> {
     if input.interpolate {
         warnings.extend(unset_warning(input)?);
     }
-    if let Some(key) = top
-        .keys()
-        .find(|k| !TOP_LEVEL.contains(&k.as_str()) && !k.starts_with("x-"))
-    {
-        return Err(err(format!(
-            "unknown top-level key {key:?} (a compose file holds {}, and x- extension fields)",
-            TOP_LEVEL.join(", ")
-        )));
-    }
-    let section =
-        |top: &mut Map<String, Value>, name: &str| -> Result<Map<String, Value>, ComposeError> {
-            match top.remove(name) {
-                Some(Value::Object(m)) => Ok(m),
-                None | Some(Value::Null) => Ok(Map::new()),
-                Some(_) => Err(err(format!("`{name}` is not a mapping"))),
-            }
-        };
-    let services = section(&mut top, "services")?;
-    let networks = section(&mut top, "networks")?;
-    let volumes = section(&mut top, "volumes")?;
-    let configs = section(&mut top, "configs")?;
-    let secrets = section(&mut top, "secrets")?;
+    check_top_level(input, &top)?;
+    let services = section(input, &mut top, "services")?;
+    let sections = Sections {
+        networks: section(input, &mut top, "networks")?,
+        volumes: section(input, &mut top, "volumes")?,
+        configs: section(input, &mut top, "configs")?,
+        secrets: section(input, &mut top, "secrets")?,
+    };
 
     let mut externals = Vec::new();
     let mut config_defs = Vec::new();
-    for (key, entry) in &configs {
+    for (key, entry) in &sections.configs {
         match external(Kind::Config, key, entry) {
             Some(e) => externals.push(e),
             None => config_defs.push(config(input, key, entry)?),
         }
     }
     let mut secret_defs = Vec::new();
-    for (key, entry) in &secrets {
+    for (key, entry) in &sections.secrets {
         match external(Kind::Secret, key, entry) {
             Some(e) => externals.push(e),
             None => secret_defs.push(secret(input, key, entry)?),
         }
     }
+    let docs = service_docs(input, services, &sections, &mut warnings)?;
+    let network_defs = used_networks(input, &docs, &sections.networks, &mut externals)?;
+    Ok(Project {
+        services: docs,
+        networks: network_defs,
+        configs: config_defs,
+        secrets: secret_defs,
+        externals,
+        warnings,
+        volumes: sections.volumes,
+    })
+}
+
+/// The top-level sections a service's references are checked against.
+struct Sections {
+    networks: Map<String, Value>,
+    volumes: Map<String, Value>,
+    configs: Map<String, Value>,
+    secrets: Map<String, Value>,
+}
+
+/// Fails on a top-level key a compose file does not hold (`x-` extension fields are fine).
+fn check_top_level(input: &Input, top: &Map<String, Value>) -> Result<(), ComposeError> {
+    if let Some(key) = top
+        .keys()
+        .find(|k| !TOP_LEVEL.contains(&k.as_str()) && !k.starts_with("x-"))
+    {
+        return Err(ComposeError::new(
+            input.file,
+            format!(
+                "unknown top-level key {key:?} (a compose file holds {}, and x- extension fields)",
+                TOP_LEVEL.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Takes the top-level section `name` out of `top`: a mapping, empty when absent or null.
+fn section(
+    input: &Input,
+    top: &mut Map<String, Value>,
+    name: &str,
+) -> Result<Map<String, Value>, ComposeError> {
+    match top.remove(name) {
+        Some(Value::Object(m)) => Ok(m),
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(_) => Err(ComposeError::new(
+            input.file,
+            format!("`{name}` is not a mapping"),
+        )),
+    }
+}
+
+/// Each service as a document, its warnings added to `warnings`, then one warning naming the
+/// keys `docker stack deploy` ignores and the services that set them.
+fn service_docs(
+    input: &Input,
+    services: Map<String, Value>,
+    sections: &Sections,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<ServiceDoc>, ComposeError> {
     let mut docs = Vec::new();
     let mut ignored: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (name, definition) in services {
-        let path = format!("services.{name}");
-        check_name(input, "service", &name)?;
-        let Value::Object(mut definition) = definition else {
-            return Err(err(format!("{path} is not a mapping")));
-        };
-        if definition.get("image").and_then(Value::as_str).is_none() {
-            return Err(err(format!(
-                "{path}: names no image (docker stack deploy does not build)"
-            )));
-        }
-        for key in IGNORED {
-            if definition.contains_key(*key) {
-                ignored.entry(key).or_default().push(name.clone());
-            }
-        }
-        resolve_environment(&mut definition, &path, input)?;
-        let doc = ServiceDoc::new(name.clone(), Value::Object(definition));
-        // What a service uses must be declared (docker/cli refuses it otherwise).
-        let declared =
-            |used: &[String], section: &Map<String, Value>, what: &str, also: &[String]| {
-                let missing = used
-                    .iter()
-                    .find(|k| !section.contains_key(*k) && !also.contains(k));
-                match missing {
-                    Some(k) => Err(err(format!(
-                        "{path}.{what}s: {what} {k:?} is not declared in the top-level {what}s{}",
-                        if what == "secret" {
-                            " nor in the stack file's [secrets]"
-                        } else {
-                            ""
-                        }
-                    ))),
-                    None => Ok(()),
-                }
-            };
-        let default = ["default".to_string()];
-        declared(&doc.networks, &networks, "network", &default)?;
-        declared(&doc.configs, &configs, "config", &[])?;
-        declared(&doc.secrets, &secrets, "secret", input.stack_secrets)?;
-        declared(&doc.volumes, &volumes, "volume", &[])?;
+        let doc = service_doc(input, name, definition, sections, &mut ignored)?;
         warnings.extend(doc.warnings(input.file));
         docs.push(doc);
     }
@@ -253,7 +262,97 @@ pub fn load(input: &Input) -> Result<Project, ComposeError> {
             keys.join(", ")
         ));
     }
+    Ok(docs)
+}
 
+/// One service: a valid name, a mapping with an image, its environment resolved, and every
+/// network, config, secret and volume it uses declared. The ignored keys it sets are noted in
+/// `ignored`.
+fn service_doc(
+    input: &Input,
+    name: String,
+    definition: Value,
+    sections: &Sections,
+    ignored: &mut BTreeMap<&'static str, Vec<String>>,
+) -> Result<ServiceDoc, ComposeError> {
+    let err = |message: String| ComposeError::new(input.file, message);
+    let path = format!("services.{name}");
+    check_name(input, "service", &name)?;
+    let Value::Object(mut definition) = definition else {
+        return Err(err(format!("{path} is not a mapping")));
+    };
+    if definition.get("image").and_then(Value::as_str).is_none() {
+        return Err(err(format!(
+            "{path}: names no image (docker stack deploy does not build)"
+        )));
+    }
+    for key in IGNORED {
+        if definition.contains_key(*key) {
+            ignored.entry(key).or_default().push(name.clone());
+        }
+    }
+    resolve_environment(&mut definition, &path, input)?;
+    let doc = ServiceDoc::new(name.clone(), Value::Object(definition));
+    let default = ["default".to_string()];
+    let s = sections;
+    declared(
+        input,
+        &path,
+        &doc.networks,
+        &s.networks,
+        "network",
+        &default,
+    )?;
+    declared(input, &path, &doc.configs, &s.configs, "config", &[])?;
+    declared(
+        input,
+        &path,
+        &doc.secrets,
+        &s.secrets,
+        "secret",
+        input.stack_secrets,
+    )?;
+    declared(input, &path, &doc.volumes, &s.volumes, "volume", &[])?;
+    Ok(doc)
+}
+
+/// What a service uses must be declared (docker/cli refuses it otherwise): in the top-level
+/// `section`, or in `also`.
+fn declared(
+    input: &Input,
+    path: &str,
+    used: &[String],
+    section: &Map<String, Value>,
+    what: &str,
+    also: &[String],
+) -> Result<(), ComposeError> {
+    let missing = used
+        .iter()
+        .find(|k| !section.contains_key(*k) && !also.contains(k));
+    match missing {
+        Some(k) => Err(ComposeError::new(
+            input.file,
+            format!(
+                "{path}.{what}s: {what} {k:?} is not declared in the top-level {what}s{}",
+                if what == "secret" {
+                    " nor in the stack file's [secrets]"
+                } else {
+                    ""
+                }
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The networks the services use, in name order: an `external` one added to `externals`, any
+/// other defined for infra to create.
+fn used_networks(
+    input: &Input,
+    docs: &[ServiceDoc],
+    networks: &Map<String, Value>,
+    externals: &mut Vec<External>,
+) -> Result<Vec<NetworkDef>, ComposeError> {
     let used: BTreeSet<&String> = docs.iter().flat_map(|d| &d.networks).collect();
     let mut network_defs = Vec::new();
     for key in used {
@@ -261,21 +360,14 @@ pub fn load(input: &Input) -> Result<Project, ComposeError> {
         match external(Kind::Network, key, &entry) {
             Some(e) => externals.push(e),
             None => {
-                let def = network(key, &entry, input.stack).map_err(err)?;
+                let def = network(key, &entry, input.stack)
+                    .map_err(|message| ComposeError::new(input.file, message))?;
                 check_name(input, &format!("networks.{key}: network"), &def.name)?;
                 network_defs.push(def);
             }
         }
     }
-    Ok(Project {
-        services: docs,
-        networks: network_defs,
-        configs: config_defs,
-        secrets: secret_defs,
-        externals,
-        warnings,
-        volumes,
-    })
+    Ok(network_defs)
 }
 
 /// Names that become Docker object names (services, networks, configs): a letter or digit,
