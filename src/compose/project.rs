@@ -2,12 +2,17 @@
 //! secrets read on the user's side, and what must already exist on the Swarm. Follows docker/cli's
 //! stack loader (`cli/compose/loader`, `cli/compose/convert`) and the compose file reference
 //! <https://docs.docker.com/reference/compose-file/>.
+//!
+//! The top-level entries (configs, secrets, networks, `external` ones) are read in [`entries`].
+
+mod entries;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use self::entries::{config, external, network, secret};
 use super::service::{ServiceDoc, string_map};
 use super::{ComposeError, env_file, yaml};
 use crate::model::{ValueSource, Vars};
@@ -405,76 +410,6 @@ fn unset_warning(input: &Input) -> Result<Option<String>, ComposeError> {
     )))
 }
 
-/// `external: true` (or the legacy `external: {name: …}`): named by `name:`, else by the key
-/// itself, unprefixed, as Docker does.
-fn external(kind: Kind, key: &str, entry: &Value) -> Option<External> {
-    let flag = &entry["external"];
-    if flag.is_null() || flag == &Value::Bool(false) {
-        return None;
-    }
-    let name = entry["name"]
-        .as_str()
-        .or_else(|| flag["name"].as_str())
-        .unwrap_or(key);
-    Some(External {
-        kind,
-        key: key.to_string(),
-        name: name.to_string(),
-    })
-}
-
-/// A `file:` config, read now.
-fn config(input: &Input, key: &str, entry: &Value) -> Result<ConfigDef, ComposeError> {
-    let path = format!("configs.{key}");
-    let Some(file) = entry["file"].as_str() else {
-        return Err(ComposeError::new(
-            input.file,
-            format!("{path}: needs `file:` or `external: true`"),
-        ));
-    };
-    let (_, content) = read_text(input, file, &path)?;
-    let template_driver = entry["template_driver"].as_str().map(str::to_string);
-    let sha256 = crate::model::resources::sha256_hex(&format!(
-        "{}\n{content}",
-        template_driver.as_deref().unwrap_or_default()
-    ));
-    let base = entry["name"].as_str().unwrap_or(key);
-    check_name(input, &format!("{path}: config"), base)?;
-    Ok(ConfigDef {
-        key: key.to_string(),
-        name: format!("{base}_{}", &sha256[..10]),
-        content,
-        template_driver,
-        sha256,
-    })
-}
-
-/// A `file:` or `environment:` secret: where its value is read from (only at plan and apply).
-fn secret(input: &Input, key: &str, entry: &Value) -> Result<SecretDef, ComposeError> {
-    let err = |message: String| ComposeError::new(input.file, format!("secrets.{key}: {message}"));
-    let source = match (entry["file"].as_str(), entry["environment"].as_str()) {
-        (Some(file), None) => ValueSource::File(input.dir.join(file)),
-        (None, Some(var)) => ValueSource::Env(var.to_string()),
-        _ => {
-            return Err(err(
-                "needs exactly one of `file:`, `environment:` or `external: true`".into(),
-            ));
-        }
-    };
-    if input.stack_secrets.iter().any(|s| s == key) {
-        return Err(err(format!(
-            "the stack file's [secrets] defines {key:?} too: name it once"
-        )));
-    }
-    if !crate::model::valid_object_name(key) {
-        return Err(err("infra keeps file secrets in Parameter Store under their key, which must start with a lowercase letter and hold only a-z, 0-9, - and _ (at most 40)".into()));
-    }
-    Ok(SecretDef {
-        key: key.to_string(),
-        source,
-    })
-}
-
 /// A file the compose file names (relative to its directory), as text.
 fn read_text(input: &Input, path: &str, what: &str) -> Result<(PathBuf, String), ComposeError> {
     let err = |message: String| ComposeError::new(input.file, message);
@@ -562,62 +497,4 @@ fn environment(definition: &Map<String, Value>, vars: &Vars) -> Vec<(String, Val
             Some((k, Value::String(v)))
         })
         .collect()
-}
-
-fn network(key: &str, entry: &Value, stack: &str) -> Result<NetworkDef, String> {
-    let path = format!("networks.{key}");
-    let map = |v: &Value| match v {
-        Value::Object(m) => string_map(m)
-            .into_iter()
-            .map(|(k, v)| (k, v.unwrap_or_default()))
-            .collect(),
-        Value::Array(list) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                (k.to_string(), v.to_string())
-            })
-            .collect(),
-        _ => BTreeMap::new(),
-    };
-    let driver = entry["driver"].as_str().unwrap_or("overlay").to_string();
-    if driver != "overlay" {
-        return Err(format!(
-            "{path}: driver {driver:?}: infra creates overlay networks (a Swarm stack's services span nodes); declare others `external: true`"
-        ));
-    }
-    let flag = |name: &str| entry[name].as_bool().unwrap_or(false);
-    let subnets = entry["ipam"]["config"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["subnet"].as_str().map(str::to_string))
-        .collect();
-    let mut def = NetworkDef {
-        key: key.to_string(),
-        name: entry["name"]
-            .as_str()
-            .map_or_else(|| format!("{stack}_{key}"), str::to_string),
-        driver,
-        attachable: flag("attachable"),
-        internal: flag("internal"),
-        options: map(&entry["driver_opts"]),
-        labels: map(&entry["labels"]),
-        subnets,
-        sha256: String::new(),
-    };
-    def.sha256 = crate::model::resources::sha256_hex(
-        &serde_json::json!([
-            def.name,
-            def.driver,
-            def.attachable,
-            def.internal,
-            def.options,
-            def.labels,
-            def.subnets
-        ])
-        .to_string(),
-    );
-    Ok(def)
 }
