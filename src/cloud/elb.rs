@@ -8,7 +8,9 @@ use aws_sdk_elasticloadbalancingv2::types::*;
 
 use super::read::{DEREGISTRATION_DELAY, TAG_ADDRESS, TAG_STACK};
 use super::{Cloud, CloudError, Created, IN_USE, Ids, NOT_FOUND_YET, fail, id_of, retry_on};
-use crate::model::{Address, ListenerAction, ListenerSpec, Spec};
+use crate::model::{
+    Address, ListenerAction, ListenerSpec, LoadBalancerSpec, Spec, TargetGroupSpec, TargetsSpec,
+};
 
 const WAIT_ACTIVE: Duration = Duration::from_secs(600);
 
@@ -62,118 +64,153 @@ impl Cloud {
         spec: &Spec,
         ids: &Ids,
     ) -> Result<Created, CloudError> {
-        let elb = &self.elb;
-        let created = |id: String, outputs| {
-            Ok(Created {
-                id,
-                spec: spec.clone(),
-                outputs,
-            })
+        let (id, outputs) = match spec {
+            Spec::LoadBalancer(l) => self.create_load_balancer(a, l, ids).await?,
+            Spec::TargetGroup(t) => (self.create_target_group(a, t, ids).await?, BTreeMap::new()),
+            Spec::Listener(l) => (self.create_listener(a, l, ids).await?, BTreeMap::new()),
+            Spec::Targets(t) => (self.create_targets(a, t, ids).await?, BTreeMap::new()),
+            other => {
+                return Err(CloudError::Invalid {
+                    resource: a.to_string(),
+                    message: format!("{} is not a load balancer object", other.kind()),
+                });
+            }
         };
-        match spec {
-            Spec::LoadBalancer(l) => {
-                let out = retry_on(NOT_FOUND_YET, || async {
-                    elb.create_load_balancer()
-                        .name(&l.name)
-                        .set_subnets(Some(ids_of(&l.subnets, ids, a)?))
-                        .set_security_groups(Some(ids_of(&l.security_groups, ids, a)?))
-                        .scheme(LoadBalancerSchemeEnum::InternetFacing)
-                        .r#type(LoadBalancerTypeEnum::Application)
-                        .set_tags(Some(self.elb_tags(a)))
-                        .send()
-                        .await
-                        .map_err(fail(a, "elbv2:CreateLoadBalancer"))
-                })
-                .await?;
-                let lb = out
-                    .load_balancers()
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| LoadBalancer::builder().build());
-                let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
-                elb.wait_until_load_balancer_available()
-                    .load_balancer_arns(&arn)
-                    .wait(WAIT_ACTIVE)
-                    .await
-                    .map_err(|e| CloudError::Invalid {
-                        resource: a.to_string(),
-                        message: format!("did not become active: {e}"),
-                    })?;
-                let outputs = BTreeMap::from([
-                    (
-                        "dns_name".to_string(),
-                        lb.dns_name().unwrap_or_default().to_string(),
-                    ),
-                    ("arn".to_string(), arn.clone()),
-                ]);
-                created(arn, outputs)
-            }
-            Spec::TargetGroup(t) => {
-                let hc = &t.health_check;
-                let out = retry_on(NOT_FOUND_YET, || async {
-                    elb.create_target_group()
-                        .name(&t.name)
-                        .protocol(ProtocolEnum::Http)
-                        .port(t.port as i32)
-                        .vpc_id(id_of(ids, &t.vpc, a)?)
-                        .target_type(TargetTypeEnum::Instance)
-                        .health_check_protocol(ProtocolEnum::Http)
-                        .health_check_path(&hc.path)
-                        .health_check_interval_seconds(hc.interval as i32)
-                        .health_check_timeout_seconds(hc.timeout as i32)
-                        .healthy_threshold_count(hc.healthy_threshold as i32)
-                        .unhealthy_threshold_count(hc.unhealthy_threshold as i32)
-                        .matcher(Matcher::builder().http_code(&hc.matcher).build())
-                        .set_tags(Some(self.elb_tags(a)))
-                        .send()
-                        .await
-                        .map_err(fail(a, "elbv2:CreateTargetGroup"))
-                })
-                .await?;
-                let arn = out
-                    .target_groups()
-                    .first()
-                    .and_then(|t| t.target_group_arn())
-                    .unwrap_or_default()
-                    .to_string();
-                self.set_deregistration_delay(a, &arn, t.deregistration_delay)
-                    .await?;
-                created(arn, BTreeMap::new())
-            }
-            Spec::Listener(l) => {
-                let out = retry_on(NOT_FOUND_YET, || async {
-                    elb.create_listener()
-                        .load_balancer_arn(id_of(ids, &l.load_balancer, a)?)
-                        .port(l.port as i32)
-                        .protocol(ProtocolEnum::from(l.protocol.as_str()))
-                        .set_certificates(certificates(l))
-                        .set_ssl_policy(l.ssl_policy.clone())
-                        .default_actions(action(&l.action, ids, a)?)
-                        .set_tags(Some(self.elb_tags(a)))
-                        .send()
-                        .await
-                        .map_err(fail(a, "elbv2:CreateListener"))
-                })
-                .await?;
-                let arn = out
-                    .listeners()
-                    .first()
-                    .and_then(|l| l.listener_arn())
-                    .unwrap_or_default()
-                    .to_string();
-                created(arn, BTreeMap::new())
-            }
-            Spec::Targets(t) => {
-                let arn = id_of(ids, &t.target_group, a)?;
-                self.sync_targets(a, &arn, &ids_of(&t.instances, ids, a)?)
-                    .await?;
-                created(arn, BTreeMap::new())
-            }
-            other => Err(CloudError::Invalid {
+        Ok(Created {
+            id,
+            spec: spec.clone(),
+            outputs,
+        })
+    }
+
+    /// CreateLoadBalancer, then a wait (bounded) until it is active; its ARN, with its DNS name
+    /// and ARN as outputs.
+    async fn create_load_balancer(
+        &self,
+        a: &Address,
+        l: &LoadBalancerSpec,
+        ids: &Ids,
+    ) -> Result<(String, BTreeMap<String, String>), CloudError> {
+        let elb = &self.elb;
+        let out = retry_on(NOT_FOUND_YET, || async {
+            elb.create_load_balancer()
+                .name(&l.name)
+                .set_subnets(Some(ids_of(&l.subnets, ids, a)?))
+                .set_security_groups(Some(ids_of(&l.security_groups, ids, a)?))
+                .scheme(LoadBalancerSchemeEnum::InternetFacing)
+                .r#type(LoadBalancerTypeEnum::Application)
+                .set_tags(Some(self.elb_tags(a)))
+                .send()
+                .await
+                .map_err(fail(a, "elbv2:CreateLoadBalancer"))
+        })
+        .await?;
+        let lb = out
+            .load_balancers()
+            .first()
+            .cloned()
+            .unwrap_or_else(|| LoadBalancer::builder().build());
+        let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
+        elb.wait_until_load_balancer_available()
+            .load_balancer_arns(&arn)
+            .wait(WAIT_ACTIVE)
+            .await
+            .map_err(|e| CloudError::Invalid {
                 resource: a.to_string(),
-                message: format!("{} is not a load balancer object", other.kind()),
-            }),
-        }
+                message: format!("did not become active: {e}"),
+            })?;
+        let outputs = BTreeMap::from([
+            (
+                "dns_name".to_string(),
+                lb.dns_name().unwrap_or_default().to_string(),
+            ),
+            ("arn".to_string(), arn.clone()),
+        ]);
+        Ok((arn, outputs))
+    }
+
+    /// CreateTargetGroup with its health check, then its deregistration delay; its ARN.
+    async fn create_target_group(
+        &self,
+        a: &Address,
+        t: &TargetGroupSpec,
+        ids: &Ids,
+    ) -> Result<String, CloudError> {
+        let hc = &t.health_check;
+        let out = retry_on(NOT_FOUND_YET, || async {
+            self.elb
+                .create_target_group()
+                .name(&t.name)
+                .protocol(ProtocolEnum::Http)
+                .port(t.port as i32)
+                .vpc_id(id_of(ids, &t.vpc, a)?)
+                .target_type(TargetTypeEnum::Instance)
+                .health_check_protocol(ProtocolEnum::Http)
+                .health_check_path(&hc.path)
+                .health_check_interval_seconds(hc.interval as i32)
+                .health_check_timeout_seconds(hc.timeout as i32)
+                .healthy_threshold_count(hc.healthy_threshold as i32)
+                .unhealthy_threshold_count(hc.unhealthy_threshold as i32)
+                .matcher(Matcher::builder().http_code(&hc.matcher).build())
+                .set_tags(Some(self.elb_tags(a)))
+                .send()
+                .await
+                .map_err(fail(a, "elbv2:CreateTargetGroup"))
+        })
+        .await?;
+        let arn = out
+            .target_groups()
+            .first()
+            .and_then(|t| t.target_group_arn())
+            .unwrap_or_default()
+            .to_string();
+        self.set_deregistration_delay(a, &arn, t.deregistration_delay)
+            .await?;
+        Ok(arn)
+    }
+
+    /// CreateListener on the load balancer, with its certificate, policy and action; its ARN.
+    async fn create_listener(
+        &self,
+        a: &Address,
+        l: &ListenerSpec,
+        ids: &Ids,
+    ) -> Result<String, CloudError> {
+        let out = retry_on(NOT_FOUND_YET, || async {
+            self.elb
+                .create_listener()
+                .load_balancer_arn(id_of(ids, &l.load_balancer, a)?)
+                .port(l.port as i32)
+                .protocol(ProtocolEnum::from(l.protocol.as_str()))
+                .set_certificates(certificates(l))
+                .set_ssl_policy(l.ssl_policy.clone())
+                .default_actions(action(&l.action, ids, a)?)
+                .set_tags(Some(self.elb_tags(a)))
+                .send()
+                .await
+                .map_err(fail(a, "elbv2:CreateListener"))
+        })
+        .await?;
+        Ok(out
+            .listeners()
+            .first()
+            .and_then(|l| l.listener_arn())
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// Registers the instances in the target group (nothing is created): the group's ARN is
+    /// the targets' id.
+    async fn create_targets(
+        &self,
+        a: &Address,
+        t: &TargetsSpec,
+        ids: &Ids,
+    ) -> Result<String, CloudError> {
+        let arn = id_of(ids, &t.target_group, a)?;
+        self.sync_targets(a, &arn, &ids_of(&t.instances, ids, a)?)
+            .await?;
+        Ok(arn)
     }
 
     pub(super) async fn update_elb(

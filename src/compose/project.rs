@@ -2,12 +2,17 @@
 //! secrets read on the user's side, and what must already exist on the Swarm. Follows docker/cli's
 //! stack loader (`cli/compose/loader`, `cli/compose/convert`) and the compose file reference
 //! <https://docs.docker.com/reference/compose-file/>.
+//!
+//! The top-level entries (configs, secrets, networks, `external` ones) are read in [`entries`].
+
+mod entries;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use self::entries::{config, external, network, secret};
 use super::service::{ServiceDoc, string_map};
 use super::{ComposeError, env_file, yaml};
 use crate::model::{ValueSource, Vars};
@@ -158,87 +163,96 @@ pub fn load(input: &Input) -> Result<Project, ComposeError> {
     if input.interpolate {
         warnings.extend(unset_warning(input)?);
     }
-    if let Some(key) = top
-        .keys()
-        .find(|k| !TOP_LEVEL.contains(&k.as_str()) && !k.starts_with("x-"))
-    {
-        return Err(err(format!(
-            "unknown top-level key {key:?} (a compose file holds {}, and x- extension fields)",
-            TOP_LEVEL.join(", ")
-        )));
-    }
-    let section =
-        |top: &mut Map<String, Value>, name: &str| -> Result<Map<String, Value>, ComposeError> {
-            match top.remove(name) {
-                Some(Value::Object(m)) => Ok(m),
-                None | Some(Value::Null) => Ok(Map::new()),
-                Some(_) => Err(err(format!("`{name}` is not a mapping"))),
-            }
-        };
-    let services = section(&mut top, "services")?;
-    let networks = section(&mut top, "networks")?;
-    let volumes = section(&mut top, "volumes")?;
-    let configs = section(&mut top, "configs")?;
-    let secrets = section(&mut top, "secrets")?;
+    check_top_level(input, &top)?;
+    let services = section(input, &mut top, "services")?;
+    let sections = Sections {
+        networks: section(input, &mut top, "networks")?,
+        volumes: section(input, &mut top, "volumes")?,
+        configs: section(input, &mut top, "configs")?,
+        secrets: section(input, &mut top, "secrets")?,
+    };
 
     let mut externals = Vec::new();
     let mut config_defs = Vec::new();
-    for (key, entry) in &configs {
+    for (key, entry) in &sections.configs {
         match external(Kind::Config, key, entry) {
             Some(e) => externals.push(e),
             None => config_defs.push(config(input, key, entry)?),
         }
     }
     let mut secret_defs = Vec::new();
-    for (key, entry) in &secrets {
+    for (key, entry) in &sections.secrets {
         match external(Kind::Secret, key, entry) {
             Some(e) => externals.push(e),
             None => secret_defs.push(secret(input, key, entry)?),
         }
     }
+    let docs = service_docs(input, services, &sections, &mut warnings)?;
+    let network_defs = used_networks(input, &docs, &sections.networks, &mut externals)?;
+    Ok(Project {
+        services: docs,
+        networks: network_defs,
+        configs: config_defs,
+        secrets: secret_defs,
+        externals,
+        warnings,
+        volumes: sections.volumes,
+    })
+}
+
+/// The top-level sections a service's references are checked against.
+struct Sections {
+    networks: Map<String, Value>,
+    volumes: Map<String, Value>,
+    configs: Map<String, Value>,
+    secrets: Map<String, Value>,
+}
+
+/// Fails on a top-level key a compose file does not hold (`x-` extension fields are fine).
+fn check_top_level(input: &Input, top: &Map<String, Value>) -> Result<(), ComposeError> {
+    if let Some(key) = top
+        .keys()
+        .find(|k| !TOP_LEVEL.contains(&k.as_str()) && !k.starts_with("x-"))
+    {
+        return Err(ComposeError::new(
+            input.file,
+            format!(
+                "unknown top-level key {key:?} (a compose file holds {}, and x- extension fields)",
+                TOP_LEVEL.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Takes the top-level section `name` out of `top`: a mapping, empty when absent or null.
+fn section(
+    input: &Input,
+    top: &mut Map<String, Value>,
+    name: &str,
+) -> Result<Map<String, Value>, ComposeError> {
+    match top.remove(name) {
+        Some(Value::Object(m)) => Ok(m),
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(_) => Err(ComposeError::new(
+            input.file,
+            format!("`{name}` is not a mapping"),
+        )),
+    }
+}
+
+/// Each service as a document, its warnings added to `warnings`, then one warning naming the
+/// keys `docker stack deploy` ignores and the services that set them.
+fn service_docs(
+    input: &Input,
+    services: Map<String, Value>,
+    sections: &Sections,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<ServiceDoc>, ComposeError> {
     let mut docs = Vec::new();
     let mut ignored: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (name, definition) in services {
-        let path = format!("services.{name}");
-        check_name(input, "service", &name)?;
-        let Value::Object(mut definition) = definition else {
-            return Err(err(format!("{path} is not a mapping")));
-        };
-        if definition.get("image").and_then(Value::as_str).is_none() {
-            return Err(err(format!(
-                "{path}: names no image (docker stack deploy does not build)"
-            )));
-        }
-        for key in IGNORED {
-            if definition.contains_key(*key) {
-                ignored.entry(key).or_default().push(name.clone());
-            }
-        }
-        resolve_environment(&mut definition, &path, input)?;
-        let doc = ServiceDoc::new(name.clone(), Value::Object(definition));
-        // What a service uses must be declared (docker/cli refuses it otherwise).
-        let declared =
-            |used: &[String], section: &Map<String, Value>, what: &str, also: &[String]| {
-                let missing = used
-                    .iter()
-                    .find(|k| !section.contains_key(*k) && !also.contains(k));
-                match missing {
-                    Some(k) => Err(err(format!(
-                        "{path}.{what}s: {what} {k:?} is not declared in the top-level {what}s{}",
-                        if what == "secret" {
-                            " nor in the stack file's [secrets]"
-                        } else {
-                            ""
-                        }
-                    ))),
-                    None => Ok(()),
-                }
-            };
-        let default = ["default".to_string()];
-        declared(&doc.networks, &networks, "network", &default)?;
-        declared(&doc.configs, &configs, "config", &[])?;
-        declared(&doc.secrets, &secrets, "secret", input.stack_secrets)?;
-        declared(&doc.volumes, &volumes, "volume", &[])?;
+        let doc = service_doc(input, name, definition, sections, &mut ignored)?;
         warnings.extend(doc.warnings(input.file));
         docs.push(doc);
     }
@@ -253,7 +267,97 @@ pub fn load(input: &Input) -> Result<Project, ComposeError> {
             keys.join(", ")
         ));
     }
+    Ok(docs)
+}
 
+/// One service: a valid name, a mapping with an image, its environment resolved, and every
+/// network, config, secret and volume it uses declared. The ignored keys it sets are noted in
+/// `ignored`.
+fn service_doc(
+    input: &Input,
+    name: String,
+    definition: Value,
+    sections: &Sections,
+    ignored: &mut BTreeMap<&'static str, Vec<String>>,
+) -> Result<ServiceDoc, ComposeError> {
+    let err = |message: String| ComposeError::new(input.file, message);
+    let path = format!("services.{name}");
+    check_name(input, "service", &name)?;
+    let Value::Object(mut definition) = definition else {
+        return Err(err(format!("{path} is not a mapping")));
+    };
+    if definition.get("image").and_then(Value::as_str).is_none() {
+        return Err(err(format!(
+            "{path}: names no image (docker stack deploy does not build)"
+        )));
+    }
+    for key in IGNORED {
+        if definition.contains_key(*key) {
+            ignored.entry(key).or_default().push(name.clone());
+        }
+    }
+    resolve_environment(&mut definition, &path, input)?;
+    let doc = ServiceDoc::new(name.clone(), Value::Object(definition));
+    let default = ["default".to_string()];
+    let s = sections;
+    declared(
+        input,
+        &path,
+        &doc.networks,
+        &s.networks,
+        "network",
+        &default,
+    )?;
+    declared(input, &path, &doc.configs, &s.configs, "config", &[])?;
+    declared(
+        input,
+        &path,
+        &doc.secrets,
+        &s.secrets,
+        "secret",
+        input.stack_secrets,
+    )?;
+    declared(input, &path, &doc.volumes, &s.volumes, "volume", &[])?;
+    Ok(doc)
+}
+
+/// What a service uses must be declared (docker/cli refuses it otherwise): in the top-level
+/// `section`, or in `also`.
+fn declared(
+    input: &Input,
+    path: &str,
+    used: &[String],
+    section: &Map<String, Value>,
+    what: &str,
+    also: &[String],
+) -> Result<(), ComposeError> {
+    let missing = used
+        .iter()
+        .find(|k| !section.contains_key(*k) && !also.contains(k));
+    match missing {
+        Some(k) => Err(ComposeError::new(
+            input.file,
+            format!(
+                "{path}.{what}s: {what} {k:?} is not declared in the top-level {what}s{}",
+                if what == "secret" {
+                    " nor in the stack file's [secrets]"
+                } else {
+                    ""
+                }
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The networks the services use, in name order: an `external` one added to `externals`, any
+/// other defined for infra to create.
+fn used_networks(
+    input: &Input,
+    docs: &[ServiceDoc],
+    networks: &Map<String, Value>,
+    externals: &mut Vec<External>,
+) -> Result<Vec<NetworkDef>, ComposeError> {
     let used: BTreeSet<&String> = docs.iter().flat_map(|d| &d.networks).collect();
     let mut network_defs = Vec::new();
     for key in used {
@@ -261,21 +365,14 @@ pub fn load(input: &Input) -> Result<Project, ComposeError> {
         match external(Kind::Network, key, &entry) {
             Some(e) => externals.push(e),
             None => {
-                let def = network(key, &entry, input.stack).map_err(err)?;
+                let def = network(key, &entry, input.stack)
+                    .map_err(|message| ComposeError::new(input.file, message))?;
                 check_name(input, &format!("networks.{key}: network"), &def.name)?;
                 network_defs.push(def);
             }
         }
     }
-    Ok(Project {
-        services: docs,
-        networks: network_defs,
-        configs: config_defs,
-        secrets: secret_defs,
-        externals,
-        warnings,
-        volumes,
-    })
+    Ok(network_defs)
 }
 
 /// Names that become Docker object names (services, networks, configs): a letter or digit,
@@ -311,76 +408,6 @@ fn unset_warning(input: &Input) -> Result<Option<String>, ComposeError> {
         names.join(", "),
         if names.len() == 1 { "is" } else { "are" }
     )))
-}
-
-/// `external: true` (or the legacy `external: {name: …}`): named by `name:`, else by the key
-/// itself, unprefixed, as Docker does.
-fn external(kind: Kind, key: &str, entry: &Value) -> Option<External> {
-    let flag = &entry["external"];
-    if flag.is_null() || flag == &Value::Bool(false) {
-        return None;
-    }
-    let name = entry["name"]
-        .as_str()
-        .or_else(|| flag["name"].as_str())
-        .unwrap_or(key);
-    Some(External {
-        kind,
-        key: key.to_string(),
-        name: name.to_string(),
-    })
-}
-
-/// A `file:` config, read now.
-fn config(input: &Input, key: &str, entry: &Value) -> Result<ConfigDef, ComposeError> {
-    let path = format!("configs.{key}");
-    let Some(file) = entry["file"].as_str() else {
-        return Err(ComposeError::new(
-            input.file,
-            format!("{path}: needs `file:` or `external: true`"),
-        ));
-    };
-    let (_, content) = read_text(input, file, &path)?;
-    let template_driver = entry["template_driver"].as_str().map(str::to_string);
-    let sha256 = crate::model::resources::sha256_hex(&format!(
-        "{}\n{content}",
-        template_driver.as_deref().unwrap_or_default()
-    ));
-    let base = entry["name"].as_str().unwrap_or(key);
-    check_name(input, &format!("{path}: config"), base)?;
-    Ok(ConfigDef {
-        key: key.to_string(),
-        name: format!("{base}_{}", &sha256[..10]),
-        content,
-        template_driver,
-        sha256,
-    })
-}
-
-/// A `file:` or `environment:` secret: where its value is read from (only at plan and apply).
-fn secret(input: &Input, key: &str, entry: &Value) -> Result<SecretDef, ComposeError> {
-    let err = |message: String| ComposeError::new(input.file, format!("secrets.{key}: {message}"));
-    let source = match (entry["file"].as_str(), entry["environment"].as_str()) {
-        (Some(file), None) => ValueSource::File(input.dir.join(file)),
-        (None, Some(var)) => ValueSource::Env(var.to_string()),
-        _ => {
-            return Err(err(
-                "needs exactly one of `file:`, `environment:` or `external: true`".into(),
-            ));
-        }
-    };
-    if input.stack_secrets.iter().any(|s| s == key) {
-        return Err(err(format!(
-            "the stack file's [secrets] defines {key:?} too: name it once"
-        )));
-    }
-    if !crate::model::valid_object_name(key) {
-        return Err(err("infra keeps file secrets in Parameter Store under their key, which must start with a lowercase letter and hold only a-z, 0-9, - and _ (at most 40)".into()));
-    }
-    Ok(SecretDef {
-        key: key.to_string(),
-        source,
-    })
 }
 
 /// A file the compose file names (relative to its directory), as text.
@@ -470,62 +497,4 @@ fn environment(definition: &Map<String, Value>, vars: &Vars) -> Vec<(String, Val
             Some((k, Value::String(v)))
         })
         .collect()
-}
-
-fn network(key: &str, entry: &Value, stack: &str) -> Result<NetworkDef, String> {
-    let path = format!("networks.{key}");
-    let map = |v: &Value| match v {
-        Value::Object(m) => string_map(m)
-            .into_iter()
-            .map(|(k, v)| (k, v.unwrap_or_default()))
-            .collect(),
-        Value::Array(list) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                (k.to_string(), v.to_string())
-            })
-            .collect(),
-        _ => BTreeMap::new(),
-    };
-    let driver = entry["driver"].as_str().unwrap_or("overlay").to_string();
-    if driver != "overlay" {
-        return Err(format!(
-            "{path}: driver {driver:?}: infra creates overlay networks (a Swarm stack's services span nodes); declare others `external: true`"
-        ));
-    }
-    let flag = |name: &str| entry[name].as_bool().unwrap_or(false);
-    let subnets = entry["ipam"]["config"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["subnet"].as_str().map(str::to_string))
-        .collect();
-    let mut def = NetworkDef {
-        key: key.to_string(),
-        name: entry["name"]
-            .as_str()
-            .map_or_else(|| format!("{stack}_{key}"), str::to_string),
-        driver,
-        attachable: flag("attachable"),
-        internal: flag("internal"),
-        options: map(&entry["driver_opts"]),
-        labels: map(&entry["labels"]),
-        subnets,
-        sha256: String::new(),
-    };
-    def.sha256 = crate::model::resources::sha256_hex(
-        &serde_json::json!([
-            def.name,
-            def.driver,
-            def.attachable,
-            def.internal,
-            def.options,
-            def.labels,
-            def.subnets
-        ])
-        .to_string(),
-    );
-    Ok(def)
 }

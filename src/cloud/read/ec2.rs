@@ -162,8 +162,19 @@ impl Ec2Objects {
         }
     }
 
-    /// Each object in the model's terms, added to `live`.
+    /// Each object in the model's terms, added to `live`, kind by kind in this order (the
+    /// second object to claim an address is an orphan).
     pub(super) fn observe(&self, names: &Addresses, live: &mut Live) {
+        self.vpcs(names, live);
+        self.subnets(names, live);
+        self.internet_gateways(names, live);
+        self.route_tables(names, live);
+        self.security_groups(names, live);
+        self.key_pairs(names, live);
+        self.instances(names, live);
+    }
+
+    fn vpcs(&self, names: &Addresses, live: &mut Live) {
         for v in &self.vpcs {
             let spec = Spec::Vpc(VpcSpec {
                 cidr: v.cidr_block().unwrap_or_default().into(),
@@ -177,6 +188,9 @@ impl Ec2Objects {
                 BTreeMap::new(),
             );
         }
+    }
+
+    fn subnets(&self, names: &Addresses, live: &mut Live) {
         for s in &self.subnets {
             let spec = Spec::Subnet(SubnetSpec {
                 vpc: names.of(s.vpc_id()),
@@ -192,6 +206,9 @@ impl Ec2Objects {
                 BTreeMap::new(),
             );
         }
+    }
+
+    fn internet_gateways(&self, names: &Addresses, live: &mut Live) {
         for g in &self.igws {
             let vpc = g.attachments().first().map(|a| names.of(a.vpc_id()));
             let spec = Spec::InternetGateway(InternetGatewaySpec { vpc });
@@ -203,6 +220,9 @@ impl Ec2Objects {
                 BTreeMap::new(),
             );
         }
+    }
+
+    fn route_tables(&self, names: &Addresses, live: &mut Live) {
         for t in &self.tables {
             let default_route = t
                 .routes()
@@ -223,43 +243,15 @@ impl Ec2Objects {
                 BTreeMap::new(),
             );
         }
+    }
+
+    fn security_groups(&self, names: &Addresses, live: &mut Live) {
         for g in &self.groups {
-            let mut ingress = Vec::new();
-            for p in g.ip_permissions() {
-                let protocol = p.ip_protocol().unwrap_or("-1").to_string();
-                // Ports only mean something for TCP and UDP (EC2 may echo -1 for others).
-                let (from, to) = if matches!(protocol.as_str(), "tcp" | "udp") {
-                    (
-                        p.from_port().unwrap_or(0) as u16,
-                        p.to_port().unwrap_or(0) as u16,
-                    )
-                } else {
-                    (0, 0)
-                };
-                let rule = |source| Rule {
-                    protocol: protocol.clone(),
-                    from_port: from,
-                    to_port: to,
-                    source,
-                };
-                ingress.extend(
-                    p.ip_ranges()
-                        .iter()
-                        .filter_map(|r| r.cidr_ip())
-                        .map(|c| rule(Source::Cidr(c.into()))),
-                );
-                ingress.extend(
-                    p.user_id_group_pairs()
-                        .iter()
-                        .map(|u| rule(Source::Group(names.of(u.group_id())))),
-                );
-            }
-            ingress.sort();
             let spec = Spec::SecurityGroup(SecurityGroupSpec {
                 name: g.group_name().unwrap_or_default().into(),
                 description: g.description().unwrap_or_default().into(),
                 vpc: names.of(g.vpc_id()),
-                ingress,
+                ingress: ingress(g, names),
             });
             insert(
                 live,
@@ -269,6 +261,9 @@ impl Ec2Objects {
                 BTreeMap::new(),
             );
         }
+    }
+
+    fn key_pairs(&self, names: &Addresses, live: &mut Live) {
         for k in &self.keys {
             let spec = Spec::KeyPair(KeyPairSpec {
                 name: k.key_name().unwrap_or_default().into(),
@@ -283,6 +278,10 @@ impl Ec2Objects {
                 BTreeMap::new(),
             );
         }
+    }
+
+    /// The instances, with their root volume's size from the volumes read.
+    fn instances(&self, names: &Addresses, live: &mut Live) {
         let volume_sizes: BTreeMap<&str, i32> = self
             .volumes
             .iter()
@@ -323,4 +322,41 @@ impl Ec2Objects {
             );
         }
     }
+}
+
+/// A security group's ingress rules in the model's terms, sorted: one rule per CIDR block or
+/// group of each permission.
+fn ingress(g: &SecurityGroup, names: &Addresses) -> Vec<Rule> {
+    let mut ingress = Vec::new();
+    for p in g.ip_permissions() {
+        let protocol = p.ip_protocol().unwrap_or("-1").to_string();
+        // Ports only mean something for TCP and UDP (EC2 may echo -1 for others).
+        let (from, to) = if matches!(protocol.as_str(), "tcp" | "udp") {
+            (
+                p.from_port().unwrap_or(0) as u16,
+                p.to_port().unwrap_or(0) as u16,
+            )
+        } else {
+            (0, 0)
+        };
+        let rule = |source| Rule {
+            protocol: protocol.clone(),
+            from_port: from,
+            to_port: to,
+            source,
+        };
+        ingress.extend(
+            p.ip_ranges()
+                .iter()
+                .filter_map(|r| r.cidr_ip())
+                .map(|c| rule(Source::Cidr(c.into()))),
+        );
+        ingress.extend(
+            p.user_id_group_pairs()
+                .iter()
+                .map(|u| rule(Source::Group(names.of(u.group_id())))),
+        );
+    }
+    ingress.sort();
+    ingress
 }

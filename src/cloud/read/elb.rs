@@ -156,11 +156,18 @@ impl Cloud {
 
 impl ElbObjects {
     /// Each object in the model's terms, added to `live`; target group ARNs are named in
-    /// `names` for the listeners.
+    /// `names` for the listeners. In this order: the load balancer, each target group with its
+    /// targets, the listeners (the second object to claim an address is an orphan).
     pub(super) fn observe(&self, names: &mut Addresses, live: &mut Live) {
         let lb_addr = Address::new("lb");
+        self.load_balancer(&lb_addr, names, live);
+        self.target_groups(names, live);
+        self.listeners(&lb_addr, names, live);
+    }
+
+    fn load_balancer(&self, lb_addr: &Address, names: &mut Addresses, live: &mut Live) {
         if let Some(l) = &self.lb {
-            names.add(l.load_balancer_arn(), &lb_addr);
+            names.add(l.load_balancer_arn(), lb_addr);
             let spec = Spec::LoadBalancer(LoadBalancerSpec {
                 name: l.load_balancer_name().unwrap_or_default().into(),
                 subnets: names.all(l.availability_zones().iter().filter_map(|z| z.subnet_id())),
@@ -169,6 +176,10 @@ impl ElbObjects {
             let out = outputs(&[("dns_name", l.dns_name()), ("arn", l.load_balancer_arn())]);
             insert(live, lb_addr.clone(), l.load_balancer_arn(), spec, out);
         }
+    }
+
+    /// Each target group, then its targets (`targets.<suffix>`).
+    fn target_groups(&self, names: &mut Addresses, live: &mut Live) {
         for (tg_addr, t, health, delay) in &self.target_groups {
             names.add(t.target_group_arn(), tg_addr);
             let spec = Spec::TargetGroup(TargetGroupSpec {
@@ -196,43 +207,11 @@ impl ElbObjects {
                 spec,
                 BTreeMap::new(),
             );
-            let registered = health
-                .iter()
-                .filter(|h| {
-                    !matches!(
-                        h.target_health()
-                            .and_then(|t| t.state())
-                            .map(|s| s.as_str()),
-                        Some("draining")
-                    )
-                })
-                .filter_map(|h| h.target()?.id());
-            let spec = Spec::Targets(TargetsSpec {
-                target_group: tg_addr.clone(),
-                instances: names.all(registered),
-                health: Default::default(),
-            });
-            // Each target's health, by node address, for `infra status`: `healthy`, or the
-            // state and AWS's reason (`unhealthy (Target.Timeout)`).
-            let health_by_node = health
-                .iter()
-                .filter_map(|h| {
-                    let node = names.of(h.target()?.id());
-                    let th = h.target_health()?;
-                    let state = th.state()?.as_str();
-                    let shown = match th.reason() {
-                        Some(r) => format!("{state} ({})", r.as_str()),
-                        None => state.to_string(),
-                    };
-                    Some((node.to_string(), shown))
-                })
-                .collect();
-            let targets = match tg_addr.as_str().strip_prefix("tg.") {
-                Some(suffix) => Address::new(format!("targets.{suffix}")),
-                None => Address::new(format!("targets.{tg_addr}")),
-            };
-            insert(live, targets, t.target_group_arn(), spec, health_by_node);
+            targets(tg_addr, t, health, names, live);
         }
+    }
+
+    fn listeners(&self, lb_addr: &Address, names: &Addresses, live: &mut Live) {
         for l in &self.listeners {
             let port = l.port().unwrap_or(0) as u16;
             let address = match port {
@@ -244,27 +223,7 @@ impl ElbObjects {
                 .protocol()
                 .map(|p| p.as_str().to_string())
                 .unwrap_or_default();
-            let action = l.default_actions().first();
-            let action = match action.and_then(|a| a.r#type()) {
-                Some(ActionTypeEnum::Redirect) => ListenerAction::RedirectHttps {
-                    port: action
-                        .and_then(|a| a.redirect_config()?.port()?.parse().ok())
-                        .unwrap_or(0),
-                },
-                // A weighted forward (a switch between target groups, interrupted): the group
-                // that takes the traffic.
-                _ => ListenerAction::Forward {
-                    target_group: names.of(action.and_then(|a| {
-                        a.target_group_arn().or_else(|| {
-                            a.forward_config()?
-                                .target_groups()
-                                .iter()
-                                .max_by_key(|g| g.weight().unwrap_or(1))?
-                                .target_group_arn()
-                        })
-                    })),
-                },
-            };
+            let action = listener_action(l, names);
             let https = protocol == "HTTPS";
             let spec = Spec::Listener(ListenerSpec {
                 load_balancer: lb_addr.clone(),
@@ -281,5 +240,78 @@ impl ElbObjects {
             });
             insert(live, address, l.listener_arn(), spec, BTreeMap::new());
         }
+    }
+}
+
+/// The instances registered in one target group (those draining are leaving), with each
+/// target's health.
+fn targets(
+    tg_addr: &Address,
+    t: &TargetGroup,
+    health: &[TargetHealthDescription],
+    names: &Addresses,
+    live: &mut Live,
+) {
+    let registered = health
+        .iter()
+        .filter(|h| {
+            !matches!(
+                h.target_health()
+                    .and_then(|t| t.state())
+                    .map(|s| s.as_str()),
+                Some("draining")
+            )
+        })
+        .filter_map(|h| h.target()?.id());
+    let spec = Spec::Targets(TargetsSpec {
+        target_group: tg_addr.clone(),
+        instances: names.all(registered),
+        health: Default::default(),
+    });
+    // Each target's health, by node address, for `infra status`: `healthy`, or the
+    // state and AWS's reason (`unhealthy (Target.Timeout)`).
+    let health_by_node = health
+        .iter()
+        .filter_map(|h| {
+            let node = names.of(h.target()?.id());
+            let th = h.target_health()?;
+            let state = th.state()?.as_str();
+            let shown = match th.reason() {
+                Some(r) => format!("{state} ({})", r.as_str()),
+                None => state.to_string(),
+            };
+            Some((node.to_string(), shown))
+        })
+        .collect();
+    let targets = match tg_addr.as_str().strip_prefix("tg.") {
+        Some(suffix) => Address::new(format!("targets.{suffix}")),
+        None => Address::new(format!("targets.{tg_addr}")),
+    };
+    insert(live, targets, t.target_group_arn(), spec, health_by_node);
+}
+
+/// A listener's default action: a redirect to HTTPS, or a forward to the target group that
+/// takes the traffic.
+fn listener_action(l: &Listener, names: &Addresses) -> ListenerAction {
+    let action = l.default_actions().first();
+    match action.and_then(|a| a.r#type()) {
+        Some(ActionTypeEnum::Redirect) => ListenerAction::RedirectHttps {
+            port: action
+                .and_then(|a| a.redirect_config()?.port()?.parse().ok())
+                .unwrap_or(0),
+        },
+        // A weighted forward (a switch between target groups, interrupted): the group
+        // that takes the traffic.
+        _ => ListenerAction::Forward {
+            target_group: names.of(action.and_then(|a| {
+                a.target_group_arn().or_else(|| {
+                    a.forward_config()?
+                        .target_groups()
+                        .iter()
+                        .max_by_key(|g| g.weight().unwrap_or(1))?
+                        .target_group_arn()
+                })
+            })),
+        },
     }
 }

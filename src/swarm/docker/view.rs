@@ -1,0 +1,336 @@
+//! What the Swarm holds, in one call: the `list` script, and the parsing of what it prints into a
+//! [`SwarmView`] (nodes, services, secrets, configs, networks, names).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+/// Everything of the Swarm a plan compares, one JSON document a line with its kind first:
+/// nodes, the stack's services (and their running/desired counts), secrets, networks (infra's
+/// and those an older `docker stack deploy` made for the stack) and configs (without their
+/// content); then the names of all secrets, configs and swarm-scoped
+/// networks, for the compose file's `external` ones. One call, whatever the size.
+pub fn list(stack: &str) -> String {
+    let services = format!("label=com.docker.stack.namespace={stack}");
+    let ours = format!("label=infra.stack={stack}");
+    format!(
+        "docker node ls -q | xargs -r docker node inspect --format 'node {{{{json .}}}}' && \
+         docker service ls -q --filter {services} | xargs -r docker service inspect --format 'service {{{{json .}}}}' && \
+         docker service ls --filter {services} --format 'replicas {{{{.Name}}}} {{{{.Replicas}}}}' && \
+         docker secret ls -q --filter {ours} | xargs -r docker secret inspect --format 'secret {{{{json .}}}}' && \
+         docker network ls -q --filter {services} | xargs -r docker network inspect --format 'network {{{{json .}}}}' && \
+         docker config ls -q --filter {ours} | xargs -r docker config inspect --format 'config {{\"ID\":{{{{json .ID}}}},\"Spec\":{{\"Name\":{{{{json .Spec.Name}}}},\"Labels\":{{{{json .Spec.Labels}}}},\"Templating\":{{{{json .Spec.Templating}}}}}}}}' && \
+         docker secret ls --format 'name secret {{{{.Name}}}}' && \
+         docker config ls --format 'name config {{{{.Name}}}}' && \
+         docker network ls --filter scope=swarm --format 'name network {{{{.Name}}}}'"
+    )
+}
+
+/// One node as `docker node inspect` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    pub hostname: String,
+    pub role: String,
+    pub availability: String,
+    /// `ready`, `down`, `unknown`, `disconnected`.
+    pub state: String,
+    pub addr: String,
+    pub labels: BTreeMap<String, String>,
+    pub leader: bool,
+    /// For a manager: false once the managers report it `unreachable`
+    /// (`ManagerStatus.Reachability`); None for a worker.
+    pub reachable: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Inspect {
+    #[serde(rename = "ID")]
+    id: String,
+    spec: InspectSpec,
+    description: InspectDescription,
+    status: InspectStatus,
+    manager_status: Option<InspectManager>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectSpec {
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    role: String,
+    availability: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectDescription {
+    hostname: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectStatus {
+    state: String,
+    #[serde(default)]
+    addr: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectManager {
+    #[serde(default)]
+    leader: bool,
+    #[serde(default)]
+    reachability: String,
+}
+
+/// What `list` printed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SwarmView {
+    pub members: Vec<Member>,
+    pub services: Vec<ServiceInfo>,
+    pub secrets: Vec<SecretInfo>,
+    pub configs: Vec<SecretInfo>,
+    pub networks: Vec<NetworkInfo>,
+    /// Every secret, config and swarm-scoped network on the Swarm, by kind
+    /// (`secret`, `config`, `network`) and name.
+    pub names: BTreeSet<(String, String)>,
+}
+
+/// One network as `docker network inspect` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkInfo {
+    pub id: String,
+    pub name: String,
+    pub driver: String,
+    #[serde(default)]
+    pub attachable: bool,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub options: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// One service as `docker service inspect` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceInfo {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    /// `global` or `replicated N`.
+    pub mode: String,
+    pub ports: Vec<String>,
+    pub secrets: Vec<String>,
+    pub configs: Vec<String>,
+    /// The networks it joins, by id or name (`Spec.TaskTemplate.Networks[].Target`).
+    pub networks: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    /// `running/desired`, as `docker service ls` shows it.
+    pub replicas: String,
+    /// The last rolling update's state (`completed`, `rollback_completed`, …), if any.
+    pub update_state: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretInfo {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// A config's template driver (`golang`), if any.
+    pub template_driver: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ServiceInspect {
+    #[serde(rename = "ID")]
+    id: String,
+    spec: ServiceInspectSpec,
+    update_status: Option<UpdateStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ServiceInspectSpec {
+    name: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    task_template: serde_json::Value,
+    mode: serde_json::Value,
+    #[serde(default)]
+    endpoint_spec: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UpdateStatus {
+    #[serde(default)]
+    state: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SecretInspect {
+    #[serde(rename = "ID")]
+    id: String,
+    spec: SecretInspectSpec,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SecretInspectSpec {
+    name: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    templating: Option<Templating>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Templating {
+    name: String,
+}
+
+fn parse_secret(json: &str) -> Result<SecretInfo, serde_json::Error> {
+    let i: SecretInspect = serde_json::from_str(json)?;
+    Ok(SecretInfo {
+        id: i.id,
+        name: i.spec.name,
+        labels: i.spec.labels,
+        template_driver: i.spec.templating.map(|t| t.name),
+    })
+}
+
+pub fn parse_view(output: &str) -> Result<SwarmView, serde_json::Error> {
+    let mut view = SwarmView::default();
+    let mut replicas = BTreeMap::new();
+    for line in output.lines() {
+        let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match kind {
+            "node" => view.members.extend(parse_members(rest)?),
+            "service" => view.services.push(parse_service(rest)?),
+            "replicas" => {
+                let mut words = rest.split_whitespace();
+                if let (Some(name), Some(count)) = (words.next(), words.next()) {
+                    replicas.insert(name.to_string(), count.to_string());
+                }
+            }
+            "secret" => view.secrets.push(parse_secret(rest)?),
+            "config" => view.configs.push(parse_secret(rest)?),
+            "network" => view.networks.push(serde_json::from_str(rest)?),
+            "name" => {
+                if let Some((kind, name)) = rest.split_once(' ') {
+                    view.names.insert((kind.to_string(), name.to_string()));
+                }
+            }
+            _ => {}
+        }
+    }
+    for s in &mut view.services {
+        s.replicas = replicas.get(&s.name).cloned().unwrap_or_default();
+    }
+    Ok(view)
+}
+
+fn parse_service(json: &str) -> Result<ServiceInfo, serde_json::Error> {
+    let i: ServiceInspect = serde_json::from_str(json)?;
+    let container = &i.spec.task_template["ContainerSpec"];
+    let mode = match i.spec.mode.get("Replicated") {
+        Some(r) => format!("replicated {}", r["Replicas"].as_u64().unwrap_or(0)),
+        None if i.spec.mode.get("ReplicatedJob").is_some() => "replicated-job".to_string(),
+        None if i.spec.mode.get("GlobalJob").is_some() => "global-job".to_string(),
+        None => "global".to_string(),
+    };
+    let mut ports: Vec<String> = i.spec.endpoint_spec["Ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            crate::compose::port_text(
+                p["PublishedPort"].as_u64().unwrap_or(0),
+                p["TargetPort"].as_u64().unwrap_or(0),
+                p["Protocol"].as_str().unwrap_or("tcp"),
+                p["PublishMode"].as_str().unwrap_or("ingress"),
+            )
+        })
+        .collect();
+    ports.sort();
+    let names = |list: &serde_json::Value, field: &str| -> Vec<String> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s[field].as_str().map(str::to_string))
+            .collect()
+    };
+    let secrets = names(&container["Secrets"], "SecretName");
+    let configs = names(&container["Configs"], "ConfigName");
+    let networks = names(&i.spec.task_template["Networks"], "Target");
+    Ok(ServiceInfo {
+        id: i.id,
+        name: i.spec.name,
+        image: container["Image"].as_str().unwrap_or_default().to_string(),
+        mode,
+        ports,
+        secrets,
+        configs,
+        networks,
+        labels: i.spec.labels,
+        replicas: String::new(),
+        update_state: i.update_status.map(|u| u.state).unwrap_or_default(),
+    })
+}
+
+pub fn parse_members(output: &str) -> Result<Vec<Member>, serde_json::Error> {
+    output
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let i: Inspect = serde_json::from_str(line)?;
+            Ok(Member {
+                id: i.id,
+                hostname: i.description.hostname,
+                role: i.spec.role,
+                availability: i.spec.availability,
+                state: i.status.state,
+                addr: i.status.addr,
+                labels: i.spec.labels,
+                leader: i.manager_status.as_ref().is_some_and(|m| m.leader),
+                // `unknown` while a manager joins: not known to be lost.
+                reachable: i.manager_status.map(|m| m.reachability != "unreachable"),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_docker_20_prints() {
+        let members = parse_members(include_str!("../fixtures/node-inspect.jsonl")).unwrap();
+        assert_eq!(members.len(), 2);
+        let m = &members[0];
+        assert_eq!(
+            (m.role.as_str(), m.state.as_str(), m.addr.as_str(), m.leader),
+            ("manager", "ready", "10.77.9.11", true)
+        );
+        assert_eq!(m.labels["infra.address"], "node.manager[0]");
+        assert_eq!(members[1].role, "worker");
+        assert!(!members[1].leader && members[1].labels.is_empty());
+    }
+}
