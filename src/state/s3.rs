@@ -10,6 +10,9 @@ use aws_sdk_s3::primitives::ByteStream;
 
 use super::{LockInfo, State, StateError, parse};
 
+/// Puts of the lock tried while its holder keeps releasing it between our put and our read.
+const LOCK_TRIES: usize = 3;
+
 #[derive(Debug)]
 pub struct S3Backend {
     client: aws_sdk_s3::Client,
@@ -138,41 +141,51 @@ impl S3Backend {
         }
     }
 
-    /// Takes the lock, or reports who holds it.
+    /// Takes the lock, or reports who holds it. A holder that releases the lock between the
+    /// refused put and the read of its lock has freed it: the put is tried again.
     pub async fn try_lock(&self, info: &LockInfo) -> Result<(), StateError> {
         let body = serde_json::to_vec_pretty(info).expect("serializes");
-        let r = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.lock_key())
-            .if_none_match("*")
-            .body(ByteStream::from(body))
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("PreconditionFailed") => {
-                Err(StateError::Locked(Box::new(self.holder().await?)))
+        for _ in 0..LOCK_TRIES {
+            let r = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(self.lock_key())
+                .if_none_match("*")
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await;
+            match r {
+                Ok(_) => return Ok(()),
+                Err(e) if e.code() == Some("PreconditionFailed") => {
+                    if let Some(holder) = self.holder().await? {
+                        return Err(StateError::Locked(Box::new(holder)));
+                    }
+                }
+                Err(e) => {
+                    return Err(s3_error(format!("s3:PutObject {}.lock", self.describe()))(
+                        e,
+                    ));
+                }
             }
-            Err(e) => Err(s3_error(format!("s3:PutObject {}.lock", self.describe()))(
-                e,
-            )),
         }
+        Err(StateError::Remote {
+            what: format!("s3:GetObject {}.lock", self.describe()),
+            detail: "the lock vanished while being read, each time; try again".into(),
+        })
     }
 
-    async fn holder(&self) -> Result<LockInfo, StateError> {
-        let (text, _) = self
-            .get(&self.lock_key())
-            .await?
-            .ok_or_else(|| StateError::Remote {
-                what: format!("s3:GetObject {}.lock", self.describe()),
-                detail: "the lock vanished while being read; try again".into(),
-            })?;
-        serde_json::from_str(&text).map_err(|e| StateError::Remote {
-            what: format!("{}.lock", self.describe()),
-            detail: e.to_string(),
-        })
+    /// Who holds the lock; None if it was released meanwhile.
+    async fn holder(&self) -> Result<Option<LockInfo>, StateError> {
+        let Some((text, _)) = self.get(&self.lock_key()).await? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| StateError::Remote {
+                what: format!("{}.lock", self.describe()),
+                detail: e.to_string(),
+            })
     }
 
     pub async fn unlock(&self, id: &str) -> Result<LockInfo, StateError> {
