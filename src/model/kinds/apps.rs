@@ -1,4 +1,5 @@
-//! The application half: secrets in Parameter Store, and on the Swarm its members, secrets, networks, configs and services.
+//! The application half: secrets in Parameter Store, and on the Swarm its members, secrets,
+//! networks, configs and services.
 
 use serde::{Deserialize, Serialize};
 

@@ -41,8 +41,10 @@ pub trait Kind {
     const NAME: &'static str;
     /// Where it lives.
     const PLACE: Place;
-    /// Fields whose change cannot be made in place (AWS or Docker refuses it): the object is
-    /// replaced. The others change in place.
+    /// Fields whose change cannot be made in place: the object is replaced, the others change
+    /// in place. AWS: the service has no Modify call that takes the field (a VPC's or subnet's
+    /// CIDR, an instance's AMI); Docker: swarmkit's control API refuses it (a config's or
+    /// secret's content: "only updates to Labels are allowed"; a network has no update).
     const REPLACE_FIELDS: &'static [&'static str];
     /// Every address it refers to: those exist first and are removed last.
     fn references(&self) -> Vec<&Address>;
