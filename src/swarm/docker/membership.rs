@@ -79,11 +79,12 @@ pub fn update(
 /// A shell function, `in_sequence CMD…`: runs a `docker node` change again (up to 10 times, 1 s
 /// apart) while the manager refuses it for a moment: "update out of sequence" (the node's
 /// version moved since the command read it, e.g. a demotion still being applied) or "raft
-/// proposal dropped" (the Raft leadership is changing hands, e.g. right after the leader was
-/// demoted: etcd raft's `ErrProposalDropped`, which swarmkit returns as is). Docker's own
-/// message is kept on failure.
+/// proposal dropped" or "node lost leader status" (the Raft leadership is changing hands, e.g.
+/// right after the leader was demoted: etcd raft's `ErrProposalDropped`, which swarmkit returns
+/// as is, and swarmkit's `ErrLostLeadership` for a proposal its leader could not finish). Docker's
+/// own message is kept on failure.
 const IN_SEQUENCE: &str = "in_sequence() { i=0; while :; do err=$(\"$@\" 2>&1 >/dev/null) && return 0; i=$((i+1)); \
-    case \"$err\" in *'out of sequence'* | *'raft proposal dropped'*) [ $i -lt 10 ] && { sleep 1; continue; };; esac; echo \"$err\" >&2; return 1; done; };";
+    case \"$err\" in *'out of sequence'* | *'raft proposal dropped'* | *'lost leader status'*) [ $i -lt 10 ] && { sleep 1; continue; };; esac; echo \"$err\" >&2; return 1; done; };";
 
 /// Adds labels to a node, changing nothing else.
 pub fn add_labels(node_id: &str, labels: &BTreeMap<String, String>) -> String {
@@ -163,7 +164,7 @@ mod tests {
     }
 
     /// The scripts that change nodes are valid shell, and `in_sequence` retries only Docker's
-    /// "update out of sequence" (and "raft proposal dropped", below), keeping any other message.
+    /// "update out of sequence" (and a leadership change, below), keeping any other message.
     #[test]
     fn node_changes_are_valid_shell_and_retry_out_of_sequence_only() {
         let labels = BTreeMap::from([("k".to_string(), "v".to_string())]);
@@ -200,18 +201,28 @@ mod tests {
         );
     }
 
-    /// A leadership change drops proposals for a moment: a node change is tried again.
+    /// A leadership change drops proposals for a moment: a node change is tried again (both
+    /// messages were met draining a node right after the Raft leader was demoted).
     #[test]
     fn a_node_change_is_tried_again_while_raft_leadership_changes_hands() {
-        let count = tempfile::NamedTempFile::new().unwrap();
-        let script = format!(
-            "{IN_SEQUENCE} t={}; f() {{ n=$(($(cat $t || echo 0) + 1)); echo $n > $t; [ $n -gt 1 ] || {{ echo 'Error response from daemon: rpc error: code = Unknown desc = raft proposal dropped' >&2; return 1; }}; }}; in_sequence f && cat $t",
-            count.path().display()
-        );
-        let out = std::process::Command::new("sh")
-            .args(["-c", &script])
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2");
+        for message in [
+            "raft proposal dropped",
+            "raft: failed to process the request: node lost leader status",
+        ] {
+            let count = tempfile::NamedTempFile::new().unwrap();
+            let script = format!(
+                "{IN_SEQUENCE} t={}; f() {{ n=$(($(cat $t || echo 0) + 1)); echo $n > $t; [ $n -gt 1 ] || {{ echo 'Error response from daemon: rpc error: code = Unknown desc = {message}' >&2; return 1; }}; }}; in_sequence f && cat $t",
+                count.path().display()
+            );
+            let out = std::process::Command::new("sh")
+                .args(["-c", &script])
+                .output()
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                "2",
+                "{message}"
+            );
+        }
     }
 }
