@@ -189,10 +189,17 @@ impl Project {
         self.infra_in(self.dir.path(), args)
     }
 
-    /// `infra ARGS`, which must succeed.
+    /// `infra ARGS`, which must succeed. On failure its error comes first: CI logs keep the
+    /// head and tail of a long message.
     pub fn ok(&self, args: &[&str]) -> Run {
         let run = self.infra(args);
-        assert_eq!(run.code, 0, "infra {args:?} failed:\n{}", run.all());
+        assert_eq!(
+            run.code,
+            0,
+            "infra {args:?} failed:\n{}\nwhat it printed:\n{}",
+            run.stderr,
+            run.all()
+        );
         run
     }
 }
