@@ -6,30 +6,12 @@
 
 mod support;
 
-use std::path::Path;
-
-use support::{Project, Testbed, sandbox, serves, targets};
+use support::{Project, Testbed, sandbox, serves, targets, with_compose_file};
 
 const API_KEY: &str = "fixture-api-key-5d1c";
 
 fn docker(bed: &Testbed, manager: usize, command: &str) -> String {
     bed.sh(manager, &format!("docker {command}"))
-}
-
-/// The sandbox stack with `[services]` replaced by `[swarm] compose_file = "compose.yml"`, and
-/// the rich fixture next to it.
-fn with_compose_file(p: &Project) {
-    let stack = std::fs::read_to_string(p.stack_file()).unwrap();
-    let cut = stack
-        .find("[services.web]")
-        .expect("the sandbox has [services.web]");
-    let stack = stack[..cut].replace("[swarm]\n", "[swarm]\ncompose_file = \"compose.yml\"\n");
-    std::fs::write(p.stack_file(), stack).unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compose/rich");
-    let dir = p.stack_file().parent().unwrap().to_path_buf();
-    for f in ["compose.yml", "app.conf", "api_key.txt", "web.env"] {
-        std::fs::copy(fixture.join(f), dir.join(f)).unwrap();
-    }
 }
 
 /// What node `t` serves at `path`, once it is `want` (bounded: a task may be restarting).
@@ -56,7 +38,8 @@ fn edit(p: &Project, file: &str, f: impl FnOnce(String) -> String) {
 fn a_rich_compose_file_deploys_rolls_its_config_and_removes_what_left_the_file() {
     let nodes = 3;
     let (mut p, bed) = sandbox("59", nodes, &["v1"]);
-    with_compose_file(&p);
+    let files = ["compose.yml", "app.conf", "api_key.txt", "web.env"];
+    with_compose_file(&p, "rich", &files);
     p.env.push(("TAG".into(), "v1".into()));
     let mut outputs = Vec::new();
 

@@ -65,8 +65,13 @@ async fn object_step(
     match (change.spec(), kind) {
         (Spec::Service(spec), StepKind::Create | StepKind::Update) => {
             let report = |line: String| progress.line(line);
+            // Only its state differs: Docker did not converge it, and a deploy alone would not
+            // restart a task.
+            let retry = kind == StepKind::Update
+                && !change.fields.is_empty()
+                && change.fields.iter().all(|f| f.name == "state");
             let id = swarm
-                .deploy(a, spec, managers, &plan.deploy, &report)
+                .deploy(a, spec, retry, managers, &plan.deploy, &report)
                 .await?;
             Ok(created(id))
         }
@@ -95,7 +100,7 @@ async fn object_step(
             Ok(created(id))
         }
         (Spec::SwarmSecret(spec), _) => {
-            swarm.remove_secret(&spec.name, managers).await?;
+            swarm.remove_secret(a, &spec.name, managers).await?;
             Ok(None)
         }
         (Spec::SwarmNetwork(spec), StepKind::Create) => {
@@ -103,7 +108,8 @@ async fn object_step(
             Ok(created(id))
         }
         (Spec::SwarmNetwork(spec), _) => {
-            swarm.remove_network(&spec.name, managers).await?;
+            let network = change.id.as_deref().unwrap_or(&spec.name);
+            swarm.remove_network(a, network, managers).await?;
             Ok(None)
         }
         (Spec::SwarmConfig(spec), StepKind::Create) => {
@@ -111,7 +117,7 @@ async fn object_step(
             Ok(created(id))
         }
         (Spec::SwarmConfig(spec), _) => {
-            swarm.remove_config(&spec.name, managers).await?;
+            swarm.remove_config(a, &spec.name, managers).await?;
             Ok(None)
         }
         (spec, kind) => unreachable!("{kind:?} of a {} is no object step", spec.kind()),

@@ -41,6 +41,26 @@ macro_rules! kinds {
                 }
             }
 
+            /// Why changing `field` from `before` to `after` replaces the object, by a rule on
+            /// values ([`Kind::refuses_in_place`]).
+            pub fn refuses_in_place(
+                &self,
+                field: &str,
+                before: &serde_json::Value,
+                after: &serde_json::Value,
+            ) -> Option<&'static str> {
+                match self {
+                    $(Spec::$variant(_) => <$spec as Kind>::refuses_in_place(field, before, after),)*
+                }
+            }
+
+            /// Why replacing `dependency` replaces this object too ([`Kind::replaced_with`]).
+            pub fn replaced_with(&self, dependency: &Spec) -> Option<&'static str> {
+                match self {
+                    $(Spec::$variant(s) => s.replaced_with(dependency),)*
+                }
+            }
+
             /// Every address this object refers to ([`Kind::references`]).
             pub fn references(&self) -> Vec<&Address> {
                 match self {
@@ -117,6 +137,7 @@ mod tests {
             Spec::Service(ServiceSpec {
                 image: "web:1".into(),
                 mode: "global".into(),
+                state: CONVERGED.into(),
                 ports: vec![],
                 secrets: vec![],
                 networks: vec![],

@@ -62,7 +62,6 @@ pub(super) async fn prepare(
         state.as_ref(),
         &mut notices,
     )?;
-    refusals::check_network_replacements(&changes)?;
     if !destroy {
         refusals::check_bastion_removal(&changes)?;
     }

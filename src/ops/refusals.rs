@@ -1,6 +1,5 @@
 //! What a plan refuses before anything changes, because apply could not carry it out safely
-//! in one run: missing externals, a network replaced under its services, a bastion removed
-//! while the Swarm changes.
+//! in one run: missing externals, a bastion removed while the Swarm changes.
 
 use std::collections::BTreeSet;
 
@@ -86,30 +85,4 @@ pub(super) fn check_bastion_removal(changes: &[plan::Change]) -> Result<()> {
         "node.bastion[0]: removing [bastion] changes how infra reaches the nodes, and this plan also changes the Swarm ({}).\n  Apply the other changes with [bastion] still in the stack file, then remove it in an apply of its own.",
         swarm.join(", ")
     )))
-}
-
-/// Docker cannot change a network in place, nor remove one that services use: a network whose
-/// definition changed while services still use it cannot be replaced by one apply.
-pub(super) fn check_network_replacements(changes: &[plan::Change]) -> Result<()> {
-    for c in changes {
-        let (Some(Spec::SwarmNetwork(n)), plan::Action::Replace) = (&c.before, c.action) else {
-            continue;
-        };
-        let users: Vec<String> = changes
-            .iter()
-            .filter(
-                |u| matches!(&u.after, Some(Spec::Service(s)) if s.networks.contains(&c.address)),
-            )
-            .map(|u| u.address.to_string())
-            .collect();
-        if !users.is_empty() {
-            return Err(OpsError::Usage(format!(
-                "{}: the definition of network {:?} changed, and Docker cannot change a network in place nor remove one that {} still use.\n  Give the changed network a new key in the compose file (the services move onto it and the old one is removed), or remove the services from the file, apply, and add them back.",
-                c.address,
-                n.name,
-                users.join(", ")
-            )));
-        }
-    }
-    Ok(())
 }

@@ -49,6 +49,9 @@ pub fn diff_with(
                 let asked = options.replace.contains(&r.address);
                 let forced = fields.iter().any(|f| f.forces_replacement);
                 let replace = asked || obs.spec.kind() != r.spec.kind() || forced;
+                let refused = fields
+                    .iter()
+                    .find_map(|f| r.spec.refuses_in_place(&f.name, &f.before, &f.after));
                 (!fields.is_empty() || replace).then(|| Change {
                     address: r.address.clone(),
                     action: if replace {
@@ -60,7 +63,10 @@ pub fn diff_with(
                     before: Some(obs.spec.clone()),
                     after: Some(r.spec.clone()),
                     fields,
-                    reason: (asked && !forced).then(|| "its replacement was asked for".to_string()),
+                    reason: match refused {
+                        Some(why) => Some(why.to_string()),
+                        None => (asked && !forced).then(|| "its replacement was asked for".into()),
+                    },
                     rolling: None,
                 })
             }
@@ -174,9 +180,10 @@ fn compare(before: &crate::model::Spec, after: &crate::model::Spec) -> Vec<Field
             let bv = b.get(name).cloned().unwrap_or(serde_json::Value::Null);
             (bv != *av).then(|| FieldChange {
                 name: name.clone(),
+                forces_replacement: replace.contains(&name.as_str())
+                    || after.refuses_in_place(name, &bv, av).is_some(),
                 before: bv,
                 after: av.clone(),
-                forces_replacement: replace.contains(&name.as_str()),
             })
         })
         .collect()
@@ -211,12 +218,16 @@ fn cascade(desired: &[Resource], live: &Live, changes: &mut BTreeMap<Address, Ch
             };
             let attrs = r.spec.attributes();
             let quoted = serde_json::Value::String(dep.to_string()).to_string();
-            let forces = r.spec.replace_fields().iter().any(|f| {
+            let in_replace_field = r.spec.replace_fields().iter().any(|f| {
                 attrs
                     .get(*f)
                     .is_some_and(|v| v.to_string().contains(&quoted))
             });
-            let action = if forces {
+            let replaced = changes
+                .get(&dep)
+                .filter(|d| d.action == Action::Replace)
+                .and_then(|d| r.spec.replaced_with(d.spec()));
+            let action = if in_replace_field || replaced.is_some() {
                 Action::Replace
             } else {
                 Action::Update
@@ -224,7 +235,10 @@ fn cascade(desired: &[Resource], live: &Live, changes: &mut BTreeMap<Address, Ch
             if current == Some(action) {
                 continue;
             }
-            let reason = format!("{dep} gets a new id");
+            let reason = match replaced {
+                Some(why) => format!("{dep} is replaced: {why}"),
+                None => format!("{dep} gets a new id"),
+            };
             let change = changes.entry(r.address.clone()).or_insert_with(|| Change {
                 address: r.address.clone(),
                 action,

@@ -116,6 +116,7 @@ pub fn steps(changes: &[Change]) -> Result<Vec<Step>, CycleError> {
     order_swarm_joins(changes, &mut steps, &index);
     order_rolls(changes, &mut steps, &index);
     order_apps(changes, &mut steps, &index);
+    order_published_ports(changes, &mut steps, &index);
     order_bastion(changes, &mut steps, &index);
     order_swarm_leaves(changes, &mut steps, &index);
     order_targets(changes, &mut steps, &index);
@@ -293,6 +294,57 @@ fn order_apps(
     }
     for &l in &leaves {
         steps[l].after.extend(&removals);
+    }
+}
+
+/// A published port that moves from one service to another is taken only once the service
+/// that held it let it go (updated without it, or removed): swarmkit refuses a service whose
+/// published port another service holds (`port '8080' is already in use by service …`,
+/// `controlapi.checkPortConflicts`).
+fn order_published_ports(
+    changes: &[Change],
+    steps: &mut [Step],
+    index: &BTreeMap<(&Address, StepKind), usize>,
+) {
+    // `published:target/protocol (mode)` → `published/protocol`; an unpublished port holds none.
+    let ports = |spec: Option<&Spec>| -> BTreeSet<String> {
+        let Some(Spec::Service(s)) = spec else {
+            return BTreeSet::new();
+        };
+        s.ports
+            .iter()
+            .filter_map(|p| {
+                let (published, rest) = p.split_once(':')?;
+                let protocol = rest.split_once('/')?.1.split(' ').next()?;
+                (published != "0").then(|| format!("{published}/{protocol}"))
+            })
+            .collect()
+    };
+    let step = |c: &Change, kinds: [StepKind; 2]| {
+        kinds
+            .into_iter()
+            .find_map(|k| index.get(&(&c.address, k)).copied())
+    };
+    for giver in changes {
+        let mut released = ports(giver.before.as_ref());
+        if giver.action != Action::Replace {
+            released.retain(|p| !ports(giver.after.as_ref()).contains(p));
+        }
+        let Some(gives) = step(giver, [StepKind::Delete, StepKind::Update]) else {
+            continue;
+        };
+        for taker in changes.iter().filter(|t| t.address != giver.address) {
+            let mut taken = ports(taker.after.as_ref());
+            if taker.action != Action::Replace {
+                taken.retain(|p| !ports(taker.before.as_ref()).contains(p));
+            }
+            if taken.is_disjoint(&released) {
+                continue;
+            }
+            if let Some(takes) = step(taker, [StepKind::Create, StepKind::Update]) {
+                steps[takes].after.insert(gives);
+            }
+        }
     }
 }
 

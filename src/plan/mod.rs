@@ -140,4 +140,6 @@ impl Plan {
 }
 
 #[cfg(test)]
+mod app_tests;
+#[cfg(test)]
 mod tests;

@@ -122,11 +122,30 @@ impl Swarm<'_> {
         Ok(id.trim().to_string())
     }
 
-    pub async fn remove_secret(&self, name: &str, managers: &[Node]) -> Result<(), SwarmError> {
-        let command = docker::remove_secret(name);
-        self.on_manager(managers, "docker secret rm", &command, None)
+    /// Runs a removal on a manager; its failure names the object first.
+    async fn remove_object(
+        &self,
+        address: &Address,
+        managers: &[Node],
+        what: &str,
+        command: &str,
+    ) -> Result<(), SwarmError> {
+        self.on_manager(managers, what, command, None)
             .await
             .map(drop)
+            .map_err(|e| SwarmError::Other(format!("{address}: {e}")))
+    }
+
+    /// Removes a Swarm secret (Docker refuses while a service uses it).
+    pub async fn remove_secret(
+        &self,
+        address: &Address,
+        name: &str,
+        managers: &[Node],
+    ) -> Result<(), SwarmError> {
+        let command = docker::remove_secret(name);
+        self.remove_object(address, managers, "docker secret rm", &command)
+            .await
     }
 
     /// Creates one of the compose file's overlay networks, labelled as part of the stack (so
@@ -147,11 +166,16 @@ impl Swarm<'_> {
         Ok(id.trim().to_string())
     }
 
-    pub async fn remove_network(&self, name: &str, managers: &[Node]) -> Result<(), SwarmError> {
-        let command = docker::remove_network(name);
-        self.on_manager(managers, "docker network rm", &command, None)
+    /// Removes a network by id (or name) and returns once Docker no longer lists it.
+    pub async fn remove_network(
+        &self,
+        address: &Address,
+        network: &str,
+        managers: &[Node],
+    ) -> Result<(), SwarmError> {
+        let command = docker::remove_network(network);
+        self.remove_object(address, managers, "docker network rm", &command)
             .await
-            .map(drop)
     }
 
     /// Creates a config with its content on stdin; returns its id.
@@ -175,37 +199,45 @@ impl Swarm<'_> {
         Ok(id.trim().to_string())
     }
 
-    pub async fn remove_config(&self, name: &str, managers: &[Node]) -> Result<(), SwarmError> {
+    /// Removes a config (Docker refuses while a service uses it).
+    pub async fn remove_config(
+        &self,
+        address: &Address,
+        name: &str,
+        managers: &[Node],
+    ) -> Result<(), SwarmError> {
         let command = docker::remove_config(name);
-        self.on_manager(managers, "docker config rm", &command, None)
+        self.remove_object(address, managers, "docker config rm", &command)
             .await
-            .map(drop)
     }
 
+    /// Removes a service and returns once its tasks stopped on every ready node.
     pub async fn remove_service(
         &self,
         address: &Address,
         managers: &[Node],
     ) -> Result<(), SwarmError> {
         let command = docker::remove_service(&self.service_name(address));
-        self.on_manager(managers, "docker service rm", &command, None)
+        self.remove_object(address, managers, "docker service rm", &command)
             .await
-            .map(drop)
     }
 
     /// Deploys one service and waits until it converges: all its tasks running, and the rolling
-    /// update this deploy started completed. A rollback, a paused update or the timeout is an
-    /// error that names the service and its tasks' errors. Returns the service id.
+    /// update this deploy started completed. `retry`: the service did not converge before (its
+    /// spec is unchanged), so its tasks are restarted (a forced update). A rollback, a paused
+    /// update or the timeout is an error that names the service and its tasks' errors.
+    /// Returns the service id.
     pub async fn deploy(
         &self,
         address: &Address,
         spec: &ServiceSpec,
+        retry: bool,
         managers: &[Node],
         opts: &DeploySettings,
         report: &(dyn Fn(String) + Sync),
     ) -> Result<String, SwarmError> {
         let s = self.manager(managers).await?;
-        let result = self.deploy_on(&s, address, spec, opts, report).await;
+        let result = self.deploy_on(&s, address, spec, retry, opts, report).await;
         s.close().await;
         result
     }
@@ -215,6 +247,7 @@ impl Swarm<'_> {
         s: &NodeSession,
         address: &Address,
         spec: &ServiceSpec,
+        retry: bool,
         opts: &DeploySettings,
         report: &(dyn Fn(String) + Sync),
     ) -> Result<String, SwarmError> {
@@ -226,6 +259,14 @@ impl Swarm<'_> {
                 Some(&spec.definition),
             )
             .await?;
+        if retry {
+            s.run(
+                "docker service update --force",
+                &docker::force_update(&name),
+                None,
+            )
+            .await?;
+        }
         let deployed_at: i64 = clock.trim().parse().unwrap_or(0);
         let started = Instant::now();
         let timeout = Duration::from_secs(opts.converge_timeout_secs);

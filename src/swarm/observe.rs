@@ -13,8 +13,8 @@ use crate::model::resources::{
     swarm_address, swarm_secret_address,
 };
 use crate::model::{
-    Address, Live, Observed, ServiceSpec, Spec, SwarmConfigSpec, SwarmNetworkSpec, SwarmNodeSpec,
-    SwarmSecretSpec,
+    Address, CONVERGED, Live, Observed, ServiceSpec, Spec, SwarmConfigSpec, SwarmNetworkSpec,
+    SwarmNodeSpec, SwarmSecretSpec,
 };
 
 impl Swarm<'_> {
@@ -178,6 +178,7 @@ fn observe_services(
         let spec = ServiceSpec {
             image: normalize_image(&s.image),
             mode: s.mode.clone(),
+            state: service_state(s),
             ports: s.ports.clone(),
             secrets,
             networks,
@@ -202,6 +203,64 @@ fn observe_services(
     }
 }
 
+/// [`CONVERGED`], or what Docker reports instead: an update paused, rolled back and paused, or
+/// under way; fewer tasks running than asked for (a job: not all completed), with the latest
+/// task's failure. What `docker service ls` and `docker service inspect` show
+/// (https://docs.docker.com/engine/swarm/how-swarm-mode-works/swarm-task-states/).
+fn service_state(s: &docker::ServiceInfo) -> String {
+    let update = match s.update_state.as_str() {
+        "paused" => Some("update paused"),
+        "rollback_paused" => Some("rollback paused"),
+        "updating" => Some("update under way"),
+        "rollback_started" => Some("rollback under way"),
+        _ => None,
+    };
+    // `running/desired`, or for a job `running/desired (completed/total completed)`.
+    let counts = |text: &str| -> Option<(u64, u64)> {
+        let (a, b) = text.split_once('/')?;
+        Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+    };
+    let short = match s.replicas.split_once('(') {
+        Some((_, job)) => counts(job.trim_end_matches(" completed)").trim_end_matches(')'))
+            .filter(|(done, total)| done < total)
+            .map(|(done, total)| format!("{done} of {total} tasks completed")),
+        None => counts(&s.replicas)
+            .filter(|(running, desired)| running < desired)
+            .map(|(running, desired)| format!("{running} of {desired} tasks running")),
+    };
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(update) = update {
+        parts.push(match s.update_message.trim() {
+            "" => update.to_string(),
+            message => format!("{update} ({message})"),
+        });
+    }
+    parts.extend(short);
+    if parts.is_empty() {
+        return CONVERGED.to_string();
+    }
+    // The newest task that failed says why; else the newest that should run and does not.
+    let task = s
+        .tasks
+        .iter()
+        .find(|t| !t.error.trim().is_empty())
+        .or_else(|| {
+            s.tasks
+                .iter()
+                .find(|t| t.desired == "Running" && !t.current.starts_with("Running"))
+        });
+    if let Some(t) = task {
+        let state = t.current.split_whitespace().next().unwrap_or_default();
+        let error = t.error.trim();
+        parts.push(if error.is_empty() {
+            format!("{} {}", t.name, state.to_lowercase())
+        } else {
+            format!("{} {}: {error}", t.name, state.to_lowercase())
+        });
+    }
+    parts.join("; ")
+}
+
 /// The Swarm secrets, each tied to its stack secret by its `infra.secret` label.
 fn observe_secrets(view: &SwarmView, live: &mut Live) {
     for s in &view.secrets {
@@ -216,6 +275,88 @@ fn observe_secrets(view: &SwarmView, live: &mut Live) {
                 }),
                 outputs: BTreeMap::new(),
             },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::swarm::docker::{ServiceInfo, TaskInfo};
+
+    fn info(replicas: &str, update_state: &str, message: &str) -> ServiceInfo {
+        ServiceInfo {
+            id: "s1".into(),
+            name: "demo_db".into(),
+            image: "db:1".into(),
+            mode: "replicated 1".into(),
+            ports: vec![],
+            secrets: vec![],
+            configs: vec![],
+            networks: vec![],
+            labels: BTreeMap::new(),
+            replicas: replicas.into(),
+            update_state: update_state.into(),
+            update_message: message.into(),
+            tasks: vec![],
+        }
+    }
+
+    fn task(name: &str, desired: &str, current: &str, error: &str) -> TaskInfo {
+        TaskInfo {
+            name: name.into(),
+            desired: desired.into(),
+            current: current.into(),
+            error: error.into(),
+        }
+    }
+
+    #[test]
+    fn a_service_is_converged_when_docker_runs_what_it_asks_for() {
+        for (replicas, update) in [
+            ("2/2", ""),
+            ("3/3", "completed"),
+            ("1/1", "rollback_completed"),
+            ("0/1 (1/1 completed)", ""),
+        ] {
+            assert_eq!(service_state(&info(replicas, update, "")), CONVERGED);
+        }
+    }
+
+    #[test]
+    fn what_docker_reports_instead_is_the_state() {
+        let mut db = info("0/1", "", "");
+        db.tasks = vec![
+            task("demo_db.1", "Running", "Pending 1 second ago", ""),
+            task(
+                "demo_db.1",
+                "Shutdown",
+                "Rejected 6 seconds ago",
+                "invalid mount config for type \"bind\": bind source path does not exist: /srv/db",
+            ),
+        ];
+        assert_eq!(
+            service_state(&db),
+            "0 of 1 tasks running; demo_db.1 rejected: invalid mount config for type \"bind\": bind source path does not exist: /srv/db"
+        );
+        let paused = info(
+            "1/1",
+            "paused",
+            "update paused due to failure or early termination of task x",
+        );
+        assert_eq!(
+            service_state(&paused),
+            "update paused (update paused due to failure or early termination of task x)"
+        );
+        let mut starting = info("1/2", "", "");
+        starting.tasks = vec![task("demo_db.2", "Running", "Starting 2 seconds ago", "")];
+        assert_eq!(
+            service_state(&starting),
+            "1 of 2 tasks running; demo_db.2 starting"
+        );
+        assert_eq!(
+            service_state(&info("0/1 (0/1 completed)", "", "")),
+            "0 of 1 tasks completed"
         );
     }
 }

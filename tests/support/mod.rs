@@ -29,6 +29,6 @@ pub use {
     crash::{actions, assert_exactly, kill_at_point, kill_point, spawn_via},
     nodes::{Image, Testbed, healthy, manager_node, members, serves, targets, testbed},
     project::{Project, Run, files_under, printed},
-    sandbox::{GREETING_V1, sandbox, sandbox_with},
+    sandbox::{GREETING_V1, sandbox, sandbox_with, with_compose_file},
     world::{venv, wait_for_port, world},
 };

@@ -1,7 +1,7 @@
 //! The sandbox stack (stacks/sandbox.toml) on a testbed of its own, set up the way
 //! `scripts/sandbox up` sets it up: what most testbed tests start from.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::nodes::{Image, Testbed};
 use super::project::Project;
@@ -47,4 +47,24 @@ pub fn sandbox_with(
         ("DEMO_GREETING".into(), GREETING_V1.into()),
     ];
     (p, bed)
+}
+
+/// The sandbox stack with its `[services]` replaced by `[swarm] compose_file = "compose.yml"`,
+/// and `files` of the fixture folder `tests/fixtures/compose/<fixture>` copied next to it;
+/// returns that directory (the stack file's).
+pub fn with_compose_file(p: &Project, fixture: &str, files: &[&str]) -> PathBuf {
+    let stack = std::fs::read_to_string(p.stack_file()).unwrap();
+    let cut = stack
+        .find("[services.web]")
+        .expect("the sandbox has [services.web]");
+    let stack = stack[..cut].replace("[swarm]\n", "[swarm]\ncompose_file = \"compose.yml\"\n");
+    std::fs::write(p.stack_file(), stack).unwrap();
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/compose")
+        .join(fixture);
+    let dir = p.stack_file().parent().unwrap().to_path_buf();
+    for f in files {
+        std::fs::copy(from.join(f), dir.join(f)).unwrap();
+    }
+    dir
 }

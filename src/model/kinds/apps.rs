@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use serde_json::Value;
+
 use super::{Kind, Place};
-use crate::model::Address;
+use crate::model::{Address, Spec};
 
 /// A node's membership of the Swarm. Joining is creating it; a rejoin replaces it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -79,8 +81,13 @@ pub struct SwarmConfigSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ServiceSpec {
     pub image: String,
-    /// `global` or `replicated N`.
+    /// `global`, `replicated N`, `replicated-job` or `global-job`.
     pub mode: String,
+    /// [`CONVERGED`] when Docker runs every task the service asks for (a job's completed) and
+    /// its last update neither failed nor is under way; else what Docker reports instead
+    /// (`update paused: …`, `1 of 2 tasks running: …`), which apply retries.
+    #[serde(default = "converged")]
+    pub state: String,
     pub ports: Vec<String>,
     pub secrets: Vec<Address>,
     /// The networks and configs infra created that it uses.
@@ -147,9 +154,19 @@ impl Kind for SwarmConfigSpec {
     }
 }
 
+/// A service's [`ServiceSpec::state`] when nothing is left to do.
+pub const CONVERGED: &str = "converged";
+
+fn converged() -> String {
+    CONVERGED.to_string()
+}
+
 impl Kind for ServiceSpec {
     const NAME: &'static str = "service";
     const PLACE: Place = Place::Swarm;
+    /// Everything else Docker updates in place, as a rolling update: swarmkit's
+    /// `controlapi.UpdateService` refuses only a rename (the name is the address here), a
+    /// mode type change (below) and the deprecated `Spec.Networks` alone (not written here).
     const REPLACE_FIELDS: &'static [&'static str] = &[];
     fn references(&self) -> Vec<&Address> {
         self.secrets
@@ -157,5 +174,28 @@ impl Kind for ServiceSpec {
             .chain(&self.networks)
             .chain(&self.configs)
             .collect()
+    }
+
+    /// Between replicated, global and the job modes: swarmkit's `controlapi.UpdateService`
+    /// refuses any change of the mode's type (`service mode change is not allowed`); the
+    /// replica count changes in place.
+    fn refuses_in_place(field: &str, before: &Value, after: &Value) -> Option<&'static str> {
+        let kind = |v: &Value| {
+            v.as_str()
+                .and_then(|m| m.split(' ').next().map(str::to_string))
+        };
+        (field == "mode" && kind(before) != kind(after)).then_some(
+            "mode cannot change in place (Docker: \"service mode change is not allowed\"): \
+             the service is removed, then created, and runs no task in between",
+        )
+    }
+
+    /// Docker removes no network a service still uses (`network … is in use by service …`),
+    /// and a network's definition cannot change in place.
+    fn replaced_with(&self, dependency: &Spec) -> Option<&'static str> {
+        matches!(dependency, Spec::SwarmNetwork(_)).then_some(
+            "Docker cannot remove a network a service uses: the service is removed, then \
+             created on the new network, and runs no task in between",
+        )
     }
 }

@@ -19,7 +19,9 @@ pub use load_balancer::*;
 pub use network::*;
 pub use nodes::*;
 
-use super::Address;
+use serde_json::Value;
+
+use super::{Address, Spec};
 
 /// Where an object lives, and so which reader and executor handle it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,4 +50,17 @@ pub trait Kind {
     const REPLACE_FIELDS: &'static [&'static str];
     /// Every address it refers to: those exist first and are removed last.
     fn references(&self) -> Vec<&Address>;
+
+    /// Why a change of `field` from `before` to `after` cannot be made in place when the field
+    /// is not in [`Self::REPLACE_FIELDS`] because the rule is on its values (a service's mode
+    /// *type*), with the rule's source; None when it can.
+    fn refuses_in_place(_field: &str, _before: &Value, _after: &Value) -> Option<&'static str> {
+        None
+    }
+
+    /// Why this object must be replaced too when `dependency`, which it refers to, is replaced
+    /// (removed, then created again); None when an update in place follows it.
+    fn replaced_with(&self, _dependency: &Spec) -> Option<&'static str> {
+        None
+    }
 }

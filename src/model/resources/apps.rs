@@ -117,6 +117,7 @@ pub fn expand_apps(
             spec: Spec::Service(ServiceSpec {
                 image: normalize_image(&s.image),
                 mode: s.mode.clone(),
+                state: CONVERGED.into(),
                 ports: s.ports.clone(),
                 secrets: s.secrets.clone(),
                 networks: s.networks.clone(),

@@ -43,13 +43,20 @@ pub fn create_network(name: &str, args: &[String], labels: &BTreeMap<String, Str
     )
 }
 
-/// Waits (bounded) for the tasks of removed services to let go of the network; fine if it is
-/// already gone.
-pub fn remove_network(name: &str) -> String {
-    let name = quote(name);
+/// How long a removal waits for Docker to stop listing what it removed, in seconds.
+pub const REMOVAL_WAIT_SECS: u32 = 120;
+
+/// Removes a network (by id: names of overlay networks need not be unique) and returns once
+/// Docker no longer lists it; fine if it is already gone. `docker network rm` is refused while
+/// a task still uses it, and a node keeps its copy of an overlay network until the last task
+/// container there is gone (what `docker network ls` on a manager shows too): both are waited
+/// for (bounded), and Docker's last refusal (the service or task that holds it) is the error.
+pub fn remove_network(network: &str) -> String {
+    let n = quote(network);
     format!(
-        "for i in $(seq 1 60); do docker network inspect {name} >/dev/null 2>&1 || exit 0; \
-         docker network rm {name} >/dev/null 2>&1 && exit 0; sleep 1; done; docker network rm {name} >/dev/null"
+        "err=; for i in $(seq 1 {REMOVAL_WAIT_SECS}); do docker network inspect {n} >/dev/null 2>&1 || exit 0; \
+         err=$(docker network rm {n} 2>&1 >/dev/null) || true; sleep 1; done; \
+         echo \"still listed after {REMOVAL_WAIT_SECS}s${{err:+: $err}}\" >&2; exit 1"
     )
 }
 
@@ -71,7 +78,8 @@ pub fn create_config(
     )
 }
 
-/// Fails while a service still uses the config; fine if it is already gone.
+/// Fails while a service still uses the config; fine if it is already gone. Gone when this
+/// returns: swarmkit deletes it from its store in the call (`controlapi.RemoveConfig`).
 pub fn remove_config(name: &str) -> String {
     let name = quote(name);
     format!("docker config rm {name} >/dev/null || ! docker config inspect {name} >/dev/null 2>&1")
@@ -92,6 +100,13 @@ pub fn deploy(stack: &str, resolve_image: &str) -> String {
     )
 }
 
+/// Restarts every task of the service as a rolling update (its update config applies), though
+/// its spec is unchanged: how a failed or paused service is tried again
+/// (https://docs.docker.com/reference/cli/docker/service/update/, `--force`).
+pub fn force_update(service: &str) -> String {
+    format!("docker service update --detach --force --quiet {service} >/dev/null")
+}
+
 /// `id|update state|update start (unix)|update message`, then `name running/desired`.
 pub fn service_status(service: &str) -> String {
     format!(
@@ -107,9 +122,20 @@ pub fn task_errors(service: &str) -> String {
     )
 }
 
+/// Removes a service and returns once its tasks stopped on every ready node (a task on a down
+/// node never reports it); fine if it is already gone. `docker service rm` returns at once,
+/// while the tasks stop in their grace period: a published host port, a network or a volume
+/// is free only after that. Bounded; the tasks still running are the error.
 pub fn remove_service(service: &str) -> String {
+    let s = quote(service);
     format!(
-        "err=$(docker service rm {service} 2>&1 >/dev/null) || ! docker service inspect {service} >/dev/null 2>&1 || {{ echo \"$err\" >&2; exit 1; }}"
+        "err=$(docker service rm {s} 2>&1 >/dev/null) || ! docker service inspect {s} >/dev/null 2>&1 || {{ echo \"$err\" >&2; exit 1; }}; \
+         for i in $(seq 1 {REMOVAL_WAIT_SECS}); do \
+           left=$(docker node ls --format '{{{{.ID}}}} {{{{.Status}}}}' | awk '$2 == \"Ready\" {{ print $1 }}' | \
+             xargs -r docker node ps --filter name={s}. --format '{{{{.Name}}}} {{{{.CurrentState}}}}' | \
+             awk '$2 ~ /^(New|Allocated|Pending|Assigned|Accepted|Preparing|Ready|Starting|Running)$/ {{ print $1 \" \" $2 }}' | sort -u); \
+           [ -z \"$left\" ] && exit 0; sleep 1; done; \
+         echo \"tasks still running after {REMOVAL_WAIT_SECS}s: $(echo $left)\" >&2; exit 1"
     )
 }
 
@@ -122,7 +148,8 @@ pub fn create_secret(name: &str, labels: &BTreeMap<String, String>) -> String {
     )
 }
 
-/// Fails while a service still uses the secret; fine if it is already gone.
+/// Fails while a service still uses the secret; fine if it is already gone. Gone when this
+/// returns: swarmkit deletes it from its store in the call (`controlapi.RemoveSecret`).
 pub fn remove_secret(name: &str) -> String {
     format!("docker secret rm {name} >/dev/null || ! docker secret inspect {name} >/dev/null 2>&1")
 }

@@ -5,18 +5,28 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
+/// Tasks listed (newest first) of a service that runs fewer tasks than it asks for.
+const TASKS_SHOWN: usize = 3;
+
 /// Everything of the Swarm a plan compares, one JSON document a line with its kind first:
-/// nodes, the stack's services (and their running/desired counts), secrets, networks (infra's
-/// and those an older `docker stack deploy` made for the stack) and configs (without their
-/// content); then the names of all secrets, configs and swarm-scoped
-/// networks, for the compose file's `external` ones. One call, whatever the size.
+/// nodes, the stack's services (their running/desired counts, and the latest tasks of those
+/// short of tasks), secrets, networks (infra's and those an older `docker stack deploy` made
+/// for the stack) and configs (without their content); then the names of all secrets, configs
+/// and swarm-scoped networks, for the compose file's `external` ones. One call, whatever the
+/// size.
 pub fn list(stack: &str) -> String {
     let services = format!("label=com.docker.stack.namespace={stack}");
     let ours = format!("label=infra.stack={stack}");
     format!(
         "docker node ls -q | xargs -r docker node inspect --format 'node {{{{json .}}}}' && \
          docker service ls -q --filter {services} | xargs -r docker service inspect --format 'service {{{{json .}}}}' && \
-         docker service ls --filter {services} --format 'replicas {{{{.Name}}}} {{{{.Replicas}}}}' && \
+         docker service ls --filter {services} --format '{{{{.Name}}}} {{{{.Replicas}}}}' | \
+         while read -r name count rest; do \
+           echo \"replicas $name $count $rest\"; \
+           if [ \"${{count%/*}}\" -lt \"${{count#*/}}\" ]; then \
+             docker service ps --no-trunc --format \"task $name {{{{.Name}}}}|{{{{.DesiredState}}}}|{{{{.CurrentState}}}}|{{{{.Error}}}}\" \"$name\" | head -{TASKS_SHOWN}; \
+           fi; \
+         done && \
          docker secret ls -q --filter {ours} | xargs -r docker secret inspect --format 'secret {{{{json .}}}}' && \
          docker network ls -q --filter {services} | xargs -r docker network inspect --format 'network {{{{json .}}}}' && \
          docker config ls -q --filter {ours} | xargs -r docker config inspect --format 'config {{\"ID\":{{{{json .ID}}}},\"Spec\":{{\"Name\":{{{{json .Spec.Name}}}},\"Labels\":{{{{json .Spec.Labels}}}},\"Templating\":{{{{json .Spec.Templating}}}}}}}}' && \
@@ -142,6 +152,23 @@ pub struct ServiceInfo {
     pub replicas: String,
     /// The last rolling update's state (`completed`, `rollback_completed`, …), if any.
     pub update_state: String,
+    /// What Docker says of that update (`update paused due to failure …`), if anything.
+    pub update_message: String,
+    /// The latest tasks, newest first, of a service that runs fewer tasks than it asks for.
+    pub tasks: Vec<TaskInfo>,
+}
+
+/// One task as `docker service ps` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskInfo {
+    /// `<service>.<slot>` (or `<service>.<node id>` for a global service).
+    pub name: String,
+    /// `Running`, `Shutdown`, …
+    pub desired: String,
+    /// `Rejected 3 seconds ago`, `Running 2 minutes ago`, …
+    pub current: String,
+    /// Why it failed, if it did (`invalid mount config for type "bind": …`).
+    pub error: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -179,6 +206,8 @@ struct ServiceInspectSpec {
 struct UpdateStatus {
     #[serde(default)]
     state: String,
+    #[serde(default)]
+    message: String,
 }
 
 #[derive(Deserialize)]
@@ -218,15 +247,29 @@ fn parse_secret(json: &str) -> Result<SecretInfo, serde_json::Error> {
 pub fn parse_view(output: &str) -> Result<SwarmView, serde_json::Error> {
     let mut view = SwarmView::default();
     let mut replicas = BTreeMap::new();
+    let mut tasks: BTreeMap<String, Vec<TaskInfo>> = BTreeMap::new();
     for line in output.lines() {
         let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));
         match kind {
             "node" => view.members.extend(parse_members(rest)?),
             "service" => view.services.push(parse_service(rest)?),
+            // `running/desired`, and for a job ` (completed/total completed)`.
             "replicas" => {
-                let mut words = rest.split_whitespace();
-                if let (Some(name), Some(count)) = (words.next(), words.next()) {
-                    replicas.insert(name.to_string(), count.to_string());
+                if let Some((name, count)) = rest.split_once(' ') {
+                    replicas.insert(name.to_string(), count.trim().to_string());
+                }
+            }
+            "task" => {
+                if let Some((service, task)) = rest.split_once(' ') {
+                    let mut f = task.splitn(4, '|').map(str::to_string);
+                    let mut next = || f.next().unwrap_or_default();
+                    let task = TaskInfo {
+                        name: next(),
+                        desired: next(),
+                        current: next(),
+                        error: next(),
+                    };
+                    tasks.entry(service.to_string()).or_default().push(task);
                 }
             }
             "secret" => view.secrets.push(parse_secret(rest)?),
@@ -242,6 +285,7 @@ pub fn parse_view(output: &str) -> Result<SwarmView, serde_json::Error> {
     }
     for s in &mut view.services {
         s.replicas = replicas.get(&s.name).cloned().unwrap_or_default();
+        s.tasks = tasks.remove(&s.name).unwrap_or_default();
     }
     Ok(view)
 }
@@ -290,7 +334,13 @@ fn parse_service(json: &str) -> Result<ServiceInfo, serde_json::Error> {
         networks,
         labels: i.spec.labels,
         replicas: String::new(),
-        update_state: i.update_status.map(|u| u.state).unwrap_or_default(),
+        update_state: i
+            .update_status
+            .as_ref()
+            .map(|u| u.state.clone())
+            .unwrap_or_default(),
+        update_message: i.update_status.map(|u| u.message).unwrap_or_default(),
+        tasks: Vec::new(),
     })
 }
 
@@ -319,6 +369,31 @@ pub fn parse_members(output: &str) -> Result<Vec<Member>, serde_json::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_latest_tasks_of_a_service_short_of_tasks() {
+        let service = r#"service {"ID":"s1","Spec":{"Name":"demo_db","TaskTemplate":{"ContainerSpec":{"Image":"db:1"}},"Mode":{"Replicated":{"Replicas":1}}},"UpdateStatus":{"State":"paused","Message":"update paused due to failure"}}"#;
+        let output = format!(
+            "{service}\nreplicas demo_db 0/1 \ntask demo_db demo_db.1|Running|Pending 1 second ago|\n\
+             task demo_db demo_db.1|Shutdown|Rejected 6 seconds ago|invalid mount config: a|b\n"
+        );
+        let job = service.replace("demo_db", "demo_migrate");
+        let output = format!("{output}{job}\nreplicas demo_migrate 0/1 (1/1 completed)\n");
+        let view = parse_view(&output).unwrap();
+        assert_eq!(view.services[1].replicas, "0/1 (1/1 completed)");
+        let db = &view.services[0];
+        assert_eq!(
+            (
+                db.replicas.as_str(),
+                db.update_state.as_str(),
+                db.update_message.as_str()
+            ),
+            ("0/1", "paused", "update paused due to failure")
+        );
+        assert_eq!(db.tasks.len(), 2);
+        assert_eq!(db.tasks[1].current, "Rejected 6 seconds ago");
+        assert_eq!(db.tasks[1].error, "invalid mount config: a|b");
+    }
 
     #[test]
     fn parses_what_docker_20_prints() {
