@@ -2,7 +2,6 @@
 //! networks, configs and services.
 
 use serde::{Deserialize, Serialize};
-
 use serde_json::Value;
 
 use super::{Kind, Place};
@@ -85,7 +84,7 @@ pub struct ServiceSpec {
     pub mode: String,
     /// [`CONVERGED`] when Docker runs every task the service asks for (a job's completed) and
     /// its last update neither failed nor is under way; else what Docker reports instead
-    /// (`update paused: …`, `1 of 2 tasks running: …`), which apply retries.
+    /// (`update paused (…)`, `1 of 2 tasks running; web.2 rejected: …`), which apply retries.
     #[serde(default = "converged")]
     pub state: String,
     pub ports: Vec<String>,
