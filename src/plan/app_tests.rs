@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use super::graph::{StepKind, steps};
 use super::{Action, Change, diff};
 use crate::model::resources::Resource;
-use crate::model::{Address, CONVERGED, Live, Observed, ServiceSpec, Spec, SwarmNetworkSpec};
+use crate::model::{
+    Address, CONVERGED, Live, Observed, ServiceSpec, Spec, SwarmNetworkSpec, SwarmSecretSpec,
+};
 
 fn service(mode: &str, ports: &[&str], networks: &[&str]) -> ServiceSpec {
     ServiceSpec {
@@ -140,6 +142,20 @@ fn a_replaced_network_replaces_the_services_on_it() {
         "{:?}",
         c.reason
     );
+    // With a secret renewed too (listed before its networks), still replaced.
+    let mut with_secret = service("replicated 1", &[], &[back]);
+    with_secret.secrets = vec![Address::new("swarm.secret.key_2")];
+    let key = Spec::SwarmSecret(SwarmSecretSpec {
+        name: "key_2".into(),
+        secret: Address::new("secret.key"),
+    });
+    let after = desired(&[
+        (back, Spec::SwarmNetwork(network("h2"))),
+        ("swarm.secret.key_2", key),
+        (web, Spec::Service(with_secret)),
+    ]);
+    let both = diff(&after, None, &before);
+    assert_eq!(change(&both, web).action, Action::Replace);
     // The service goes before its network, and comes back after the new one.
     assert!(waits(
         &changes,
@@ -194,6 +210,19 @@ fn a_published_port_changes_hands_in_order() {
     assert!(waits(
         &changes,
         (old, StepKind::Delete),
+        (new, StepKind::Create)
+    ));
+    // Host-mode ports coexist: no order (two services may swap them in one apply).
+    let host = "8080:80/tcp (host)";
+    let before = live(&[(old, Spec::Service(service("replicated 1", &[host], &[])))]);
+    let after = desired(&[
+        (old, Spec::Service(service("replicated 1", &[], &[]))),
+        (new, Spec::Service(service("replicated 1", &[host], &[]))),
+    ]);
+    let changes = diff(&after, None, &before);
+    assert!(!waits(
+        &changes,
+        (old, StepKind::Update),
         (new, StepKind::Create)
     ));
 }

@@ -204,30 +204,37 @@ fn cascade(desired: &[Resource], live: &Live, changes: &mut BTreeMap<Address, Ch
             if matches!(current, Some(Action::Create | Action::Replace)) {
                 continue;
             }
-            let Some(dep) = r
+            let deps: Vec<&Address> = r
                 .spec
                 .references()
                 .into_iter()
-                .find(|d| **d != r.address && renewed.contains(*d))
-                .cloned()
-            else {
+                .filter(|d| **d != r.address && renewed.contains(*d))
+                .collect();
+            if deps.is_empty() {
                 continue;
-            };
+            }
             let Some(obs) = live.get(&r.address) else {
                 continue;
             };
+            // Any renewed dependency that replaces it decides; else it is updated to follow.
             let attrs = r.spec.attributes();
-            let quoted = serde_json::Value::String(dep.to_string()).to_string();
-            let in_replace_field = r.spec.replace_fields().iter().any(|f| {
-                attrs
-                    .get(*f)
-                    .is_some_and(|v| v.to_string().contains(&quoted))
+            let replacing = deps.iter().find_map(|dep| {
+                let quoted = serde_json::Value::String(dep.to_string()).to_string();
+                let in_replace_field = r.spec.replace_fields().iter().any(|f| {
+                    attrs
+                        .get(*f)
+                        .is_some_and(|v| v.to_string().contains(&quoted))
+                });
+                let why = changes
+                    .get(*dep)
+                    .filter(|d| d.action == Action::Replace)
+                    .and_then(|d| r.spec.replaced_with(d.spec()));
+                match why {
+                    Some(why) => Some(format!("{dep} is replaced: {why}")),
+                    None => in_replace_field.then(|| format!("{dep} gets a new id")),
+                }
             });
-            let replaced = changes
-                .get(&dep)
-                .filter(|d| d.action == Action::Replace)
-                .and_then(|d| r.spec.replaced_with(d.spec()));
-            let action = if in_replace_field || replaced.is_some() {
+            let action = if replacing.is_some() {
                 Action::Replace
             } else {
                 Action::Update
@@ -235,10 +242,7 @@ fn cascade(desired: &[Resource], live: &Live, changes: &mut BTreeMap<Address, Ch
             if current == Some(action) {
                 continue;
             }
-            let reason = match replaced {
-                Some(why) => format!("{dep} is replaced: {why}"),
-                None => format!("{dep} gets a new id"),
-            };
+            let reason = replacing.unwrap_or_else(|| format!("{} gets a new id", deps[0]));
             let change = changes.entry(r.address.clone()).or_insert_with(|| Change {
                 address: r.address.clone(),
                 action,
@@ -250,7 +254,11 @@ fn cascade(desired: &[Resource], live: &Live, changes: &mut BTreeMap<Address, Ch
                 rolling: None,
             });
             change.action = action;
-            change.reason.get_or_insert(reason);
+            if action == Action::Replace {
+                change.reason = Some(reason);
+            } else {
+                change.reason.get_or_insert(reason);
+            }
             changed = true;
         }
         if !changed {

@@ -299,26 +299,39 @@ fn order_apps(
 
 /// A published port that moves from one service to another is taken only once the service
 /// that held it let it go (updated without it, or removed): swarmkit refuses a service whose
-/// published port another service holds (`port '8080' is already in use by service …`,
-/// `controlapi.checkPortConflicts`).
+/// published port another service holds in ingress mode, or holds in host mode while the new
+/// one asks for ingress (`port '8080' is already in use by service …`,
+/// `controlapi.checkPortConflicts`); host-mode ports coexist (the scheduler places the tasks).
 fn order_published_ports(
     changes: &[Change],
     steps: &mut [Step],
     index: &BTreeMap<(&Address, StepKind), usize>,
 ) {
-    // `published:target/protocol (mode)` → `published/protocol`; an unpublished port holds none.
-    let ports = |spec: Option<&Spec>| -> BTreeSet<String> {
+    // `published:target/protocol (mode)` → (`published/protocol`, ingress?); an unpublished
+    // port holds none.
+    let ports = |spec: Option<&Spec>| -> BTreeMap<String, bool> {
         let Some(Spec::Service(s)) = spec else {
-            return BTreeSet::new();
+            return BTreeMap::new();
         };
         s.ports
             .iter()
             .filter_map(|p| {
                 let (published, rest) = p.split_once(':')?;
-                let protocol = rest.split_once('/')?.1.split(' ').next()?;
-                (published != "0").then(|| format!("{published}/{protocol}"))
+                let (_, rest) = rest.split_once('/')?;
+                let (protocol, mode) = rest.split_once(' ')?;
+                (published != "0").then(|| (format!("{published}/{protocol}"), mode == "(ingress)"))
             })
             .collect()
+    };
+    // What `c` gives up (before, not after) or takes (after, not before); all of it when it
+    // is replaced.
+    let moved = |c: &Change, from: Option<&Spec>, to: Option<&Spec>| {
+        let mut moved = ports(from);
+        if c.action != Action::Replace {
+            let kept = ports(to);
+            moved.retain(|p, _| !kept.contains_key(p));
+        }
+        moved
     };
     let step = |c: &Change, kinds: [StepKind; 2]| {
         kinds
@@ -326,22 +339,20 @@ fn order_published_ports(
             .find_map(|k| index.get(&(&c.address, k)).copied())
     };
     for giver in changes {
-        let mut released = ports(giver.before.as_ref());
-        if giver.action != Action::Replace {
-            released.retain(|p| !ports(giver.after.as_ref()).contains(p));
-        }
+        let released = moved(giver, giver.before.as_ref(), giver.after.as_ref());
         let Some(gives) = step(giver, [StepKind::Delete, StepKind::Update]) else {
             continue;
         };
         for taker in changes.iter().filter(|t| t.address != giver.address) {
-            let mut taken = ports(taker.after.as_ref());
-            if taker.action != Action::Replace {
-                taken.retain(|p| !ports(taker.before.as_ref()).contains(p));
-            }
-            if taken.is_disjoint(&released) {
-                continue;
-            }
-            if let Some(takes) = step(taker, [StepKind::Create, StepKind::Update]) {
+            let taken = moved(taker, taker.after.as_ref(), taker.before.as_ref());
+            let conflict = taken.iter().any(|(port, &ingress)| {
+                released
+                    .get(port)
+                    .is_some_and(|&held_ingress| ingress || held_ingress)
+            });
+            if let (true, Some(takes)) =
+                (conflict, step(taker, [StepKind::Create, StepKind::Update]))
+            {
                 steps[takes].after.insert(gives);
             }
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::docker;
-use super::ssh::NodeSession;
+use super::ssh::{NodeSession, SshError};
 use super::{LABEL_CONTENT, Node, Swarm, SwarmError};
 use crate::compose::LABEL_DEFINITION;
 use crate::model::{Address, DeploySettings, ServiceSpec, SwarmConfigSpec, SwarmNetworkSpec};
@@ -32,18 +32,14 @@ fn parse_status(service: &str, out: &str) -> Status {
         .find(|(name, _)| *name == service)
         .map_or("", |(_, r)| r);
     // A job (`0/1 (1/1 completed)`) has converged once its tasks completed.
-    let counts = match replicas.split_once('(') {
-        Some((_, job)) => job.split_whitespace().next().unwrap_or_default(),
-        None => replicas.split_whitespace().next().unwrap_or_default(),
-    };
-    let (running, desired) = counts.split_once('/').unwrap_or(("0", "0"));
+    let (running, desired) = docker::replica_counts(replicas).unwrap_or((0, 0));
     Status {
         id,
         update_state,
         update_started: started.parse().ok(),
         message,
-        running: running.parse().unwrap_or(0),
-        desired: desired.parse().unwrap_or(0),
+        running,
+        desired,
     }
 }
 
@@ -133,7 +129,12 @@ impl Swarm<'_> {
         self.on_manager(managers, what, command, None)
             .await
             .map(drop)
-            .map_err(|e| SwarmError::Other(format!("{address}: {e}")))
+            .map_err(|e| match e {
+                SwarmError::Ssh(e @ SshError::Command { .. }) => {
+                    SwarmError::Other(format!("{address}: {e}"))
+                }
+                e => e,
+            })
     }
 
     /// Removes a Swarm secret (Docker refuses while a service uses it).
@@ -260,12 +261,7 @@ impl Swarm<'_> {
             )
             .await?;
         if retry {
-            s.run(
-                "docker service update --force",
-                &docker::force_update(&name),
-                None,
-            )
-            .await?;
+            self.force_if_stuck(s, address, &name).await?;
         }
         let deployed_at: i64 = clock.trim().parse().unwrap_or(0);
         let started = Instant::now();
@@ -339,6 +335,37 @@ impl Swarm<'_> {
         }
     }
 
+    /// Restarts the tasks of a service Docker left unconverged (a paused update, tasks short),
+    /// unless it has converged since the plan read it.
+    async fn force_if_stuck(
+        &self,
+        s: &NodeSession,
+        address: &Address,
+        name: &str,
+    ) -> Result<(), SwarmError> {
+        let named = |e: SshError| SwarmError::Other(format!("{address}: {e}"));
+        let out = s
+            .run(
+                "docker service inspect",
+                &docker::service_status(name),
+                None,
+            )
+            .await
+            .map_err(named)?;
+        let st = parse_status(name, &out);
+        let paused = matches!(st.update_state.as_str(), "paused" | "rollback_paused");
+        if paused || st.running < st.desired {
+            s.run(
+                "docker service update --force",
+                &docker::force_update(name),
+                None,
+            )
+            .await
+            .map_err(named)?;
+        }
+        Ok(())
+    }
+
     async fn deploy_failed(
         &self,
         s: &NodeSession,
@@ -387,6 +414,8 @@ mod tests {
         );
         let job = parse_status("demo_migrate", "abc|||\ndemo_migrate 0/1 (1/1 completed)\n");
         assert_eq!((job.running, job.desired), (1, 1));
+        let capped = parse_status("demo_web", "abc|||\ndemo_web 1/2 (max 1 per node)\n");
+        assert_eq!((capped.running, capped.desired), (1, 2));
         let fresh = parse_status("demo_web", "abc|||\ndemo_web 1/2\n");
         assert_eq!(
             (fresh.update_started, fresh.running, fresh.desired),

@@ -203,60 +203,45 @@ fn observe_services(
     }
 }
 
-/// [`CONVERGED`], or what Docker reports instead: an update paused, rolled back and paused, or
-/// under way; fewer tasks running than asked for (a job: not all completed), with the latest
-/// task's failure. What `docker service ls` and `docker service inspect` show
+/// [`CONVERGED`], or what Docker reports that will not resolve by itself: an update paused or a
+/// rollback paused, or fewer tasks running than asked for (a job: fewer runs completed) where a
+/// task failed or cannot be placed, with that task's error. Tasks still starting, an update
+/// still under way and tasks that completed (a one-shot service) are Docker's to finish, not
+/// changes. What `docker service ls`, `inspect` and `ps` show
 /// (https://docs.docker.com/engine/swarm/how-swarm-mode-works/swarm-task-states/).
 fn service_state(s: &docker::ServiceInfo) -> String {
+    let failed = s.tasks.iter().find(|t| !t.error.trim().is_empty());
+    let mut parts: Vec<String> = Vec::new();
     let update = match s.update_state.as_str() {
         "paused" => Some("update paused"),
         "rollback_paused" => Some("rollback paused"),
-        "updating" => Some("update under way"),
-        "rollback_started" => Some("rollback under way"),
         _ => None,
     };
-    // `running/desired`, or for a job `running/desired (completed/total completed)`.
-    let counts = |text: &str| -> Option<(u64, u64)> {
-        let (a, b) = text.split_once('/')?;
-        Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
-    };
-    let short = match s.replicas.split_once('(') {
-        Some((_, job)) => counts(job.trim_end_matches(" completed)").trim_end_matches(')'))
-            .filter(|(done, total)| done < total)
-            .map(|(done, total)| format!("{done} of {total} tasks completed")),
-        None => counts(&s.replicas)
-            .filter(|(running, desired)| running < desired)
-            .map(|(running, desired)| format!("{running} of {desired} tasks running")),
-    };
-    let mut parts: Vec<String> = Vec::new();
     if let Some(update) = update {
         parts.push(match s.update_message.trim() {
             "" => update.to_string(),
             message => format!("{update} ({message})"),
         });
     }
-    parts.extend(short);
+    let job = s.mode.ends_with("-job");
+    if let Some((done, wanted)) = docker::replica_counts(&s.replicas)
+        && done < wanted
+        && failed.is_some()
+    {
+        let what = if job { "completed" } else { "running" };
+        parts.push(format!("{done} of {wanted} tasks {what}"));
+    }
     if parts.is_empty() {
         return CONVERGED.to_string();
     }
-    // The newest task that failed says why; else the newest that should run and does not.
-    let task = s
-        .tasks
-        .iter()
-        .find(|t| !t.error.trim().is_empty())
-        .or_else(|| {
-            s.tasks
-                .iter()
-                .find(|t| t.desired == "Running" && !t.current.starts_with("Running"))
-        });
-    if let Some(t) = task {
+    if let Some(t) = failed {
         let state = t.current.split_whitespace().next().unwrap_or_default();
-        let error = t.error.trim();
-        parts.push(if error.is_empty() {
-            format!("{} {}", t.name, state.to_lowercase())
-        } else {
-            format!("{} {}: {error}", t.name, state.to_lowercase())
-        });
+        parts.push(format!(
+            "{} {}: {}",
+            t.name,
+            state.to_lowercase(),
+            t.error.trim()
+        ));
     }
     parts.join("; ")
 }
@@ -317,14 +302,24 @@ mod tests {
             ("2/2", ""),
             ("3/3", "completed"),
             ("1/1", "rollback_completed"),
+            ("2/2 (max 1 per node)", ""),
             ("0/1 (1/1 completed)", ""),
+            // Docker's to finish: an update under way, tasks starting, a one-shot that completed.
+            ("1/2", "updating"),
+            ("1/2", ""),
+            ("0/1", ""),
         ] {
-            assert_eq!(service_state(&info(replicas, update, "")), CONVERGED);
+            let mut s = info(replicas, update, "");
+            s.tasks = vec![
+                task("demo_db.1", "Running", "Starting 1 second ago", ""),
+                task("demo_db.1", "Shutdown", "Complete 1 minute ago", ""),
+            ];
+            assert_eq!(service_state(&s), CONVERGED, "{replicas} {update}");
         }
     }
 
     #[test]
-    fn what_docker_reports_instead_is_the_state() {
+    fn what_docker_will_not_resolve_by_itself_is_the_state() {
         let mut db = info("0/1", "", "");
         db.tasks = vec![
             task("demo_db.1", "Running", "Pending 1 second ago", ""),
@@ -348,15 +343,28 @@ mod tests {
             service_state(&paused),
             "update paused (update paused due to failure or early termination of task x)"
         );
-        let mut starting = info("1/2", "", "");
-        starting.tasks = vec![task("demo_db.2", "Running", "Starting 2 seconds ago", "")];
+        let mut unplaced = info("1/2 (max 1 per node)", "", "");
+        unplaced.tasks = vec![task(
+            "demo_db.2",
+            "Running",
+            "Pending 5 seconds ago",
+            "no suitable node (max replicas per node limit exceed)",
+        )];
         assert_eq!(
-            service_state(&starting),
-            "1 of 2 tasks running; demo_db.2 starting"
+            service_state(&unplaced),
+            "1 of 2 tasks running; demo_db.2 pending: no suitable node (max replicas per node limit exceed)"
         );
+        let mut job = info("0/1 (0/1 completed)", "", "");
+        job.mode = "replicated-job".into();
+        job.tasks = vec![task(
+            "demo_db.1",
+            "Complete",
+            "Failed 2 seconds ago",
+            "task: non-zero exit (1)",
+        )];
         assert_eq!(
-            service_state(&info("0/1 (0/1 completed)", "", "")),
-            "0 of 1 tasks completed"
+            service_state(&job),
+            "0 of 1 tasks completed; demo_db.1 failed: task: non-zero exit (1)"
         );
     }
 }

@@ -82,9 +82,9 @@ pub struct ServiceSpec {
     pub image: String,
     /// `global`, `replicated N`, `replicated-job` or `global-job`.
     pub mode: String,
-    /// [`CONVERGED`] when Docker runs every task the service asks for (a job's completed) and
-    /// its last update neither failed nor is under way; else what Docker reports instead
-    /// (`update paused (…)`, `1 of 2 tasks running; web.2 rejected: …`), which apply retries.
+    /// [`CONVERGED`], or what Docker reports that will not resolve by itself: an update or a
+    /// rollback paused, tasks short because one failed or cannot be placed (`update paused
+    /// (…)`, `1 of 2 tasks running; web.2 rejected: …`), which apply retries.
     #[serde(default = "converged")]
     pub state: String,
     pub ports: Vec<String>,

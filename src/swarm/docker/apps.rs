@@ -43,7 +43,8 @@ pub fn create_network(name: &str, args: &[String], labels: &BTreeMap<String, Str
     )
 }
 
-/// How long a removal waits for Docker to stop listing what it removed, in seconds.
+/// How long a removal waits for Docker to stop listing what it removed, in seconds (a
+/// service: beyond its stop grace period).
 pub const REMOVAL_WAIT_SECS: u32 = 120;
 
 /// Removes a network (by id: names of overlay networks need not be unique) and returns once
@@ -54,7 +55,8 @@ pub const REMOVAL_WAIT_SECS: u32 = 120;
 pub fn remove_network(network: &str) -> String {
     let n = quote(network);
     format!(
-        "err=; for i in $(seq 1 {REMOVAL_WAIT_SECS}); do docker network inspect {n} >/dev/null 2>&1 || exit 0; \
+        "err=; end=$(($(date +%s) + {REMOVAL_WAIT_SECS})); \
+         while [ \"$(date +%s)\" -lt \"$end\" ]; do docker network inspect {n} >/dev/null 2>&1 || exit 0; \
          err=$(docker network rm {n} 2>&1 >/dev/null) || true; sleep 1; done; \
          echo \"still listed after {REMOVAL_WAIT_SECS}s${{err:+: $err}}\" >&2; exit 1"
     )
@@ -102,9 +104,12 @@ pub fn deploy(stack: &str, resolve_image: &str) -> String {
 
 /// Restarts every task of the service as a rolling update (its update config applies), though
 /// its spec is unchanged: how a failed or paused service is tried again
-/// (https://docs.docker.com/reference/cli/docker/service/update/, `--force`).
+/// (https://docs.docker.com/reference/cli/docker/service/update/, `--force`). The image stays
+/// as the deploy just before resolved it (or not, as `[swarm] resolve_image` says).
 pub fn force_update(service: &str) -> String {
-    format!("docker service update --detach --force --quiet {service} >/dev/null")
+    format!(
+        "docker service update --detach --force --no-resolve-image --quiet {service} >/dev/null"
+    )
 }
 
 /// `id|update state|update start (unix)|update message`, then `name running/desired`.
@@ -125,17 +130,21 @@ pub fn task_errors(service: &str) -> String {
 /// Removes a service and returns once its tasks stopped on every ready node (a task on a down
 /// node never reports it); fine if it is already gone. `docker service rm` returns at once,
 /// while the tasks stop in their grace period: a published host port, a network or a volume
-/// is free only after that. Bounded; the tasks still running are the error.
+/// is free only after that. Bounded by the service's stop grace period and
+/// [`REMOVAL_WAIT_SECS`]; the tasks still running are the error.
 pub fn remove_service(service: &str) -> String {
     let s = quote(service);
     format!(
-        "err=$(docker service rm {s} 2>&1 >/dev/null) || ! docker service inspect {s} >/dev/null 2>&1 || {{ echo \"$err\" >&2; exit 1; }}; \
-         for i in $(seq 1 {REMOVAL_WAIT_SECS}); do \
+        "grace=$(docker service inspect --format '{{{{with .Spec.TaskTemplate.ContainerSpec.StopGracePeriod}}}}{{{{.}}}}{{{{end}}}}' {s} 2>/dev/null); \
+         case \"$grace\" in '' | *[!0-9]*) grace=0;; esac; \
+         wait=$(({REMOVAL_WAIT_SECS} + grace / 1000000000)); end=$(($(date +%s) + wait)); \
+         err=$(docker service rm {s} 2>&1 >/dev/null) || ! docker service inspect {s} >/dev/null 2>&1 || {{ echo \"$err\" >&2; exit 1; }}; \
+         while [ \"$(date +%s)\" -lt \"$end\" ]; do \
            left=$(docker node ls --format '{{{{.ID}}}} {{{{.Status}}}}' | awk '$2 == \"Ready\" {{ print $1 }}' | \
              xargs -r docker node ps --filter name={s}. --format '{{{{.Name}}}} {{{{.CurrentState}}}}' | \
              awk '$2 ~ /^(New|Allocated|Pending|Assigned|Accepted|Preparing|Ready|Starting|Running)$/ {{ print $1 \" \" $2 }}' | sort -u); \
            [ -z \"$left\" ] && exit 0; sleep 1; done; \
-         echo \"tasks still running after {REMOVAL_WAIT_SECS}s: $(echo $left)\" >&2; exit 1"
+         echo \"tasks still running after ${{wait}}s: $(echo $left)\" >&2; exit 1"
     )
 }
 
@@ -152,4 +161,28 @@ pub fn create_secret(name: &str, labels: &BTreeMap<String, String>) -> String {
 /// returns: swarmkit deletes it from its store in the call (`controlapi.RemoveSecret`).
 pub fn remove_secret(name: &str) -> String {
     format!("docker secret rm {name} >/dev/null || ! docker secret inspect {name} >/dev/null 2>&1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scripts are valid shell (they run under `sh -c` on the nodes).
+    #[test]
+    fn scripts_are_valid_shell() {
+        for script in [
+            remove_service("demo_web"),
+            remove_network("k3j4h5"),
+            remove_config("app_conf_1"),
+            remove_secret("greeting_1"),
+            force_update("demo_web"),
+            super::super::list("demo"),
+        ] {
+            let checked = std::process::Command::new("sh")
+                .args(["-n", "-c", &script])
+                .status()
+                .unwrap();
+            assert!(checked.success(), "{script}");
+        }
+    }
 }

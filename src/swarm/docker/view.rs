@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-/// Tasks listed (newest first) of a service that runs fewer tasks than it asks for.
-const TASKS_SHOWN: usize = 3;
+/// Tasks listed (with their history, by slot) of a service that runs fewer tasks than it asks
+/// for.
+const TASKS_SHOWN: usize = 20;
 
 /// Everything of the Swarm a plan compares, one JSON document a line with its kind first:
 /// nodes, the stack's services (their running/desired counts, and the latest tasks of those
@@ -24,7 +25,7 @@ pub fn list(stack: &str) -> String {
          while read -r name count rest; do \
            echo \"replicas $name $count $rest\"; \
            if [ \"${{count%/*}}\" -lt \"${{count#*/}}\" ]; then \
-             docker service ps --no-trunc --format \"task $name {{{{.Name}}}}|{{{{.DesiredState}}}}|{{{{.CurrentState}}}}|{{{{.Error}}}}\" \"$name\" | head -{TASKS_SHOWN}; \
+             docker service ps --no-trunc --format \"task $name {{{{.Name}}}}|{{{{.DesiredState}}}}|{{{{.CurrentState}}}}|{{{{json .Error}}}}\" \"$name\" | head -{TASKS_SHOWN}; \
            fi; \
          done && \
          docker secret ls -q --filter {ours} | xargs -r docker secret inspect --format 'secret {{{{json .}}}}' && \
@@ -154,8 +155,26 @@ pub struct ServiceInfo {
     pub update_state: String,
     /// What Docker says of that update (`update paused due to failure …`), if anything.
     pub update_message: String,
-    /// The latest tasks, newest first, of a service that runs fewer tasks than it asks for.
+    /// The tasks (their history too, by slot) of a service that runs fewer tasks than it asks
+    /// for; none otherwise.
     pub tasks: Vec<TaskInfo>,
+}
+
+/// A service's REPLICAS as `docker service ls` prints them, as (done, wanted): running and
+/// desired tasks (`2/3`, or `1/2 (max 1 per node)` for a service that caps its tasks per node),
+/// or for a job its completed and total runs (`0/1 (1/1 completed)`). None if unreadable.
+pub fn replica_counts(replicas: &str) -> Option<(u64, u64)> {
+    let counts = |text: &str| -> Option<(u64, u64)> {
+        let (a, b) = text.trim().split_once('/')?;
+        Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+    };
+    match replicas.split_once('(') {
+        Some((_, job)) if job.ends_with(" completed)") => {
+            counts(job.trim_end_matches(" completed)"))
+        }
+        Some((service, _)) => counts(service),
+        None => counts(replicas),
+    }
 }
 
 /// One task as `docker service ps` lists it.
@@ -267,7 +286,8 @@ pub fn parse_view(output: &str) -> Result<SwarmView, serde_json::Error> {
                         name: next(),
                         desired: next(),
                         current: next(),
-                        error: next(),
+                        // JSON: an error may span lines.
+                        error: serde_json::from_str(&next()).unwrap_or_default(),
                     };
                     tasks.entry(service.to_string()).or_default().push(task);
                 }
@@ -374,8 +394,8 @@ mod tests {
     fn reads_the_latest_tasks_of_a_service_short_of_tasks() {
         let service = r#"service {"ID":"s1","Spec":{"Name":"demo_db","TaskTemplate":{"ContainerSpec":{"Image":"db:1"}},"Mode":{"Replicated":{"Replicas":1}}},"UpdateStatus":{"State":"paused","Message":"update paused due to failure"}}"#;
         let output = format!(
-            "{service}\nreplicas demo_db 0/1 \ntask demo_db demo_db.1|Running|Pending 1 second ago|\n\
-             task demo_db demo_db.1|Shutdown|Rejected 6 seconds ago|invalid mount config: a|b\n"
+            "{service}\nreplicas demo_db 0/1 \ntask demo_db demo_db.1|Running|Pending 1 second ago|\"\"\n\
+             task demo_db demo_db.1|Shutdown|Rejected 6 seconds ago|\"invalid mount config: a|b\\nc\"\n"
         );
         let job = service.replace("demo_db", "demo_migrate");
         let output = format!("{output}{job}\nreplicas demo_migrate 0/1 (1/1 completed)\n");
@@ -392,7 +412,10 @@ mod tests {
         );
         assert_eq!(db.tasks.len(), 2);
         assert_eq!(db.tasks[1].current, "Rejected 6 seconds ago");
-        assert_eq!(db.tasks[1].error, "invalid mount config: a|b");
+        assert_eq!(db.tasks[1].error, "invalid mount config: a|b\nc");
+        assert_eq!(replica_counts("1/2 (max 1 per node)"), Some((1, 2)));
+        assert_eq!(replica_counts("0/1 (1/1 completed)"), Some((1, 1)));
+        assert_eq!(replica_counts("3/3"), Some((3, 3)));
     }
 
     #[test]
