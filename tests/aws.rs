@@ -435,3 +435,118 @@ fn the_aws_proxy_refuses_what_aws_refuses_where_moto_does_not() {
     assert!(out.status.success(), "{text}");
     eprintln!("{text}");
 }
+
+/// `[registry]` and `[nodes] iam_policies`: the nodes' role (least privilege: a registry token,
+/// pulls from the stack's repositories only) and its instance profile, every node launched with
+/// it and IMDSv2 at the hop limit asked; the repositories with their settings, their URIs in
+/// `infra output`; a repository holding images is kept when removed, until `force_delete`.
+#[test]
+fn the_nodes_role_and_the_registry_are_plan_objects() {
+    let mut p = Project::new("reg", 2);
+    // A policy IAM does not know is refused at plan, at its place in the file.
+    p.replacements.push((
+        "root_volume_gb = 30".into(),
+        "root_volume_gb = 30\niam_policies = [\"arn:aws:iam::123456789012:policy/nope\"]\nmetadata_hop_limit = 2".into(),
+    ));
+    p.write_stack(2);
+    let unknown = p.infra(&["plan"]);
+    assert!(
+        unknown.code == 1
+            && unknown.stderr.contains("reg.toml:")
+            && unknown
+                .stderr
+                .contains("IAM has no managed policy arn:aws:iam::123456789012:policy/nope"),
+        "{}",
+        unknown.all()
+    );
+    let mine = p.aws(&["create-policy", "reads-buckets"])["arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.replacements[0].1 = p.replacements[0]
+        .1
+        .replace("arn:aws:iam::123456789012:policy/nope", &mine);
+    p.extra = "\n[registry]\nrepositories = [\"web\", \"team/worker\"]\nkeep_images = 30\n".into();
+    p.write_stack(2);
+    let run = p.ok(&["apply", "--auto-approve"]);
+    assert!(run.stdout.contains("Resources: 20 added"), "{}", run.stdout);
+
+    let id = p.aws(&["identity", "reg"]);
+    let role = &id["role"];
+    assert_eq!(role["tags"]["infra:address"], "iam.role.nodes");
+    assert_eq!(
+        role["trust"]["Statement"][0]["Principal"]["Service"],
+        "ec2.amazonaws.com"
+    );
+    let policy = &role["inline"]["infra-nodes"];
+    let statements = policy["Statement"].as_array().unwrap();
+    assert_eq!(statements[0]["Action"], "ecr:GetAuthorizationToken");
+    assert_eq!(
+        statements[1]["Resource"],
+        serde_json::json!([
+            "arn:aws:ecr:us-east-1:123456789012:repository/web",
+            "arn:aws:ecr:us-east-1:123456789012:repository/team/worker"
+        ])
+    );
+    assert_eq!(role["attached"], serde_json::json!([mine]));
+    assert_eq!(
+        id["profile"]["roles"],
+        serde_json::json!(["infra-reg-nodes"])
+    );
+    let instances = id["instances"].as_object().unwrap();
+    assert_eq!(instances.len(), 3);
+    for (address, i) in instances {
+        assert_eq!(i["profile"], id["profile"]["arn"], "{address}");
+        assert_eq!(i["tokens"], "required", "{address}");
+        assert_eq!(i["hop_limit"], 2, "{address}");
+    }
+    let repos = id["repositories"].as_object().unwrap();
+    assert_eq!(repos.len(), 2);
+    let web = &repos["web"];
+    assert_eq!(
+        web["uri"],
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/web"
+    );
+    assert_eq!(web["scan_on_push"], true);
+    assert_eq!(web["mutability"], "MUTABLE");
+    assert_eq!(web["lifecycle"]["rules"][0]["selection"]["countNumber"], 30);
+    assert_eq!(web["tags"]["infra:address"], "ecr.repository.web");
+
+    let again = p.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "no changes after apply: {}", again.all());
+    let out = p.ok(&["output"]);
+    assert!(
+        out.stdout.contains(
+            "team/worker        123456789012.dkr.ecr.us-east-1.amazonaws.com/team/worker"
+        ),
+        "{}",
+        out.stdout
+    );
+
+    // A repository that holds an image is kept when it leaves the list…
+    p.aws(&["put-image", "web", "1.0"]);
+    p.extra = "\n[registry]\nrepositories = [\"team/worker\"]\nkeep_images = 30\n".into();
+    p.write_stack(2);
+    let kept = p.ok(&["apply", "--auto-approve"]);
+    assert!(
+        kept.all().contains(
+            "ecr.repository.web is kept: it holds 1 image(s). To delete them with it, set `force_delete = true`"
+        ),
+        "{}",
+        kept.all()
+    );
+    assert!(p.aws(&["identity", "reg"])["repositories"]["web"].is_object());
+    // …and goes, images and all, once `force_delete` was applied.
+    p.extra = "\n[registry]\nrepositories = [\"web\", \"team/worker\"]\nkeep_images = 30\nforce_delete = true\n".into();
+    p.write_stack(2);
+    let forced = p.ok(&["apply", "--auto-approve"]);
+    assert!(
+        forced.stdout.contains("~ force_delete"),
+        "{}",
+        forced.stdout
+    );
+    p.ok(&["destroy", "--auto-approve"]);
+    let id = p.aws(&["identity", "reg"]);
+    assert!(id["role"].is_null() && id["profile"].is_null(), "{id}");
+    assert_eq!(id["repositories"], serde_json::json!({}), "{id}");
+}

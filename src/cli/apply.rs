@@ -30,6 +30,10 @@ pub struct ChangeArgs {
     /// How many workers a rolling replacement replaces at once (managers: always one).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
     pub max_unavailable: u16,
+    /// Only the stack's ECR repositories ([registry]): make them before the first push of the
+    /// images the services use, then apply the rest.
+    #[arg(long)]
+    pub registry_only: bool,
 }
 
 impl ChangeArgs {
@@ -42,6 +46,7 @@ impl ChangeArgs {
                 .map(|a| Address::new(a.as_str()))
                 .collect(),
             max_unavailable: self.max_unavailable.into(),
+            registry_only: self.registry_only,
             ..Default::default()
         }
     }
@@ -90,9 +95,9 @@ fn options(plan_file: Option<PathBuf>, run: RunArgs, request: ops::Request) -> A
 }
 
 pub async fn run(ctx: &Context, a: ApplyArgs) -> Result<ExitCode, OpsError> {
-    if a.plan_file.is_some() && !a.change.replace.is_empty() {
+    if a.plan_file.is_some() && (!a.change.replace.is_empty() || a.change.registry_only) {
         return Err(OpsError::Usage(
-            "--replace shapes a new plan; a saved plan is applied as it was made. Pass --replace to `infra plan --out` instead.".into(),
+            "--replace and --registry-only shape a new plan; a saved plan is applied as it was made. Pass them to `infra plan --out` instead.".into(),
         ));
     }
     let request = a.change.request(false);

@@ -136,7 +136,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, OpsError> {
         calls: CallLog::default(),
     };
     let code = match cli.command {
-        Command::Validate => ops::validate(&ctx).map(|_| ExitCode::SUCCESS),
+        Command::Validate => ops::validate(&ctx).await.map(|_| ExitCode::SUCCESS),
         Command::Plan(args) => plan::run(&ctx, args).await,
         Command::Apply(args) => apply::run(&ctx, args).await,
         Command::Destroy(args) => apply::run_destroy(&ctx, args).await,

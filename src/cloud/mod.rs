@@ -3,11 +3,15 @@
 mod account;
 mod calls;
 mod ec2;
+mod ecr;
 mod elb;
+mod iam;
 mod read;
 mod ssm;
 
 pub use account::CertificateFacts;
+pub use ecr::RepositoryImages;
+pub use read::Named;
 pub use ssm::read_source;
 
 use std::collections::BTreeMap;
@@ -29,8 +33,11 @@ use crate::model::{Address, Observed, Place, Spec};
 pub struct Cloud {
     pub(crate) acm: aws_sdk_acm::Client,
     pub(crate) ec2: aws_sdk_ec2::Client,
+    pub(crate) ecr: aws_sdk_ecr::Client,
     pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub(crate) iam: aws_sdk_iam::Client,
     pub(crate) ssm: aws_sdk_ssm::Client,
+    pub(crate) sts: aws_sdk_sts::Client,
     pub(crate) stack: String,
 }
 
@@ -231,13 +238,25 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, CloudError>>,
 {
+    retry_when(|e| e.code().is_some_and(|c| codes.contains(&c)), f).await
+}
+
+/// Retries a call while its error is one `transient` accepts (about two minutes at most).
+pub(crate) async fn retry_when<T, F, Fut>(
+    transient: impl Fn(&CloudError) -> bool,
+    f: F,
+) -> Result<T, CloudError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CloudError>>,
+{
     let backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(Duration::from_secs(15))
         .with_max_times(12)
         .with_jitter();
     f.retry(backoff)
-        .when(|e: &CloudError| e.code().is_some_and(|c| codes.contains(&c)))
+        .when(|e: &CloudError| transient(e))
         .notify(|e, wait| tracing::debug!("retrying in {wait:?} after: {e}"))
         .await
 }
@@ -294,18 +313,51 @@ impl Cloud {
         let ec2 = aws_sdk_ec2::config::Builder::from(&conf)
             .interceptor(call_log.clone())
             .build();
+        let ecr = aws_sdk_ecr::config::Builder::from(&conf)
+            .interceptor(call_log.clone())
+            .build();
         let elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(&conf)
             .interceptor(call_log.clone())
             .build();
+        let iam = aws_sdk_iam::config::Builder::from(&conf)
+            .interceptor(call_log.clone())
+            .build();
         let ssm = aws_sdk_ssm::config::Builder::from(&conf)
+            .interceptor(call_log.clone())
+            .build();
+        let sts = aws_sdk_sts::config::Builder::from(&conf)
             .interceptor(call_log)
             .build();
         Ok(Cloud {
             acm: aws_sdk_acm::Client::from_conf(acm),
             ec2: aws_sdk_ec2::Client::from_conf(ec2),
+            ecr: aws_sdk_ecr::Client::from_conf(ecr),
             elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(elb),
+            iam: aws_sdk_iam::Client::from_conf(iam),
             ssm: aws_sdk_ssm::Client::from_conf(ssm),
+            sts: aws_sdk_sts::Client::from_conf(sts),
             stack: stack.to_string(),
+        })
+    }
+
+    /// The account and region the clients act in (STS GetCallerIdentity; the partition from
+    /// the caller's ARN).
+    pub async fn account(&self) -> Result<crate::model::resources::Account, CloudError> {
+        let me = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(fail("registry", "sts:GetCallerIdentity"))?;
+        let partition = me
+            .arn()
+            .and_then(|a| a.split(':').nth(1))
+            .unwrap_or("aws")
+            .to_string();
+        Ok(crate::model::resources::Account {
+            id: me.account().unwrap_or_default().to_string(),
+            region: self.region(),
+            partition,
         })
     }
 
@@ -450,6 +502,8 @@ impl Cloud {
     ) -> Result<Created, CloudError> {
         match (spec.place(), spec) {
             (Place::Ssm, Spec::Secret(s)) => self.put_secret_spec(address, s).await,
+            (Place::Iam, _) => self.create_iam(address, spec, ids).await,
+            (Place::Ecr, Spec::Repository(r)) => self.create_repository(address, r).await,
             (Place::Elbv2, _) => self.create_elb(address, spec, ids).await,
             (Place::Ec2, _) => self.create_ec2(address, spec, ids).await,
             _ => Err(not_ours(address, spec)),
@@ -466,6 +520,14 @@ impl Cloud {
     ) -> Result<(), CloudError> {
         match (after.place(), after) {
             (Place::Ssm, Spec::Secret(s)) => self.put_secret_spec(address, s).await.map(drop),
+            (Place::Iam, _) => self.update_iam(address, before, after, ids).await,
+            (Place::Ecr, Spec::Repository(r)) => {
+                let before = match before {
+                    Spec::Repository(b) => Some(b),
+                    _ => None,
+                };
+                self.set_repository(address, r, before).await
+            }
             (Place::Elbv2, _) => self.update_elb(address, id, after, ids).await,
             (Place::Ec2, _) => self.update_ec2(address, id, before, after, ids).await,
             _ => Err(not_ours(address, after)),
@@ -479,6 +541,8 @@ impl Cloud {
                 self.delete_secrets(std::slice::from_ref(&s.parameter))
                     .await
             }
+            (Place::Iam, _) => self.delete_iam(address, spec).await,
+            (Place::Ecr, Spec::Repository(r)) => self.delete_repository(address, r).await,
             (Place::Elbv2, _) => self.delete_elb(address, id, spec).await,
             (Place::Ec2, _) => self.delete_ec2(address, id, spec).await,
             _ => Err(not_ours(address, spec)),

@@ -34,6 +34,10 @@ pub struct StackFile {
     #[schemars(with = "Option<BastionFile>")]
     pub bastion: Option<Spanned<BastionFile>>,
     pub swarm: Option<SwarmFile>,
+    /// Private image repositories in the account's ECR registry, owned by the stack; the nodes
+    /// may pull from them, and `{{ registry }}` names the registry in image references.
+    #[schemars(with = "Option<RegistryFile>")]
+    pub registry: Option<Spanned<RegistryFile>>,
     /// Secrets the services use, by name: where each value comes from (never the value).
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, SecretFile>")]
@@ -255,10 +259,43 @@ pub struct NodesFile {
     pub ami: Option<Spanned<String>>,
     #[schemars(with = "Option<i64>")]
     pub root_volume_gb: Option<Spanned<i64>>,
+    /// Managed IAM policy ARNs attached to the nodes' role, e.g.
+    /// `["arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy"]`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub iam_policies: Option<Vec<Spanned<String>>>,
+    /// How many network hops the instance metadata service answers (1–64). Default: 1, so that
+    /// containers (one hop further, behind Docker's bridge) cannot read the node's role.
+    #[schemars(with = "Option<i64>")]
+    pub metadata_hop_limit: Option<Spanned<i64>>,
     #[schemars(with = "PoolFile")]
     pub managers: Spanned<PoolFile>,
     #[schemars(with = "Option<PoolFile>")]
     pub workers: Option<Spanned<PoolFile>>,
+}
+
+/// `[registry]`: the stack's repositories in Amazon ECR.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryFile {
+    /// Repository names, e.g. `["web", "worker"]` (lowercase; `/` makes namespaces).
+    #[schemars(with = "Vec<String>")]
+    pub repositories: Spanned<Vec<Spanned<String>>>,
+    /// Scan each image for vulnerabilities when it is pushed. Default: true.
+    pub scan_on_push: Option<bool>,
+    /// Refuse a push over an existing tag. Default: false.
+    pub immutable_tags: Option<bool>,
+    /// The lifecycle policy keeps the newest this many images of each repository. Default: 100.
+    #[schemars(with = "Option<i64>")]
+    pub keep_images: Option<Spanned<i64>>,
+    /// Let a removal (a repository taken out of the list, `infra destroy`) delete the images a
+    /// repository still holds; apply it before the removal, as Terraform's `force_delete`.
+    /// Default: false: a repository holding images is kept, and the plan says so.
+    pub force_delete: Option<bool>,
+    /// How often the managers renew the pull credentials Swarm keeps with each service whose
+    /// image is in the registry, e.g. `1h` (the default), from 1m to 6h: ECR's tokens last 12
+    /// hours, and a task started on any node pulls with the service's.
+    #[schemars(with = "Option<String>")]
+    pub credentials_refresh: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

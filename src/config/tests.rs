@@ -43,6 +43,7 @@ fn read(path: &Path) -> std::io::Result<String> {
             Ok("ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTY test\n".into())
         }
         Some("private") => Ok("-----BEGIN OPENSSH PRIVATE KEY-----\nxx\n".into()),
+        Some("compose.yml") => Ok("services:\n  web:\n    image: ${registry}/web:1\n".into()),
         _ => Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
             "No such file or directory",
@@ -520,5 +521,40 @@ fn a_bastion_needs_admin_cidrs_and_excludes_a_jump_host() {
         (e.location.line, e.location.column),
         (34, 13),
         "at jump_host: {e}"
+    );
+}
+
+/// `{{ registry }}` (set by infra with `[registry]`, never declared) renders in `[services]`
+/// images and reaches a compose file's interpolation as `${registry}`; without `[registry]`, it
+/// is unknown, with a hint.
+#[test]
+fn the_registry_variable_is_infra_s_own() {
+    let host = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    let vars = Vars::from([("registry".to_string(), host.to_string())]);
+    let text = edited(
+        "target_port = 8080",
+        "target_port = 8080\n[registry]\nrepositories = [\"web\"]\n[services.web]\nimage = \"{{ registry }}/web:1\"",
+    );
+    let stack = parse("stacks/test.toml", &text, &vars, &read)
+        .unwrap()
+        .stack;
+    assert_eq!(stack.apps.services[0].image, format!("{host}/web:1"));
+    let text = edited(
+        "target_port = 8080",
+        "target_port = 8080\n[registry]\nrepositories = [\"web\"]\n[swarm]\ncompose_file = \"compose.yml\"",
+    );
+    let stack = parse("stacks/test.toml", &text, &vars, &read)
+        .unwrap()
+        .stack;
+    assert_eq!(stack.apps.compose.unwrap().vars["registry"], host);
+    let text = edited(
+        "target_port = 8080",
+        "target_port = 8080\n[services.web]\nimage = \"{{ registry }}/web:1\"",
+    );
+    let err = format!("{:?}", load(&text).unwrap_err());
+    assert!(
+        err.contains("unknown template variable \\\"registry\\\"")
+            && err.contains("add a [registry] table"),
+        "{err}"
     );
 }

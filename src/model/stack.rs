@@ -20,6 +20,54 @@ pub struct Stack {
     pub swarm: bool,
     /// What runs on the Swarm: secrets and services.
     pub apps: Apps,
+    /// `[registry]`: the stack's image repositories in ECR.
+    pub registry: Option<Registry>,
+    /// The nodes' identity: the IAM policies attached to their role, and how far metadata
+    /// answers reach.
+    pub node_access: NodeAccess,
+}
+
+/// `[registry]`: private repositories in the account's ECR registry that the stack owns and
+/// its nodes may pull from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Registry {
+    /// Repository names, as ECR takes them (`web`, `team/web`).
+    pub repositories: Vec<String>,
+    pub scan_on_push: bool,
+    pub immutable_tags: bool,
+    /// The lifecycle policy keeps the newest this many images.
+    pub keep_images: u32,
+    /// Removing a repository that holds images deletes them too.
+    pub force_delete: bool,
+    /// How often (seconds) the managers renew the pull credentials Swarm stores with each
+    /// service whose image is in the registry (ECR tokens last 12 hours).
+    pub credentials_refresh_secs: u64,
+}
+
+/// What the nodes may do in AWS and who may ask their metadata service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeAccess {
+    /// Managed policy ARNs attached to the nodes' role (`[nodes] iam_policies`).
+    pub iam_policies: Vec<String>,
+    /// The instance metadata service's response hop limit (`[nodes] metadata_hop_limit`).
+    pub metadata_hop_limit: u8,
+}
+
+impl Default for NodeAccess {
+    fn default() -> Self {
+        NodeAccess {
+            iam_policies: Vec::new(),
+            metadata_hop_limit: 1,
+        }
+    }
+}
+
+impl Stack {
+    /// Whether the nodes need an IAM identity: a feature gives them rights (pulling from the
+    /// stack's repositories), or the user attaches policies.
+    pub fn nodes_need_role(&self) -> bool {
+        self.registry.is_some() || !self.node_access.iam_policies.is_empty()
+    }
 }
 
 /// The application half of a stack: secrets and services.

@@ -57,7 +57,7 @@ pub async fn apply(ctx: &Context, opts: ApplyOptions) -> Result<()> {
             result
         }
         None => {
-            let input = load_for_plan(ctx, destroy)?;
+            let input = load_for_plan(ctx, destroy).await?;
             let stack = &input.stack;
             let backend = super::backend(ctx, &stack.state, stack.region.as_deref()).await?;
             let lock = backend.lock(operation, opts.lock_timeout).await?;

@@ -27,6 +27,7 @@ pub(super) async fn account(
     };
     listener(cloud, changes, &at).await?;
     zones(cloud, stack, changes, &at).await?;
+    attached_policies(cloud, stack, changes, &at).await?;
     instances(ctx, cloud, stack, changes, images, &at).await
 }
 
@@ -85,6 +86,37 @@ async fn listener(cloud: &Cloud, changes: &[Change], at: &At<'_>) -> Result<()> 
         }
     }
 
+    Ok(())
+}
+
+/// The managed policies the nodes' role gains exist (IAM refuses to attach an unknown one).
+async fn attached_policies(
+    cloud: &Cloud,
+    stack: &Stack,
+    changes: &[Change],
+    at: &At<'_>,
+) -> Result<()> {
+    let before: Vec<&String> = changes
+        .iter()
+        .filter_map(|c| match &c.before {
+            Some(Spec::IamRole(r)) => Some(&r.managed_policies),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let gained = changes
+        .iter()
+        .any(|c| matches!(c.after, Some(Spec::IamRole(_))));
+    for (i, arn) in stack.node_access.iam_policies.iter().enumerate() {
+        if gained && !before.contains(&arn) && !cloud.managed_policy_exists(arn).await? {
+            let i = i.to_string();
+            return Err(at.fail(
+                &[&["nodes", "iam_policies", &i]],
+                format!("IAM has no managed policy {arn}"),
+                "check the ARN (the account, the path, the policy's name) in the IAM console or with `aws iam get-policy --policy-arn …`",
+            ));
+        }
+    }
     Ok(())
 }
 

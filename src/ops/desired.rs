@@ -136,10 +136,17 @@ async fn cloud_resources(
             published.insert(pool.pool().to_string(), p);
         }
     }
+    let account = match &stack.registry {
+        Some(_) => Some(cloud.account().await?),
+        None => None,
+    };
+    let registry = account.as_ref().map(|a| a.registry());
     let render = |role| {
-        crate::render::user_data(stack, role).map_err(|source| OpsError::Template {
-            what: "user-data",
-            source,
+        crate::render::user_data(stack, role, registry.as_deref()).map_err(|source| {
+            OpsError::Template {
+                what: "user-data",
+                source,
+            }
         })
     };
     let bastion = match &stack.bastion {
@@ -150,6 +157,7 @@ async fn cloud_resources(
         Some(b) => Some((resolve(b.ami.clone()).await?.0, render(Role::Bastion)?)),
     };
     let inputs = Inputs {
+        account,
         manager_ami,
         worker_ami,
         manager_user_data: render(Role::Manager)?,

@@ -10,16 +10,22 @@ use crate::config::{self, Loaded};
 use crate::model::{SecretSource, Stack, Vars};
 
 /// Reads and validates the stack file; warnings go to stderr.
-pub fn load(ctx: &Context) -> Result<(Loaded, String)> {
+pub async fn load(ctx: &Context) -> Result<(Loaded, String)> {
     let ws = &ctx.workspace;
     let source = read_stack_file(ctx)?;
+    let mut vars = vars(ctx, &source);
+    if !vars.contains_key("registry")
+        && let Some(host) = registry_host(ctx, &source).await?
+    {
+        vars.insert("registry".to_string(), host);
+    }
     let dir = ws
         .stack_file
         .parent()
         .unwrap_or(Path::new("."))
         .to_path_buf();
     let read = move |p: &Path| std::fs::read_to_string(expand_home(&dir, p));
-    let mut loaded = config::parse(&ws.shown_stack_file(), &source, &vars(ctx, &source), &read)?;
+    let mut loaded = config::parse(&ws.shown_stack_file(), &source, &vars, &read)?;
     // ssh reads these from anywhere: make them independent of the working directory.
     let ssh = &mut loaded.stack.ssh;
     for path in [&mut ssh.identity_file, &mut ssh.config_file]
@@ -50,11 +56,11 @@ pub(super) struct Input {
 
 /// What a plan reads: [`load_with_services`], or for a destroy only [`load`] (an unset
 /// `${TAG:?}` in the compose file must not stop a destroy).
-pub(super) fn load_for_plan(ctx: &Context, destroy: bool) -> Result<Input> {
+pub(super) async fn load_for_plan(ctx: &Context, destroy: bool) -> Result<Input> {
     if !destroy {
-        return load_with_services(ctx);
+        return load_with_services(ctx).await;
     }
-    let (loaded, source) = load(ctx)?;
+    let (loaded, source) = load(ctx).await?;
     Ok(Input {
         stack: loaded.stack,
         source,
@@ -65,8 +71,8 @@ pub(super) fn load_for_plan(ctx: &Context, destroy: bool) -> Result<Input> {
 /// [`load`], then with the Swarm on the services as infra deploys them (the compose file
 /// interpolated, the files it names read, its secrets added to the stack's): what validate,
 /// plan and apply need, and destroy, status and ssh do not.
-pub(super) fn load_with_services(ctx: &Context) -> Result<Input> {
-    let (loaded, source) = load(ctx)?;
+pub(super) async fn load_with_services(ctx: &Context) -> Result<Input> {
+    let (loaded, source) = load(ctx).await?;
     let mut stack = loaded.stack;
     let project = if stack.swarm {
         let project = compose_project(&stack, &ctx.workspace.stack_dir())?;
@@ -149,6 +155,21 @@ fn vars(ctx: &Context, source: &str) -> crate::model::Vars {
         .collect();
     vars.extend(ctx.vars.clone());
     vars
+}
+
+/// With a `[registry]` table, the registry `{{ registry }}` names: the account's in the
+/// stack's region (`<account>.dkr.ecr.<region>.amazonaws.com`, one STS call).
+async fn registry_host(ctx: &Context, source: &str) -> Result<Option<String>> {
+    let Ok(table) = toml::from_str::<toml::Table>(source) else {
+        return Ok(None);
+    };
+    if !table.contains_key("registry") {
+        return Ok(None);
+    }
+    let region = table.get("region").and_then(|r| r.as_str());
+    let cloud =
+        crate::cloud::Cloud::connect(&ctx.workspace.stack_name, region, ctx.calls.clone()).await?;
+    Ok(Some(cloud.account().await?.registry()))
 }
 
 pub fn read_stack_file(ctx: &Context) -> Result<String> {

@@ -19,6 +19,7 @@ mod plan;
 mod prepare;
 mod recover;
 mod refusals;
+mod registry;
 mod replace;
 mod request;
 mod scale;

@@ -8,7 +8,7 @@ pub struct OutputOptions {
 }
 
 /// What a user needs after an apply, read from the state: the load balancer's DNS name and
-/// every node's id and addresses.
+/// every node's id and addresses, each repository's URI (to push to).
 pub async fn output(ctx: &Context, opts: OutputOptions) -> Result<()> {
     let backend = super::configured_backend(ctx, None).await?;
     let Some(state) = backend.load().await? else {
@@ -33,8 +33,21 @@ pub async fn output(ctx: &Context, opts: OutputOptions) -> Result<()> {
             })
         })
         .collect();
+    let repositories: serde_json::Map<String, serde_json::Value> = state
+        .resources
+        .values()
+        .filter_map(|r| match &r.spec {
+            Spec::Repository(repo) => Some((repo.name.clone(), json!(r.outputs.get("uri")))),
+            _ => None,
+        })
+        .collect();
     if opts.json {
-        let doc = json!({ "stack": state.stack, "load_balancer_dns_name": dns, "nodes": nodes });
+        let doc = json!({
+            "stack": state.stack,
+            "load_balancer_dns_name": dns,
+            "nodes": nodes,
+            "repositories": repositories,
+        });
         println!(
             "{}",
             serde_json::to_string_pretty(&doc).expect("serializes")
@@ -56,6 +69,12 @@ pub async fn output(ctx: &Context, opts: OutputOptions) -> Result<()> {
             s("private_ip"),
             s("public_ip")
         );
+    }
+    if !repositories.is_empty() {
+        println!("repositories:");
+        for (name, uri) in &repositories {
+            println!("  {:<18} {}", name, uri.as_str().unwrap_or("-"));
+        }
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ pub struct PlanOptions {
 
 /// Shows what apply would change; returns whether anything would.
 pub async fn plan(ctx: &Context, opts: PlanOptions) -> Result<bool> {
-    let input = load_for_plan(ctx, opts.request.destroy)?;
+    let input = load_for_plan(ctx, opts.request.destroy).await?;
     let stack = &input.stack;
     let backend = super::backend(ctx, &stack.state, stack.region.as_deref()).await?;
     let lock = backend.lock("plan", opts.lock_timeout).await?;

@@ -8,8 +8,8 @@ use super::desired::desired;
 use super::load::Input;
 use super::nodes::{amis, read_swarm, users_for};
 use super::replace::{self, Published};
-use super::{Context, OpsError, Request, Result, checks, refusals};
-use crate::cloud::{Cloud, ImageFacts};
+use super::{Context, OpsError, Request, Result, checks, refusals, registry};
+use crate::cloud::{Cloud, ImageFacts, Named};
 use crate::model::resources::{Resource, sha256_hex};
 use crate::model::{Live, Spec, SshSettings};
 use crate::plan::{self, Change, PLAN_FORMAT_VERSION, Plan};
@@ -34,7 +34,13 @@ pub(super) async fn prepare(
     let state = backend.load().await?;
     note_interrupted_run(state.as_ref());
     let cloud = Cloud::connect(&stack.name, stack.region.as_deref(), ctx.calls.clone()).await?;
-    let (mut desired, published, mut live) = read(ctx, &cloud, input, destroy).await?;
+    let named = Named::of(
+        Some(stack),
+        state
+            .iter()
+            .flat_map(|s| s.resources.values().map(|r| &r.spec)),
+    );
+    let (mut desired, published, mut live) = read(ctx, &cloud, input, &named, destroy).await?;
     let mut notices = Vec::new();
     let skip_swarm = destroy && request.skip_swarm;
     if skip_swarm {
@@ -54,7 +60,8 @@ pub(super) async fn prepare(
     } else {
         (stack.ssh.clone(), BTreeMap::new())
     };
-    let changes = diff(
+    registry::carry_force_delete(&mut live, state.as_ref());
+    let mut changes = diff(
         &mut desired,
         &mut live,
         &published,
@@ -62,8 +69,27 @@ pub(super) async fn prepare(
         state.as_ref(),
         &mut notices,
     )?;
+    registry::keep_full_repositories(&cloud, &mut changes, &mut notices).await?;
+    if request.registry_only && !destroy {
+        changes.retain(|c| {
+            matches!(
+                c.after.as_ref().or(c.before.as_ref()),
+                Some(Spec::Repository(_))
+            )
+        });
+    }
     if !destroy {
         refusals::check_bastion_removal(&changes)?;
+    }
+    if !destroy && !request.registry_only {
+        let host = match stack.registry {
+            Some(_) => Some(cloud.account().await?.registry()),
+            None => None,
+        };
+        registry::check_pull_rights(stack, host.as_deref(), &desired)?;
+        if let Some(host) = &host {
+            registry::check_images(&cloud, stack, host, &changes, &desired).await?;
+        }
     }
     plan::graph::steps(&changes)?;
     if !destroy {
@@ -112,6 +138,7 @@ async fn read(
     ctx: &Context,
     cloud: &Cloud,
     input: &Input,
+    named: &Named,
     destroy: bool,
 ) -> Result<(Vec<Resource>, BTreeMap<String, Published>, Live)> {
     let stack = &input.stack;
@@ -127,7 +154,7 @@ async fn read(
                 desired(ctx, cloud, stack, input.project.as_ref(), key.as_deref()).await
             }
         },
-        async { cloud.read_live().await.map_err(OpsError::from) },
+        async { cloud.read_live(named).await.map_err(OpsError::from) },
         async {
             cloud
                 .read_secrets(key.as_deref())

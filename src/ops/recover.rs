@@ -18,7 +18,7 @@ pub struct RecoverOptions {
 }
 
 pub async fn recover_swarm(ctx: &Context, opts: RecoverOptions) -> Result<()> {
-    let (loaded, _) = load(ctx)?;
+    let (loaded, _) = load(ctx).await?;
     let stack = loaded.stack;
     if !stack.swarm {
         return Err(OpsError::Usage(format!(
@@ -32,10 +32,14 @@ pub async fn recover_swarm(ctx: &Context, opts: RecoverOptions) -> Result<()> {
         .await?;
     let rebuilt = async {
         let state = backend.load().await?;
+        let named = crate::cloud::Named::of(
+            Some(&stack),
+            state.iter().flat_map(|s| s.resources.values().map(|r| &r.spec)),
+        );
         let pinned = state.map(|s| s.host_keys).unwrap_or_default();
         let cloud =
             Cloud::connect(&stack.name, stack.region.as_deref(), ctx.calls.clone()).await?;
-        let live = cloud.read_live().await?;
+        let live = cloud.read_live(&named).await?;
         let ssh = with_image_users(&cloud, &stack.ssh, live.values().map(|o| &o.spec)).await?;
         let instances = live
             .iter()

@@ -117,6 +117,8 @@ mod tests {
             key_pair: Address::new("key_pair"),
             root_volume_gb: 20,
             imdsv2_required: true,
+            metadata_hop_limit: 1,
+            instance_profile: None,
             user_data_sha256: String::new(),
             user_data: String::new(),
         })

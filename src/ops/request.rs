@@ -16,6 +16,9 @@ pub struct Request {
     /// Destroy only: leave the Swarm alone (its nodes are gone or out of reach) and remove the
     /// cloud objects.
     pub skip_swarm: bool,
+    /// Only the stack's ECR repositories (`--registry-only`): made before the first push, so
+    /// that the services' images can be pushed before they are deployed.
+    pub registry_only: bool,
 }
 
 /// Which nodes `infra roll-nodes` replaces.

@@ -57,7 +57,7 @@ pub async fn scale_nodes(ctx: &Context, opts: ScaleOptions) -> Result<()> {
     if after != before {
         write(&path, &after)?;
         // A count the stack cannot take is refused here, and the file put back as it was.
-        if let Err(e) = load(ctx) {
+        if let Err(e) = load(ctx).await {
             write(&path, &before)?;
             return Err(e);
         }

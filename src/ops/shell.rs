@@ -11,7 +11,7 @@ use crate::swarm::{Ssh, nodes};
 
 /// `worker[1]`, `node.worker[1]`, `bastion[0]` or an instance id.
 pub async fn ssh(ctx: &Context, node: &str, command: &[String]) -> Result<()> {
-    let (loaded, _) = load(ctx)?;
+    let (loaded, _) = load(ctx).await?;
     let stack = loaded.stack;
     let backend = super::backend(ctx, &stack.state, stack.region.as_deref()).await?;
     let state = backend.load().await?.ok_or_else(|| {

@@ -14,16 +14,19 @@ pub struct StatusOptions {
 }
 
 pub async fn status(ctx: &Context, opts: StatusOptions) -> Result<()> {
-    let (loaded, _) = load(ctx)?;
+    let (loaded, _) = load(ctx).await?;
     let stack = loaded.stack;
     let cloud = Cloud::connect(&stack.name, stack.region.as_deref(), ctx.calls.clone()).await?;
-    let live = cloud.read_live().await?;
     let backend = super::backend(ctx, &stack.state, stack.region.as_deref()).await?;
-    let pinned = backend
-        .load()
-        .await?
-        .map(|s| s.host_keys)
-        .unwrap_or_default();
+    let state = backend.load().await?;
+    let named = crate::cloud::Named::of(
+        Some(&stack),
+        state
+            .iter()
+            .flat_map(|s| s.resources.values().map(|r| &r.spec)),
+    );
+    let live = cloud.read_live(&named).await?;
+    let pinned = state.map(|s| s.host_keys).unwrap_or_default();
     let (swarm, swarm_note) = if stack.swarm {
         match read_swarm_live(ctx, &cloud, &stack, &live, &pinned).await {
             Ok(members) => (members, None),

@@ -16,8 +16,8 @@ pub fn schema() -> Result<()> {
     Ok(())
 }
 
-pub fn validate(ctx: &Context) -> Result<()> {
-    let input = load_with_services(ctx)?;
+pub async fn validate(ctx: &Context) -> Result<()> {
+    let input = load_with_services(ctx).await?;
     let s = &input.stack;
     println!(
         "Success! {} is valid: stack {}, {} zones, {} manager(s), {} worker(s).",

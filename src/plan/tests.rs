@@ -38,6 +38,7 @@ fn desired() -> Vec<Resource> {
         manager_user_data: "#!/bin/sh\necho manager\n".into(),
         worker_user_data: "#!/bin/sh\necho worker\n".into(),
         bastion: None,
+        account: None,
     };
     expand(&stack, &inputs)
 }
@@ -718,5 +719,101 @@ fn bare_inputs(bastion: Option<&str>) -> Inputs {
         manager_user_data: String::new(),
         worker_user_data: String::new(),
         bastion: bastion.map(|u| ("ami-1".to_string(), u.to_string())),
+        account: None,
     }
+}
+
+/// A stack with `[registry]` and policies of the user's: the nodes' role and instance profile,
+/// the repositories, every node launched with the profile; the policies as documents.
+#[test]
+fn the_nodes_identity_and_the_registry_are_plan_objects() {
+    let read = |_: &std::path::Path| Ok("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB test".to_string());
+    let text = format!(
+        "{STACK}\n[registry]\nrepositories = [\"web\", \"team/worker\"]\nkeep_images = 30\n"
+    )
+    .replace(
+        "[nodes.managers]",
+        "iam_policies = [\"arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy\"]\nmetadata_hop_limit = 2\n[nodes.managers]",
+    );
+    let stack = crate::config::parse("stacks/demo.toml", &text, &BTreeMap::new(), &read)
+        .unwrap()
+        .stack;
+    let inputs = Inputs {
+        account: Some(crate::model::resources::Account {
+            id: "123456789012".into(),
+            region: "us-east-1".into(),
+            partition: "aws".into(),
+        }),
+        ..bare_inputs(None)
+    };
+    let desired = expand(&stack, &inputs);
+    let find = |a: &str| {
+        desired
+            .iter()
+            .find(|r| r.address.as_str() == a)
+            .map(|r| r.spec.clone())
+            .unwrap_or_else(|| panic!("no {a}"))
+    };
+    let Spec::IamRole(role) = find("iam.role.nodes") else {
+        panic!("not a role")
+    };
+    let pretty = |doc: &str| {
+        serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(doc).unwrap())
+            .unwrap()
+    };
+    insta::assert_snapshot!("node_policy", pretty(&role.policy));
+    insta::assert_snapshot!("node_trust_policy", pretty(&role.trust_policy));
+    insta::assert_snapshot!(
+        "lifecycle_policy",
+        pretty(&crate::model::resources::lifecycle_policy(30))
+    );
+    assert_eq!(
+        role.managed_policies,
+        ["arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy"]
+    );
+    assert!(
+        matches!(find("iam.instance_profile.nodes"), Spec::InstanceProfile(p) if p.role.as_str() == "iam.role.nodes")
+    );
+    assert!(
+        matches!(find("ecr.repository.team/worker"), Spec::Repository(r) if r.keep_images == 30 && r.scan_on_push && !r.immutable_tags)
+    );
+    for r in &desired {
+        if let Spec::Instance(i) = &r.spec {
+            assert_eq!(
+                i.instance_profile.as_ref().map(|a| a.as_str()),
+                Some("iam.instance_profile.nodes"),
+                "{}",
+                r.address
+            );
+            assert_eq!(i.metadata_hop_limit, 2);
+        }
+    }
+    // The profile exists before any node, its role before it; destroyed, in reverse.
+    let changes = diff(&desired, None, &Live::new());
+    let order = steps(&changes).unwrap();
+    let role = step_of(&order, &changes, "iam.role.nodes");
+    let profile = step_of(&order, &changes, "iam.instance_profile.nodes");
+    let node = step_of(&order, &changes, "node.worker[0]");
+    assert!(order[profile].after.contains(&role));
+    assert!(order[node].after.contains(&profile));
+    let teardown = diff(&[], None, &applied(&desired));
+    let order = steps(&teardown).unwrap();
+    let profile = step_of(&order, &teardown, "iam.instance_profile.nodes");
+    let node = step_of(&order, &teardown, "node.worker[0]");
+    assert!(order[profile].after.contains(&node));
+}
+
+/// Without a registry or policies of the user's, the nodes get no role (nothing needs one).
+#[test]
+fn no_role_without_a_feature_that_needs_one() {
+    let desired = desired();
+    assert!(
+        !desired
+            .iter()
+            .any(|r| r.address.as_str().starts_with("iam."))
+    );
+    assert!(desired.iter().all(|r| match &r.spec {
+        Spec::Instance(i) => i.instance_profile.is_none() && i.metadata_hop_limit == 1,
+        _ => true,
+    }));
 }

@@ -20,10 +20,18 @@ pub struct Moto {
     pub direct: String,
     /// Where the ALB data plane writes target health for the proxy.
     pub target_health: PathBuf,
+    /// What the world's parts share: the registry tokens the proxy issued, the credentials the
+    /// metadata service gave instances.
+    pub world: PathBuf,
 }
 
 impl Moto {
     pub fn start(dir: &Path) -> Moto {
+        Moto::start_with(dir, &[])
+    }
+
+    /// With more arguments for the proxy, e.g. `--ecr-token-seconds 90`.
+    pub fn start_with(dir: &Path, proxy_args: &[&str]) -> Moto {
         let server = venv().join("bin/moto_server");
         assert!(
             server.exists(),
@@ -40,6 +48,8 @@ impl Moto {
         wait_for_port(port, "moto");
         let direct = format!("http://127.0.0.1:{port}");
         let target_health = dir.join("alb-health.json");
+        let shared = dir.join("world");
+        std::fs::create_dir_all(&shared).unwrap();
         let port = free_port();
         let proxy = Command::new(venv().join("bin/python"))
             .arg(world("aws/proxy.py"))
@@ -48,6 +58,9 @@ impl Moto {
             .arg(dir.join("aws-requests.log"))
             .arg("--target-health")
             .arg(&target_health)
+            .arg("--world")
+            .arg(&shared)
+            .args(proxy_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -59,6 +72,7 @@ impl Moto {
             endpoint: format!("http://127.0.0.1:{port}"),
             direct,
             target_health,
+            world: shared,
         }
     }
 }

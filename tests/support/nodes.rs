@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::alb::Alb;
+use super::ecr::EcrWorld;
 use super::project::Project;
 use super::traffic;
 use super::world::{venv, world};
@@ -41,6 +42,7 @@ pub struct Testbed {
     pub id: &'static str,
     pub dir: PathBuf,
     alb: Option<Alb>,
+    ecr: Option<EcrWorld>,
     reaper: Option<Reaper>,
 }
 
@@ -119,6 +121,7 @@ impl Testbed {
             id,
             dir,
             alb: None,
+            ecr: None,
             reaper: None,
         }
     }
@@ -132,6 +135,19 @@ impl Testbed {
     pub fn serve_load_balancer(&mut self, p: &Project) {
         let dir = self.dir.join("alb");
         self.alb = Some(Alb::start(self.id, &dir, &p.moto, &p.keys()));
+    }
+
+    /// Starts ECR's registry front and the instance metadata service for `p`'s moto.
+    pub fn serve_registry(&mut self, p: &Project) {
+        self.ecr = Some(EcrWorld::start(self.id, &self.dir, &p.moto));
+    }
+
+    /// Pushes the demo web image as `repository:tag` (release `version`) to the world's ECR, as
+    /// a CI job pushes to ECR: into the registry, and recorded in moto's repository.
+    pub fn push_to_ecr(&self, p: &Project, repository: &str, tag: &str, version: &str) {
+        let name = format!("{repository}:{tag}");
+        let manifest = self.run("image", &[&name, version]);
+        p.aws(&["put-image", repository, tag, manifest.trim()]);
     }
 
     /// The load balancer as a client reaches it over HTTPS: by the DNS name moto gave it, at
@@ -188,6 +204,7 @@ impl Testbed {
 impl Drop for Testbed {
     fn drop(&mut self) {
         drop(self.alb.take());
+        drop(self.ecr.take());
         drop(self.reaper.take());
         testbed(&["down", self.id, self.dir.to_str().unwrap()]);
     }

@@ -39,8 +39,13 @@ impl Run {
 impl Project {
     /// The fixture stack `tests/fixtures/moto.toml` with `workers` workers.
     pub fn new(stack: &str, workers: usize) -> Project {
+        Project::with_proxy_args(stack, workers, &[])
+    }
+
+    /// The same, with more arguments for the AWS proxy (e.g. `--ecr-token-seconds 90`).
+    pub fn with_proxy_args(stack: &str, workers: usize, proxy_args: &[&str]) -> Project {
         let dir = tempfile::tempdir().unwrap();
-        let moto = Moto::start(dir.path());
+        let moto = Moto::start_with(dir.path(), proxy_args);
         let mut p = Project {
             dir,
             moto,

@@ -10,8 +10,20 @@ use super::world::world;
 /// The sandbox's secret value in the tests.
 pub const GREETING_V1: &str = "s3cr3t-greeting-ONE-7f1d";
 
+/// Where the sandbox's demo image comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registry {
+    /// The stack's ECR repository, as `scripts/sandbox up` has it: the world's ECR and instance
+    /// metadata service run, the repository and the image are left to the test.
+    Ecr,
+    /// The testbed's plain registry (`registry.test:5000`, no `[registry]`): the fast path for
+    /// tests that are not about images, as the `docker` image is for tests not about booting.
+    Plain,
+}
+
 /// The sandbox stack in a scratch directory, with its `.sandbox/` made the way
-/// `scripts/sandbox up` makes it, and the demo image's `tags` in the testbed's registry.
+/// `scripts/sandbox up` makes it, and the demo image's `tags` in the testbed's registry (the
+/// plain one: see [`Registry`]).
 pub fn sandbox(id: &'static str, nodes: usize, tags: &[&str]) -> (Project, Testbed) {
     sandbox_with(id, nodes, tags, Image::Docker)
 }
@@ -22,11 +34,44 @@ pub fn sandbox_with(
     tags: &[&str],
     image: Image,
 ) -> (Project, Testbed) {
-    let mut p = Project::new("sandbox", 2);
+    sandbox_in(
+        Project::new("sandbox", 2),
+        id,
+        nodes,
+        tags,
+        image,
+        Registry::Plain,
+    )
+}
+
+/// The same in project `p` (one made with proxy arguments of its own), its image from
+/// `registry`.
+pub fn sandbox_in(
+    mut p: Project,
+    id: &'static str,
+    nodes: usize,
+    tags: &[&str],
+    image: Image,
+    registry: Registry,
+) -> (Project, Testbed) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::copy(root.join("stacks/sandbox.toml"), p.stack_file()).unwrap();
+    let mut stack = std::fs::read_to_string(root.join("stacks/sandbox.toml")).unwrap();
+    if registry == Registry::Plain {
+        // The table and the comment above it, to the blank line that follows.
+        let table = stack
+            .find("[registry]")
+            .expect("the sandbox has [registry]");
+        let start = stack[..table].rfind("\n\n").unwrap() + 2;
+        let end = table + stack[table..].find("\n\n").unwrap() + 2;
+        stack = stack[..start].to_string() + &stack[end..];
+        stack = stack.replace("{{ registry }}/infra-demo", "registry.test:5000/infra-demo");
+    }
+    std::fs::write(p.stack_file(), stack).unwrap();
     let mut bed = Testbed::up_with(id, p.dir.path().join(".sandbox/testbed"), nodes, image);
     bed.serve_load_balancer(&p);
+    if registry == Registry::Ecr {
+        bed.serve_registry(&p);
+    }
     bed.reap_terminated(&p);
     let proxy = format!(
         "Host *\n  ProxyCommand {} {id} {} %h %p\n",

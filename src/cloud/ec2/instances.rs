@@ -14,7 +14,7 @@ use crate::cloud::read::{
     TAG_ADDRESS, TAG_POOL, TAG_PUBLIC_KEY, TAG_SLOTS, TAG_STACK, TAG_USER_DATA, instance_outputs,
 };
 use crate::cloud::{
-    Cloud, CloudError, Created, Ids, ImageFacts, NOT_FOUND_YET, fail, id_of, retry_on,
+    Cloud, CloudError, Created, Ids, ImageFacts, NOT_FOUND_YET, fail, id_of, retry_on, retry_when,
 };
 use crate::model::{Address, InstanceSpec, KeyPairSpec, Spec};
 
@@ -43,8 +43,32 @@ fn metadata_options(spec: &InstanceSpec) -> InstanceMetadataOptionsRequest {
         } else {
             HttpTokensState::Optional
         })
+        .http_put_response_hop_limit(spec.metadata_hop_limit.into())
         .http_endpoint(InstanceMetadataEndpointState::Enabled)
         .build()
+}
+
+/// The instance profile `spec` names, by ARN (its id), as RunInstances and the association
+/// calls take it.
+fn profile_of(
+    spec: &InstanceSpec,
+    ids: &Ids,
+    needed_by: &Address,
+) -> Result<Option<IamInstanceProfileSpecification>, CloudError> {
+    let Some(profile) = &spec.instance_profile else {
+        return Ok(None);
+    };
+    let arn = id_of(ids, profile, needed_by)?;
+    Ok(Some(
+        IamInstanceProfileSpecification::builder().arn(arn).build(),
+    ))
+}
+
+/// EC2's answer while a new instance profile is not yet visible to it (IAM is eventually
+/// consistent: "Invalid IAM Instance Profile name/ARN" for seconds after the create).
+/// https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency
+fn profile_not_visible_yet(e: &CloudError) -> bool {
+    e.code() == Some("InvalidParameterValue") && e.to_string().contains("Instance Profile")
 }
 
 /// The ids of what RunInstances launched, in launch index order: as many as were asked for, or
@@ -126,8 +150,108 @@ impl Cloud {
             .map_err(fail(a, "ec2:DeleteKeyPair"))
     }
 
+    /// What an instance changes in place: its security groups, its metadata options and its
+    /// instance profile, each only when it differs.
+    pub(super) async fn update_instance(
+        &self,
+        a: &Address,
+        id: &str,
+        before: &InstanceSpec,
+        after: &InstanceSpec,
+        ids: &Ids,
+    ) -> Result<(), CloudError> {
+        if before.security_groups != after.security_groups {
+            self.set_instance_groups(a, id, after, ids).await?;
+        }
+        if (before.imdsv2_required, before.metadata_hop_limit)
+            != (after.imdsv2_required, after.metadata_hop_limit)
+        {
+            let m = metadata_options(after);
+            self.ec2
+                .modify_instance_metadata_options()
+                .instance_id(id)
+                .set_http_tokens(m.http_tokens().cloned())
+                .set_http_put_response_hop_limit(m.http_put_response_hop_limit())
+                .http_endpoint(InstanceMetadataEndpointState::Enabled)
+                .send()
+                .await
+                .map_err(fail(a, "ec2:ModifyInstanceMetadataOptions"))?;
+        }
+        if before.instance_profile != after.instance_profile {
+            self.set_instance_profile(a, id, after, ids).await?;
+        }
+        Ok(())
+    }
+
+    /// Associates the instance profile `i` names, replacing or removing the current one
+    /// (an instance holds at most one association).
+    async fn set_instance_profile(
+        &self,
+        a: &Address,
+        id: &str,
+        i: &InstanceSpec,
+        ids: &Ids,
+    ) -> Result<(), CloudError> {
+        let current = self
+            .ec2
+            .describe_iam_instance_profile_associations()
+            .filters(Filter::builder().name("instance-id").values(id).build())
+            .send()
+            .await
+            .map_err(fail(a, "ec2:DescribeIamInstanceProfileAssociations"))?
+            .iam_instance_profile_associations()
+            .iter()
+            .filter(|x| {
+                x.state().is_some_and(|s| {
+                    matches!(
+                        s,
+                        IamInstanceProfileAssociationState::Associated
+                            | IamInstanceProfileAssociationState::Associating
+                    )
+                })
+            })
+            .find_map(|x| x.association_id().map(str::to_string));
+        let wanted = profile_of(i, ids, a)?;
+        match (current, wanted) {
+            (None, None) => {}
+            (None, Some(profile)) => {
+                retry_when(profile_not_visible_yet, || async {
+                    self.ec2
+                        .associate_iam_instance_profile()
+                        .instance_id(id)
+                        .iam_instance_profile(profile.clone())
+                        .send()
+                        .await
+                        .map_err(fail(a, "ec2:AssociateIamInstanceProfile"))
+                })
+                .await?;
+            }
+            (Some(association), Some(profile)) => {
+                retry_when(profile_not_visible_yet, || async {
+                    self.ec2
+                        .replace_iam_instance_profile_association()
+                        .association_id(&association)
+                        .iam_instance_profile(profile.clone())
+                        .send()
+                        .await
+                        .map_err(fail(a, "ec2:ReplaceIamInstanceProfileAssociation"))
+                })
+                .await?;
+            }
+            (Some(association), None) => {
+                self.ec2
+                    .disassociate_iam_instance_profile()
+                    .association_id(association)
+                    .send()
+                    .await
+                    .map_err(fail(a, "ec2:DisassociateIamInstanceProfile"))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Puts the instance in the security groups `i` names (ModifyInstanceAttribute).
-    pub(super) async fn set_instance_groups(
+    async fn set_instance_groups(
         &self,
         a: &Address,
         id: &str,
@@ -225,26 +349,30 @@ impl Cloud {
         let root_device = self.root_device_name(first, &spec.ami).await?;
         let volume = root_volume(root_device, spec);
         let metadata = metadata_options(spec);
+        let profile = profile_of(spec, ids, first)?;
         let n = batch.len() as i32;
-        let out = retry_on(NOT_FOUND_YET, || async {
-            self.ec2
-                .run_instances()
-                .image_id(&spec.ami)
-                .instance_type(InstanceType::from(spec.instance_type.as_str()))
-                .min_count(n)
-                .max_count(n)
-                .subnet_id(&subnet)
-                .set_security_group_ids(Some(groups.clone()))
-                .key_name(&key)
-                .user_data(base64::engine::general_purpose::STANDARD.encode(&spec.user_data))
-                .metadata_options(metadata.clone())
-                .block_device_mappings(volume.clone())
-                .client_token(client_token)
-                .tag_specifications(tag_spec(ResourceType::Instance, &instance_tags))
-                .tag_specifications(tag_spec(ResourceType::Volume, &[(TAG_STACK, &self.stack)]))
-                .send()
-                .await
-                .map_err(fail(shown, "ec2:RunInstances"))
+        let out = retry_when(profile_not_visible_yet, || {
+            retry_on(NOT_FOUND_YET, || async {
+                self.ec2
+                    .run_instances()
+                    .image_id(&spec.ami)
+                    .instance_type(InstanceType::from(spec.instance_type.as_str()))
+                    .min_count(n)
+                    .max_count(n)
+                    .subnet_id(&subnet)
+                    .set_security_group_ids(Some(groups.clone()))
+                    .key_name(&key)
+                    .user_data(base64::engine::general_purpose::STANDARD.encode(&spec.user_data))
+                    .metadata_options(metadata.clone())
+                    .set_iam_instance_profile(profile.clone())
+                    .block_device_mappings(volume.clone())
+                    .client_token(client_token)
+                    .tag_specifications(tag_spec(ResourceType::Instance, &instance_tags))
+                    .tag_specifications(tag_spec(ResourceType::Volume, &[(TAG_STACK, &self.stack)]))
+                    .send()
+                    .await
+                    .map_err(fail(shown, "ec2:RunInstances"))
+            })
         })
         .await?;
         Ok(out.instances.unwrap_or_default())

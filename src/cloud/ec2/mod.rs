@@ -86,7 +86,7 @@ impl Cloud {
             (Spec::SecurityGroup(b), Spec::SecurityGroup(g)) => {
                 self.update_ingress(a, id, b, g, ids).await
             }
-            (Spec::Instance(_), Spec::Instance(i)) => self.set_instance_groups(a, id, i, ids).await,
+            (Spec::Instance(b), Spec::Instance(i)) => self.update_instance(a, id, b, i, ids).await,
             _ => Err(CloudError::Invalid {
                 resource: a.to_string(),
                 message: "cannot be updated in place".into(),

@@ -310,6 +310,14 @@ impl Ec2Objects {
                     .and_then(|m| m.http_tokens())
                     .map(|t| t.as_str())
                     == Some("required"),
+                metadata_hop_limit: i
+                    .metadata_options()
+                    .and_then(|m| m.http_put_response_hop_limit())
+                    .map_or(1, |h| h.clamp(1, 64) as u8),
+                instance_profile: i
+                    .iam_instance_profile()
+                    .and_then(|p| p.arn())
+                    .map(|arn| names.of(Some(arn))),
                 user_data_sha256: tag(i.tags(), TAG_USER_DATA).unwrap_or_default().into(),
                 user_data: String::new(),
             });

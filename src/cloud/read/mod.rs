@@ -104,13 +104,62 @@ macro_rules! all_pages {
 mod ec2;
 mod elb;
 
+/// What the stack may own that no tag filter finds (IAM and ECR have none on their reads): read
+/// by name when the stack file or the state names it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Named {
+    /// The nodes' role and instance profile (`infra-<stack>-nodes`).
+    pub node_role: bool,
+    /// Repository names.
+    pub repositories: std::collections::BTreeSet<String>,
+}
+
+impl Named {
+    /// What `stack` and the objects of `known` (a state's, a plan's) name.
+    pub fn of<'a>(stack: Option<&Stack>, known: impl IntoIterator<Item = &'a Spec>) -> Named {
+        let mut named = Named {
+            node_role: stack.is_some_and(Stack::nodes_need_role),
+            repositories: stack
+                .and_then(|s| s.registry.as_ref())
+                .map(|r| r.repositories.iter().cloned().collect())
+                .unwrap_or_default(),
+        };
+        for spec in known {
+            match spec {
+                Spec::IamRole(_) | Spec::InstanceProfile(_) => named.node_role = true,
+                Spec::Repository(r) => {
+                    named.repositories.insert(r.name.clone());
+                }
+                _ => {}
+            }
+        }
+        named
+    }
+}
+
 impl Cloud {
     /// Every object the stack owns, by address; one the plan cannot place is an orphan.
-    pub async fn read_live(&self) -> Result<Live, CloudError> {
-        let (ec2, elb) = tokio::try_join!(self.read_ec2(), self.read_elb())?;
+    pub async fn read_live(&self, named: &Named) -> Result<Live, CloudError> {
+        let iam = async {
+            match named.node_role {
+                true => self.read_iam().await,
+                false => Ok(Live::new()),
+            }
+        };
+        let (ec2, elb, iam, ecr) = tokio::try_join!(
+            self.read_ec2(),
+            self.read_elb(),
+            iam,
+            self.read_ecr(&named.repositories)
+        )?;
         let mut names = Addresses::default();
+        for (address, o) in &iam {
+            names.add(Some(&o.id), address);
+        }
         ec2.name(&mut names);
         let mut live = Live::new();
+        live.extend(iam);
+        live.extend(ecr);
         ec2.observe(&names, &mut live);
         elb.observe(&mut names, &mut live);
         Ok(live)

@@ -8,6 +8,7 @@ mod apps;
 mod load_balancer;
 mod network;
 mod nodes;
+mod registry;
 mod ssh;
 mod state;
 mod values;
@@ -28,6 +29,9 @@ pub struct Validator<'a> {
     /// The variables `--var` or `INFRA_VAR_*` set.
     overridden: Vec<String>,
 }
+
+/// Variables infra sets itself (`registry`: the stack's ECR registry, with `[registry]`).
+pub const BUILTIN_VARS: &[&str] = &["registry"];
 
 /// "infra-<name>-<port>" must fit ELBv2's 32-character name limit.
 const MAX_NAME_LEN: usize = 20;
@@ -95,7 +99,7 @@ impl<'a> Validator<'a> {
             .map(|(k, v)| (k.clone(), v.get_ref().clone()))
             .collect();
         for (key, value) in overrides {
-            if !self.vars.contains_key(key) {
+            if !self.vars.contains_key(key) && !BUILTIN_VARS.contains(&key.as_str()) {
                 let declared: Vec<_> = self.vars.keys().map(String::as_str).collect();
                 let msg = format!(
                     "--var {key}: no such variable is declared in [vars] (declared: {})",
@@ -127,6 +131,8 @@ impl<'a> Validator<'a> {
             .bastion
             .as_ref()
             .and_then(|b| self.bastion(&f, b, managers.as_ref()?));
+        let registry = f.registry.as_ref().and_then(|r| self.registry(r));
+        let node_access = self.node_access(nodes);
         let apps = self.apps(&f, read_file);
         if let (Some(lb), true) = (&load_balancer, swarm) {
             self.drain_time(&f, lb);
@@ -151,6 +157,8 @@ impl<'a> Validator<'a> {
             bastion,
             swarm,
             apps: apps.expect("no errors"),
+            registry,
+            node_access,
         };
         Ok(Loaded {
             stack,

@@ -58,11 +58,12 @@ impl<'a> Validator<'a> {
                 // +1: the span includes the opening quote.
                 let at = s.span().start + 1 + offset;
                 let msg = format!("unknown template variable {name:?}");
-                self.error(
-                    at..at + name.len() + 4,
-                    msg,
-                    Some("declare it in [vars] or pass --var NAME=VALUE"),
-                );
+                let help = if super::BUILTIN_VARS.contains(&name.as_str()) {
+                    "{{ registry }} is the stack's ECR registry: add a [registry] table with its repositories"
+                } else {
+                    "declare it in [vars] or pass --var NAME=VALUE"
+                };
+                self.error(at..at + name.len() + 4, msg, Some(help));
                 ok = false;
             }
         }

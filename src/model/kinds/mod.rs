@@ -9,15 +9,19 @@
 
 mod apps;
 mod groups;
+mod identity;
 mod load_balancer;
 mod network;
 mod nodes;
+mod registry;
 
 pub use apps::*;
 pub use groups::*;
+pub use identity::*;
 pub use load_balancer::*;
 pub use network::*;
 pub use nodes::*;
+pub use registry::*;
 
 use serde_json::Value;
 
@@ -32,6 +36,10 @@ pub enum Place {
     Elbv2,
     /// Systems Manager Parameter Store.
     Ssm,
+    /// AWS Identity and Access Management (the nodes' role and instance profile).
+    Iam,
+    /// Amazon Elastic Container Registry (the stack's image repositories).
+    Ecr,
     /// The Swarm on the nodes, reached over SSH through a manager.
     Swarm,
 }

@@ -24,10 +24,23 @@ pub struct InstanceSpec {
     pub key_pair: Address,
     pub root_volume_gb: u32,
     pub imdsv2_required: bool,
+    /// How many network hops a metadata response may travel (1–64): 1 keeps it on the node,
+    /// out of reach of containers behind Docker's bridge, which are one hop further.
+    #[serde(default = "one_hop")]
+    pub metadata_hop_limit: u8,
+    /// `iam.instance_profile.nodes` when the stack's nodes need an identity; changed in place
+    /// (AssociateIamInstanceProfile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_profile: Option<Address>,
     pub user_data_sha256: String,
     /// The rendered script; kept in plans (apply needs it) but not compared or shown.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub user_data: String,
+}
+
+/// EC2's own default hop limit, and what states written before the field hold.
+fn one_hop() -> u8 {
+    1
 }
 
 impl Kind for KeyPairSpec {
@@ -56,6 +69,7 @@ impl Kind for InstanceSpec {
         [&self.subnet, &self.key_pair]
             .into_iter()
             .chain(&self.security_groups)
+            .chain(&self.instance_profile)
             .collect()
     }
 }

@@ -4,6 +4,7 @@
 
 mod apps;
 mod groups;
+mod identity;
 mod load_balancer;
 mod network;
 mod nodes;
@@ -14,6 +15,10 @@ use super::*;
 
 pub use apps::*;
 pub use groups::ESP;
+pub use identity::{
+    Account, INSTANCE_PROFILE, ROLE, lifecycle_policy, node_policy, repository_address,
+    trust_policy,
+};
 pub use load_balancer::{fit_targets, target_group_address, targets_address};
 pub use nodes::{LABEL_ADDRESS, swarm_address, swarm_labels};
 
@@ -33,6 +38,8 @@ pub struct Inputs {
     pub worker_user_data: String,
     /// With `[bastion]`: its image and user-data.
     pub bastion: Option<(String, String)>,
+    /// The account and region, when the stack has a registry (repository ARNs need them).
+    pub account: Option<Account>,
 }
 
 /// Deterministic AWS names, so the load balancer and target group can be found by name
@@ -63,6 +70,10 @@ impl Names {
     pub fn security_group(stack: &str, role: &str) -> String {
         format!("infra-{stack}-{role}")
     }
+    /// The nodes' IAM role and its instance profile (one name for both, as the console does).
+    pub fn node_role(stack: &str) -> String {
+        format!("infra-{stack}-nodes")
+    }
 }
 
 pub fn sha256_hex(data: &str) -> String {
@@ -87,6 +98,7 @@ pub fn expand(stack: &Stack, inputs: &Inputs) -> Vec<Resource> {
     let mut out = Vec::new();
     network::expand(stack, &mut out);
     groups::expand(stack, &mut out);
+    identity::expand(stack, inputs.account.as_ref(), &mut out);
     let nodes = nodes::expand(stack, inputs, &mut out);
     load_balancer::expand(stack, &nodes, &mut out);
     if stack.swarm {

@@ -31,12 +31,17 @@ pub(super) fn expand(stack: &Stack, inputs: &Inputs, out: &mut Vec<Resource>) ->
                 key_pair: key.clone(),
                 root_volume_gb: pool.root_volume_gb,
                 imdsv2_required: true,
+                metadata_hop_limit: 1,
+                instance_profile: None,
                 user_data_sha256: sha256_hex(user_data),
                 user_data: user_data.clone(),
             }),
         );
     }
 
+    let profile = stack
+        .nodes_need_role()
+        .then(|| addr(super::INSTANCE_PROFILE));
     let mut nodes = Vec::new();
     for (pool, ami, user_data) in [
         (
@@ -61,6 +66,8 @@ pub(super) fn expand(stack: &Stack, inputs: &Inputs, out: &mut Vec<Resource>) ->
                     key_pair: key.clone(),
                     root_volume_gb: pool.root_volume_gb,
                     imdsv2_required: true,
+                    metadata_hop_limit: stack.node_access.metadata_hop_limit,
+                    instance_profile: profile.clone(),
                     user_data_sha256: sha256_hex(user_data),
                     user_data: user_data.clone(),
                 }),

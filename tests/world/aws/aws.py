@@ -156,6 +156,65 @@ def instance_id(stack, address):
             if tags(i).get("infra:address") == address][0]
 
 
+def identity(stack):
+    """The nodes' role (trust policy, inline policies, attached policies), its instance profile,
+    every instance's profile and metadata options, and the repositories named infra-<stack>-…
+    or tagged with the stack: as IAM, EC2 and ECR hold them."""
+    iam, ecr = boto3.client("iam"), boto3.client("ecr")
+    ec2 = boto3.client("ec2")
+    name = f"infra-{stack}-nodes"
+    out = {"role": None, "profile": None, "instances": {}, "repositories": {}}
+    try:
+        role = iam.get_role(RoleName=name)["Role"]
+        out["role"] = {
+            "arn": role["Arn"], "trust": role["AssumeRolePolicyDocument"], "tags": tags(role),
+            "inline": {p: iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"]
+                       for p in iam.list_role_policies(RoleName=name)["PolicyNames"]},
+            "attached": sorted(p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]),
+        }
+    except iam.exceptions.NoSuchEntityException:
+        pass
+    try:
+        p = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+        out["profile"] = {"arn": p["Arn"], "roles": [r["RoleName"] for r in p["Roles"]], "tags": tags(p)}
+    except iam.exceptions.NoSuchEntityException:
+        pass
+    f = [{"Name": "tag:infra:stack", "Values": [stack]},
+         {"Name": "instance-state-name", "Values": ["pending", "running"]}]
+    for r in ec2.describe_instances(Filters=f)["Reservations"]:
+        for i in r["Instances"]:
+            m = i.get("MetadataOptions", {})
+            out["instances"][tags(i).get("infra:address", i["InstanceId"])] = {
+                "profile": i.get("IamInstanceProfile", {}).get("Arn"),
+                "tokens": m.get("HttpTokens"), "hop_limit": m.get("HttpPutResponseHopLimit")}
+    for repo in ecr.describe_repositories()["repositories"]:
+        arn = repo["repositoryArn"]
+        rtags = {t["Key"]: t["Value"] for t in ecr.list_tags_for_resource(resourceArn=arn)["tags"]}
+        if rtags.get("infra:stack") != stack:
+            continue
+        try:
+            policy = json.loads(ecr.get_lifecycle_policy(repositoryName=repo["repositoryName"])["lifecyclePolicyText"])
+        except ecr.exceptions.LifecyclePolicyNotFoundException:
+            policy = None
+        out["repositories"][repo["repositoryName"]] = {
+            "uri": repo["repositoryUri"], "tags": rtags,
+            "scan_on_push": repo["imageScanningConfiguration"]["scanOnPush"],
+            "mutability": repo["imageTagMutability"], "lifecycle": policy}
+    return out
+
+
+def put_image(repository, tag, manifest=None):
+    """An image manifest under `tag` in a repository, as a push leaves it in ECR (the manifest
+    pushed to the world's registry, or a placeholder)."""
+    manifest = manifest or json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2,
+                   "digest": "sha256:" + "0" * 64},
+        "layers": []})
+    image = boto3.client("ecr").put_image(repositoryName=repository, imageManifest=manifest, imageTag=tag)
+    return {"digest": image["image"]["imageId"]["imageDigest"]}
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     ec2, elb, _, _ = clients()
@@ -166,6 +225,22 @@ def main():
         result = {"arn": arn}
     elif cmd == "dump":
         result = dump(args[0])
+    elif cmd == "identity":  # stack → the nodes' role and profile, instances' profiles, repositories
+        result = identity(args[0])
+    elif cmd == "create-policy":  # name → a customer managed policy's ARN (reads the account's S3 buckets)
+        doc = {"Version": "2012-10-17",
+               "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}
+        arn = boto3.client("iam").create_policy(PolicyName=args[0], PolicyDocument=json.dumps(doc))["Policy"]["Arn"]
+        result = {"arn": arn}
+    elif cmd == "remove-profile":  # stack address → the instance's profile disassociated
+        ec2 = boto3.client("ec2")
+        instance = instance_id(args[0], args[1])
+        for a in ec2.describe_iam_instance_profile_associations(
+                Filters=[{"Name": "instance-id", "Values": [instance]}])["IamInstanceProfileAssociations"]:
+            ec2.disassociate_iam_instance_profile(AssociationId=a["AssociationId"])
+        result = {"instance": instance}
+    elif cmd == "put-image":  # repository tag [manifest] → an image pushed there
+        result = put_image(*args)
     elif cmd == "revoke":  # stack group-name protocol port cidr
         stack, name, proto, port, cidr = args
         f = [{"Name": "tag:infra:stack", "Values": [stack]}, {"Name": "group-name", "Values": [name]}]

@@ -16,18 +16,23 @@ the proxy makes it as strict. Every test's AWS traffic goes through one.
   detaching the internet gateway of a VPC with public addresses, an internet-facing load
   balancer in a VPC with no internet gateway, oversized SSM parameters; objects just created are
   not found for --consistency-delay seconds (eventual consistency); RunInstances is idempotent by
-  ClientToken.
+  ClientToken; EC2 refuses an instance profile that does not exist, has no role, or got its role
+  less than --profile-delay seconds ago, and gives it to every instance of a launch; ECR's
+  GetAuthorizationToken issues registry tokens of the world's own, valid --ecr-token-seconds,
+  to callers whose policies allow it (see tests/world/ecr).
 
 Every request is logged as one line `<service>:<Operation> <outcome>` to --log, which tests
 count to choose kill points. Outcomes: ok, dropped, throttled, error, refused (a strictness rule).
 
 usage: proxy.py --port P --target URL --log FILE [--target-health FILE]
                 [--throttle R] [--error R] [--drop R] [--latency-ms N] [--seed N] [--ops Op1,Op2]
-                [--no-strict] [--consistency-delay SECONDS]
+                [--no-strict] [--consistency-delay SECONDS] [--profile-delay SECONDS]
+                [--ecr-token-seconds SECONDS] [--world DIR]
 --ops limits the faults (not the latency) to those operations, e.g. RunInstances,CreateTags.
 """
 import argparse
 import json
+import os
 import random
 import re
 import threading
@@ -295,7 +300,124 @@ def load_balancer_without_gateway(call):
     return None
 
 
+# Rule 8, instance profiles (IAM user guide, "Troubleshooting IAM roles for Amazon EC2" and
+# "Changes that I make are not always immediately visible"): EC2 refuses a profile it cannot use
+# yet with InvalidParameterValue "Invalid IAM Instance Profile name/ARN" — one that does not exist
+# (moto: IAM's NoSuchEntity), one with no role, and for a while one just created or given its
+# role (moto: usable at once). PROFILES_SEEN: profile name -> when it got its role.
+PROFILES_SEEN = {}
+
+
+def profile_named(call):
+    """The instance profile's name a request names (by name or by ARN), or None."""
+    for key in ("IamInstanceProfile.Name", "IamInstanceProfile.Arn"):
+        value = call.get(key)
+        if value:
+            return value.rsplit("/", 1)[-1], key.split(".")[-1].lower(), value
+    return None
+
+
+def profile_not_usable(call):
+    named = profile_named(call)
+    if not named:
+        return None
+    name, by, value = named
+    refusal = ("InvalidParameterValue",
+               f"Value ({value}) for parameter iamInstanceProfile.{by} is invalid. "
+               f"Invalid IAM Instance Profile {'name' if by == 'name' else 'ARN'}")
+    try:
+        profile = aws(call, "iam").get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+    except ClientError:
+        return refusal
+    if not profile["Roles"]:
+        return refusal
+    with LOCK:
+        since = PROFILES_SEEN.get(name)
+    if since is not None and time.monotonic() - since < ARGS.profile_delay:
+        return refusal
+    return None
+
+
+def remember_profile(call, answer):
+    """Rule 8: when a profile got its role (from then on EC2 sees it after --profile-delay)."""
+    if (call.svc, call.op) == ("iam", "AddRoleToInstanceProfile"):
+        with LOCK:
+            PROFILES_SEEN[call.get("InstanceProfileName")] = time.monotonic()
+
+
+def profile_on_every_instance(call, answer):
+    """Rule 8 too: RunInstances gives the profile to every instance it launches (moto: to the
+    first only, when it launches several)."""
+    if (call.svc, call.op) != ("ec2", "RunInstances") or not profile_named(call):
+        return
+    spec = {"Arn": call.get("IamInstanceProfile.Arn")} if call.get("IamInstanceProfile.Arn") \
+        else {"Name": call.get("IamInstanceProfile.Name")}
+    ec2 = aws(call, "ec2")
+    for item in ElementTree.fromstring(answer).findall("{*}instancesSet/{*}item"):
+        if item.find("{*}iamInstanceProfile") is None:
+            ec2.associate_iam_instance_profile(IamInstanceProfile=spec,
+                                               InstanceId=item.findtext("{*}instanceId"))
+
+
+# Rule 9, ECR's registry tokens (ECR user guide, "Private registry authentication"): the token
+# GetAuthorizationToken gives is the registry's password for user AWS, valid 12 hours
+# (--ecr-token-seconds to shorten it in a test), and only a caller whose policies allow the
+# action gets one. moto returns one constant token, expired in 2015, to anyone. The tokens issued
+# are written to --world/ecr-tokens (sha256 of the token -> expiry), where the registry's front
+# (tests/world/ecr/front.py) checks them; the callers known from --world/instance-credentials are
+# instance roles (tests/world/nodes/imds.py), whose policies are read from IAM.
+def role_allows(call, role, action):
+    iam = aws(call, "iam")
+    documents = [iam.get_role_policy(RoleName=role, PolicyName=p)["PolicyDocument"]
+                 for p in iam.list_role_policies(RoleName=role)["PolicyNames"]]
+    for attached in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+        policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
+        documents.append(iam.get_policy_version(PolicyArn=attached["PolicyArn"],
+                                                VersionId=policy["DefaultVersionId"])["PolicyVersion"]["Document"])
+    for doc in documents:
+        doc = json.loads(urllib.parse.unquote(doc)) if isinstance(doc, str) else doc
+        statements = doc.get("Statement", [])
+        for st in statements if isinstance(statements, list) else [statements]:
+            actions = st.get("Action", [])
+            actions = actions if isinstance(actions, list) else [actions]
+            if st.get("Effect") == "Allow" and any(
+                    a == "*" or a == action or (a.endswith("*") and action.startswith(a[:-1])) for a in actions):
+                return True
+    return False
+
+
+def authorization_token(call):
+    """Rule 9: a token of the world's own for an allowed caller, else AccessDeniedException."""
+    import base64
+    import hashlib
+    import secrets
+    known = os.path.join(ARGS.world, "instance-credentials", call.key) if ARGS.world else None
+    if known and os.path.exists(known):
+        with open(known) as f:
+            who = json.load(f)
+        if not role_allows(call, who["role"], "ecr:GetAuthorizationToken"):
+            return 400, "application/x-amz-json-1.1", json.dumps({
+                "__type": "AccessDeniedException",
+                "message": f"User: arn:aws:sts::123456789012:assumed-role/{who['role']}/{who['instance']} "
+                           "is not authorized to perform: ecr:GetAuthorizationToken on resource: * because "
+                           "no identity-based policy allows the ecr:GetAuthorizationToken action"})
+    token = secrets.token_urlsafe(48)
+    expires = time.time() + ARGS.ecr_token_seconds
+    if ARGS.world:
+        tokens = os.path.join(ARGS.world, "ecr-tokens")
+        os.makedirs(tokens, exist_ok=True)
+        with open(os.path.join(tokens, hashlib.sha256(token.encode()).hexdigest()), "w") as f:
+            f.write(f"{expires}\n{token}\n")  # the token too: tests search every output for it
+    return 200, "application/x-amz-json-1.1", json.dumps({"authorizationData": [{
+        "authorizationToken": base64.b64encode(f"AWS:{token}".encode()).decode(),
+        "expiresAt": expires,
+        "proxyEndpoint": f"https://123456789012.dkr.ecr.{call.region}.amazonaws.com"}]})
+
+
 RULES = {
+    ("ec2", "RunInstances"): profile_not_usable,
+    ("ec2", "AssociateIamInstanceProfile"): profile_not_usable,
+    ("ec2", "ReplaceIamInstanceProfileAssociation"): profile_not_usable,
     ("ec2", "DeleteSecurityGroup"): security_group_in_use,
     ("ec2", "DeleteSubnet"): subnet_in_use,
     ("ec2", "DetachInternetGateway"): gateway_has_public_addresses,
@@ -400,6 +522,7 @@ def run_instances_once(call, forward):
             if status != 200:  # nothing launched: the next try launches
                 return status, headers, data
             remember_created(call, data)
+            profile_on_every_instance(call, data)
             LAUNCHES[key] = (status, headers, data)
         return LAUNCHES[key]
 
@@ -419,11 +542,16 @@ def strict_refusal(call):
 def strict_forward(call, forward):
     """forward() (to moto), the way AWS would take the call: RunInstances once per ClientToken;
     what is created stays unseen for a while."""
+    if (call.svc, call.op) == ("ecr", "GetAuthorizationToken"):
+        status, ctype, text = authorization_token(call)
+        return status, [("Content-Type", ctype)], text.encode()
     if (call.svc, call.op) == ("ec2", "RunInstances") and call.get("ClientToken"):
         return run_instances_once(call, forward)
     status, headers, data = forward()
     if status == 200:
         remember_created(call, data)
+        remember_profile(call, data)
+        profile_on_every_instance(call, data)
         data = hide_created(call, data)
     return status, headers, data
 
@@ -537,6 +665,11 @@ def main():
                    help="no strictness rules: moto's own answers (to show what moto alone would accept)")
     p.add_argument("--consistency-delay", type=float, default=0.5,
                    help="seconds a new object stays unseen (eventual consistency)")
+    p.add_argument("--profile-delay", type=float, default=5.0,
+                   help="seconds before EC2 can use an instance profile that just got its role")
+    p.add_argument("--ecr-token-seconds", type=float, default=12 * 3600,
+                   help="how long a registry token of GetAuthorizationToken is valid")
+    p.add_argument("--world", help="the test world's shared directory (registry tokens, instance credentials)")
     ARGS = p.parse_args()
     ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler).serve_forever()
 

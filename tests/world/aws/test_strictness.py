@@ -52,6 +52,7 @@ class Aws:
         config = Config(retries={"total_max_attempts": 1})  # a refusal must show, not be retried
         self.ec2, self.elb, self.ssm = (boto3.client(s, endpoint_url=endpoint, config=config)
                                         for s in ("ec2", "elbv2", "ssm"))
+        self.endpoint = endpoint
         self.log = log
 
     def logged(self, line):
@@ -263,9 +264,52 @@ def rule7_load_balancer_without_gateway(strict, lax):
     return "InvalidSubnet: internet-facing without a gateway; internal ones pass"
 
 
+def rule8_instance_profiles(strict, lax):
+    _, subnets, _ = network(lax)
+    iam = boto3.client("iam", endpoint_url=lax.endpoint)
+    # Unknown: moto answers with IAM's NoSuchEntity, EC2 with InvalidParameterValue.
+    message = refused("InvalidParameterValue", instance, strict, subnets[0],
+                      IamInstanceProfile={"Name": "rule8-none"})
+    assert message.endswith("Invalid IAM Instance Profile name"), message
+    # Without a role: unusable.
+    iam.create_instance_profile(InstanceProfileName="rule8")
+    arn = iam.get_instance_profile(InstanceProfileName="rule8")["InstanceProfile"]["Arn"]
+    refused("InvalidParameterValue", instance, strict, subnets[0], IamInstanceProfile={"Arn": arn})
+    # Just given its role: unusable for --profile-delay, usable at once by moto.
+    iam.create_role(RoleName="rule8", AssumeRolePolicyDocument="{}")
+    strict_iam = boto3.client("iam", endpoint_url=strict.endpoint)
+    strict_iam.add_role_to_instance_profile(InstanceProfileName="rule8", RoleName="rule8")
+    instance(lax, subnets[0], IamInstanceProfile={"Arn": arn})
+    refused("InvalidParameterValue", instance, strict, subnets[0], IamInstanceProfile={"Arn": arn})
+    time.sleep(DELAY)
+    # Then every instance of a launch gets it (moto: the first only).
+    ids = [i["InstanceId"] for i in strict.ec2.run_instances(
+        ImageId=AMI, MinCount=3, MaxCount=3, SubnetId=subnets[0], IamInstanceProfile={"Arn": arn})["Instances"]]
+    time.sleep(DELAY)
+    got = [i.get("IamInstanceProfile", {}).get("Arn") for r in strict.ec2.describe_instances(InstanceIds=ids)
+           ["Reservations"] for i in r["Instances"]]
+    assert got == [arn] * 3, got
+    assert strict.logged("ec2:RunInstances refused")
+    return "InvalidParameterValue: unknown, roleless, just given its role; every instance of a launch has it"
+
+
+def rule9_registry_tokens(strict, lax):
+    import base64
+    ecr = lambda aws: boto3.client("ecr", endpoint_url=aws.endpoint)
+    moto_token = ecr(lax).get_authorization_token()["authorizationData"][0]
+    assert moto_token["expiresAt"].year < 2020, moto_token  # moto: expired long ago
+    data = ecr(strict).get_authorization_token()["authorizationData"][0]
+    user, token = base64.b64decode(data["authorizationToken"]).decode().split(":", 1)
+    assert user == "AWS" and token != base64.b64decode(moto_token["authorizationToken"]).decode().split(":")[1]
+    left = data["expiresAt"].timestamp() - time.time()
+    assert 11.9 * 3600 < left <= 12 * 3600, left
+    assert data["proxyEndpoint"] == "https://123456789012.dkr.ecr.us-east-1.amazonaws.com", data
+    return "a token of the world's own, valid 12 h, for the account's registry"
+
+
 RULES = [rule1_security_group_in_use, rule2_subnet_in_use, rule3_gateway_with_public_addresses,
          rule4_eventual_consistency, rule5_client_token, rule6_parameter_size,
-         rule7_load_balancer_without_gateway]
+         rule7_load_balancer_without_gateway, rule8_instance_profiles, rule9_registry_tokens]
 
 
 def main():
@@ -290,7 +334,7 @@ def main():
                              "--target", moto, "--log", log, *flags], port)
                 return Aws(url, log)
 
-            strict = proxy("strict", "--consistency-delay", str(DELAY))
+            strict = proxy("strict", "--consistency-delay", str(DELAY), "--profile-delay", str(DELAY))
             lax = proxy("lax", "--no-strict")
             failed = 0
             for rule in RULES:

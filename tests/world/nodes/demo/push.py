@@ -6,6 +6,7 @@ Usage: push.py REGISTRY NAME VERSION SERVE_SCRIPT [--broken]
   REGISTRY  host:port of the registry (plain HTTP), e.g. 10.77.46.1:5000
   NAME      repository:tag, e.g. infra-demo:v1
 A --broken image never becomes healthy (the failed release of the tests).
+Prints the image manifest it pushed (for the ECR world: the harness records it in moto).
 """
 import gzip
 import hashlib
@@ -100,8 +101,10 @@ def main():
         "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
                     "size": len(blob), "digest": push_blob(base, repo, blob)}],
     }
-    request("PUT", f"{base}/v2/{repo}/manifests/{tag}", json.dumps(manifest).encode(),
+    text = json.dumps(manifest)
+    request("PUT", f"{base}/v2/{repo}/manifests/{tag}", text.encode(),
             "application/vnd.docker.distribution.manifest.v2+json")
+    print(text)
 
 
 if __name__ == "__main__":
