@@ -25,8 +25,7 @@ echo "x-forwarded-proto: $HTTP_X_FORWARDED_PROTO"
 echo "x-forwarded-port: $HTTP_X_FORWARDED_PORT"
 echo "remote-addr: $REMOTE_ADDR"
 """
-APPLETS = ["sh", "httpd", "sleep", "wget", "rm", "kill", "cat", "mkdir", "sha256sum", "cut", "echo",
-           "nc", "printf"]
+APPLETS = ["sh", "httpd", "sleep", "wget", "rm", "kill", "cat", "mkdir", "sha256sum", "cut", "echo"]
 
 
 def layer(version, serve, broken):
