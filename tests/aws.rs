@@ -512,8 +512,15 @@ fn the_nodes_role_and_the_registry_are_plan_objects() {
     assert_eq!(web["lifecycle"]["rules"][0]["selection"]["countNumber"], 30);
     assert_eq!(web["tags"]["infra:address"], "ecr.repository.web");
 
-    let again = p.infra(&["plan", "--detailed-exitcode"]);
+    let again = p.infra(&["plan", "--detailed-exitcode", "-v"]);
     assert_eq!(again.code, 0, "no changes after apply: {}", again.all());
+    // The account is asked of STS once, whatever needs it ({{ registry }}, user-data, checks).
+    let sts_calls = again
+        .stderr
+        .lines()
+        .filter(|l| l.contains("call STS:GetCallerIdentity"))
+        .count();
+    assert_eq!(sts_calls, 1, "{}", again.stderr);
     let out = p.ok(&["output"]);
     assert!(
         out.stdout.contains(

@@ -2,8 +2,9 @@
 //! repository, on the world's ECR (a registry that takes only tokens the emulated
 //! GetAuthorizationToken issued, here valid 90 s) and IMDSv2 (role credentials only for an
 //! instance with a profile). After the tokens the deploy stored have expired, a new node and a
-//! node emptied of the image start their tasks with no new apply; a node without the profile
-//! cannot pull. Checked with the nodes' own `docker` and boto3. Needs root.
+//! node emptied of the image start their tasks with no new apply; a container does not get the
+//! metadata service's token at hop limit 1; a node without the profile cannot pull. Checked with
+//! the nodes' own `docker` and boto3. Needs root.
 
 mod support;
 
@@ -189,6 +190,24 @@ fn ecr_images_keep_pulling_after_the_token_expires() {
     let pull = format!("HOME=/root docker pull -q {REGISTRY}/infra-demo:v1 2>&1; echo rc=$?");
     let with_role = bed.sh(worker, &pull);
     assert!(with_role.ends_with("rc=0"), "{with_role}");
+
+    // IMDSv2's token reaches the node (hop limit 1), not a container, one hop further behind
+    // Docker's bridge; with a hop limit of 2 it does. An answer dropped on the way never
+    // comes, and busybox `nc -w` bounds only the connect: `timeout` bounds the wait.
+    let token_in_a_container = || {
+        bed.sh(
+            worker,
+            &format!(
+                "timeout 60 docker run --rm {REGISTRY}/infra-demo:v1 sh -c 'printf \"PUT /latest/api/token HTTP/1.0\\r\\nX-aws-ec2-metadata-token-ttl-seconds: 60\\r\\n\\r\\n\" | timeout 10 nc -w 5 169.254.169.254 80' 2>&1; true"
+            ),
+        )
+    };
+    let at_one_hop = token_in_a_container();
+    assert!(!at_one_hop.contains("200 OK"), "{at_one_hop}");
+    p.aws(&["hop-limit", "sandbox", "node.worker[0]", "2"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let at_two_hops = token_in_a_container();
+    assert!(at_two_hops.contains("200 OK"), "{at_two_hops}");
     p.aws(&["remove-profile", "sandbox", "node.worker[0]"]);
     std::thread::sleep(Duration::from_secs(3));
     bed.sh(

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cloud::CallLog;
 use crate::ops::{self, Context, OpsError, Workspace};
 
 #[derive(Debug, Parser)]
@@ -129,12 +128,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode, OpsError> {
         },
         (_, stack) => stack.clone(),
     };
-    let ctx = Context {
-        workspace: Workspace::find(&root, stack.as_deref())?,
-        vars: cli.global.vars.iter().cloned().collect(),
-        color: cli.global.color(),
-        calls: CallLog::default(),
-    };
+    let ctx = Context::new(
+        Workspace::find(&root, stack.as_deref())?,
+        cli.global.vars.iter().cloned().collect(),
+        cli.global.color(),
+    );
     let code = match cli.command {
         Command::Validate => ops::validate(&ctx).await.map(|_| ExitCode::SUCCESS),
         Command::Plan(args) => plan::run(&ctx, args).await,

@@ -1,7 +1,12 @@
 //! What every operation is given, and where its state lives.
 
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
 use super::{Result, Workspace, load};
-use crate::cloud::CallLog;
+use crate::cloud::{CallLog, Cloud};
+use crate::model::resources::Account;
 use crate::model::{StateLocation, Vars};
 use crate::state::{Backend, LocalBackend, S3Backend};
 
@@ -12,6 +17,30 @@ pub struct Context {
     pub vars: Vars,
     pub color: bool,
     pub calls: CallLog,
+    /// The account the credentials act in, asked of STS once per command (see [`account`]).
+    pub account: Arc<OnceCell<Account>>,
+}
+
+impl Context {
+    pub fn new(workspace: Workspace, vars: Vars, color: bool) -> Context {
+        Context {
+            workspace,
+            vars,
+            color,
+            calls: CallLog::default(),
+            account: Arc::default(),
+        }
+    }
+}
+
+/// The account and region `cloud` acts in: one STS GetCallerIdentity per command, however
+/// many steps (`{{ registry }}`, user-data, the pull-rights check) ask.
+pub async fn account(ctx: &Context, cloud: &Cloud) -> Result<Account> {
+    Ok(ctx
+        .account
+        .get_or_try_init(|| cloud.account())
+        .await?
+        .clone())
 }
 
 /// The state backend for a location; `region` is the stack's, used when the bucket names none.

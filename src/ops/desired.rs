@@ -26,7 +26,7 @@ pub(super) async fn desired(
     project: Option<&Project>,
     key: Option<&str>,
 ) -> Result<(Vec<Resource>, BTreeMap<String, Published>)> {
-    let (mut resources, published) = cloud_resources(cloud, stack).await?;
+    let (mut resources, published) = cloud_resources(ctx, cloud, stack).await?;
     let secrets = secret_inputs(ctx, stack, key.unwrap_or_default())?;
     let swarm = project.map(|p| swarm_apps(p, &secrets));
     fit_targets(
@@ -103,6 +103,7 @@ fn swarm_apps(project: &Project, secrets: &[SecretInput]) -> SwarmApps {
 
 /// The cloud half: AMIs resolved, user-data rendered, then [`expand`].
 async fn cloud_resources(
+    ctx: &Context,
     cloud: &Cloud,
     stack: &Stack,
 ) -> Result<(Vec<Resource>, BTreeMap<String, Published>)> {
@@ -137,7 +138,7 @@ async fn cloud_resources(
         }
     }
     let account = match &stack.registry {
-        Some(_) => Some(cloud.account().await?),
+        Some(_) => Some(super::context::account(ctx, cloud).await?),
         None => None,
     };
     let registry = account.as_ref().map(|a| a.registry());

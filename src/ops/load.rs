@@ -169,7 +169,7 @@ async fn registry_host(ctx: &Context, source: &str) -> Result<Option<String>> {
     let region = table.get("region").and_then(|r| r.as_str());
     let cloud =
         crate::cloud::Cloud::connect(&ctx.workspace.stack_name, region, ctx.calls.clone()).await?;
-    Ok(Some(cloud.account().await?.registry()))
+    Ok(Some(super::context::account(ctx, &cloud).await?.registry()))
 }
 
 pub fn read_stack_file(ctx: &Context) -> Result<String> {

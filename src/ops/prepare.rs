@@ -83,7 +83,7 @@ pub(super) async fn prepare(
     }
     if !destroy && !request.registry_only {
         let host = match stack.registry {
-            Some(_) => Some(cloud.account().await?.registry()),
+            Some(_) => Some(super::context::account(ctx, &cloud).await?.registry()),
             None => None,
         };
         registry::check_pull_rights(stack, host.as_deref(), &desired)?;

@@ -226,3 +226,32 @@ fn a_published_port_changes_hands_in_order() {
         (new, StepKind::Create)
     ));
 }
+
+/// A service is changed once the membership settled: here a run killed mid-roll left
+/// `swarm.node.worker[0]/old`, and the service it left short of a task is updated only after
+/// that member left (a drain under a running update ends its tasks, and Docker rolls back).
+#[test]
+fn a_service_changes_after_members_left() {
+    let (web, old) = ("swarm.service.web", "swarm.node.worker[0]/old");
+    let member = crate::model::SwarmNodeSpec {
+        instance: Address::new("node.worker[0]/old"),
+        role: "worker".into(),
+        availability: "active".into(),
+        state: "ready".into(),
+        labels: BTreeMap::new(),
+    };
+    let mut short = service("global", &[], &[]);
+    short.state = "2 of 3 tasks running; demo_web.x rejected: not ready".into();
+    let before = live(&[
+        (web, Spec::Service(short)),
+        (old, Spec::SwarmNode(member)),
+    ]);
+    let after = desired(&[(web, Spec::Service(service("global", &[], &[])))]);
+    let changes = diff(&after, None, &before);
+    assert_eq!(change(&changes, old).action, Action::Delete);
+    assert!(waits(
+        &changes,
+        (old, StepKind::Delete),
+        (web, StepKind::Update)
+    ));
+}

@@ -265,8 +265,10 @@ fn order_rolls(
     }
 }
 
-/// Services and their secrets, networks and configs are deployed once the Swarm's members are in place, and taken
-/// down before members leave (while a manager still answers).
+/// Services and their secrets, networks and configs are deployed once the Swarm's membership
+/// settled (joins, updates and leaves, a killed run's `…/old` members included): an update
+/// that overlaps a drain sees the drained node's tasks end and Docker rolls it back. They are
+/// taken down before members leave (while a manager still answers).
 fn order_apps(
     changes: &[Change],
     steps: &mut [Step],
@@ -285,12 +287,20 @@ fn order_apps(
             .collect()
     };
     let is_member = |c: &Change| matches!(c.spec(), Spec::SwarmNode(_));
-    let joins = steps_of(&is_member, &[StepKind::Create, StepKind::Update]);
+    let membership = steps_of(
+        &is_member,
+        &[
+            StepKind::Depose,
+            StepKind::Create,
+            StepKind::Update,
+            StepKind::Delete,
+        ],
+    );
     let leaves = steps_of(&is_member, &[StepKind::Delete]);
     let deploys = steps_of(&is_app, &[StepKind::Create, StepKind::Update]);
     let removals = steps_of(&is_app, &[StepKind::Delete]);
     for &d in &deploys {
-        steps[d].after.extend(&joins);
+        steps[d].after.extend(&membership);
     }
     for &l in &leaves {
         steps[l].after.extend(&removals);

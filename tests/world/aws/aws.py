@@ -239,6 +239,11 @@ def main():
                 Filters=[{"Name": "instance-id", "Values": [instance]}])["IamInstanceProfileAssociations"]:
             ec2.disassociate_iam_instance_profile(AssociationId=a["AssociationId"])
         result = {"instance": instance}
+    elif cmd == "hop-limit":  # stack address N → the instance's metadata answers reach N hops
+        boto3.client("ec2").modify_instance_metadata_options(
+            InstanceId=instance_id(args[0], args[1]), HttpTokens="required",
+            HttpPutResponseHopLimit=int(args[2]))
+        result = {}
     elif cmd == "put-image":  # repository tag [manifest] → an image pushed there
         result = put_image(*args)
     elif cmd == "revoke":  # stack group-name protocol port cidr

@@ -25,7 +25,8 @@ echo "x-forwarded-proto: $HTTP_X_FORWARDED_PROTO"
 echo "x-forwarded-port: $HTTP_X_FORWARDED_PORT"
 echo "remote-addr: $REMOTE_ADDR"
 """
-APPLETS = ["sh", "httpd", "sleep", "wget", "rm", "kill", "cat", "mkdir", "sha256sum", "cut", "echo"]
+APPLETS = ["sh", "httpd", "sleep", "wget", "rm", "kill", "cat", "mkdir", "sha256sum", "cut", "echo",
+           "nc", "printf", "timeout"]
 
 
 def layer(version, serve, broken):
