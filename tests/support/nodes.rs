@@ -3,9 +3,8 @@
 //! the first manager's `docker` sees it, and what the nodes serve.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use super::alb::Alb;
 use super::ecr::EcrWorld;
@@ -46,61 +45,33 @@ pub struct Testbed {
     reaper: Option<Reaper>,
 }
 
-/// Powers a node off within seconds of its instance's termination (`testbed reap`), as EC2
-/// stops a terminated instance: nothing may rely on a terminated node still answering. Looks at
-/// moto directly every 5 s; stopped on drop.
-struct Reaper {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    handle: Option<std::thread::JoinHandle<()>>,
-}
+/// Powers a node off within seconds of its instance's termination, as EC2 stops a terminated
+/// instance: nothing may rely on a terminated node still answering. The world's reaper
+/// (tests/world/nodes/reaper.py) looks at moto directly every 5 s; stopped on drop.
+struct Reaper(std::process::Child);
 
 impl Reaper {
-    fn start(id: &'static str, dir: PathBuf, moto: &str) -> Reaper {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let (flag, moto) = (stop.clone(), moto.to_string());
-        let handle = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                let out = Command::new(venv().join("bin/python"))
-                    .arg(world("aws/aws.py"))
-                    .arg("terminated")
-                    .env("AWS_ENDPOINT_URL", &moto)
-                    .env("AWS_REGION", "us-east-1")
-                    .env("AWS_DEFAULT_REGION", "us-east-1")
-                    .env("AWS_ACCESS_KEY_ID", "testing")
-                    .env("AWS_SECRET_ACCESS_KEY", "testing")
-                    .output();
-                let ids: Vec<String> = out
-                    .ok()
-                    .and_then(|o| serde_json::from_slice(&o.stdout).ok())
-                    .unwrap_or_default();
-                if !ids.is_empty() {
-                    let _ = Command::new(world("nodes/testbed"))
-                        .args(["reap", id, dir.to_str().unwrap()])
-                        .args(&ids)
-                        .output();
-                }
-                for _ in 0..50 {
-                    if flag.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-        });
-        Reaper {
-            stop,
-            handle: Some(handle),
-        }
+    fn start(id: &'static str, dir: &Path, moto: &str) -> Reaper {
+        let child = Command::new(venv().join("bin/python"))
+            .arg(world("nodes/reaper.py"))
+            .args([id, dir.to_str().unwrap()])
+            .env("AWS_ENDPOINT_URL", moto)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the reaper starts");
+        Reaper(child)
     }
 }
 
 impl Drop for Reaper {
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -128,7 +99,7 @@ impl Testbed {
 
     /// Powers off the nodes of instances `p`'s stack terminates, as EC2 does.
     pub fn reap_terminated(&mut self, p: &Project) {
-        self.reaper = Some(Reaper::start(self.id, self.dir.clone(), &p.moto.direct));
+        self.reaper = Some(Reaper::start(self.id, &self.dir, &p.moto.direct));
     }
 
     /// Starts the ALB data plane for the load balancer `p`'s stack creates.

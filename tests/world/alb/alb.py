@@ -52,8 +52,12 @@ def sh(*cmd, check=True):
 
 # The network namespace: where an ALB's nodes would be, on the bridge of the testbed.
 
+ROUTED = set()  # the VPC ranges routed in the namespace (checked every second: `ip` once each)
+
+
 def netns_up(cidrs):
     if not os.path.exists(f"/var/run/netns/{NETNS}"):
+        ROUTED.clear()
         sh("ip", "netns", "add", NETNS)
         sh("ip", "link", "add", f"tb{ARGS.id}-lb", "type", "veth", "peer", "name", "eth0", "netns", NETNS)
         sh("ip", "link", "set", f"tb{ARGS.id}-lb", "master", f"tb{ARGS.id}-br", "up")
@@ -62,8 +66,9 @@ def netns_up(cidrs):
         sh("ip", "-n", NETNS, "link", "set", "lo", "up")
         sh("ip", "-n", NETNS, "route", "add", "default", "via", f"10.77.{ARGS.id}.1")
     # The VPC's range is on-link on the bridge: targets answer ARP for their private addresses.
-    for cidr in cidrs:
+    for cidr in set(cidrs) - ROUTED:
         sh("ip", "-n", NETNS, "route", "replace", cidr, "dev", "eth0")
+        ROUTED.add(cidr)
 
 
 # What moto holds.
