@@ -242,10 +242,7 @@ fn a_service_changes_after_members_left() {
     };
     let mut short = service("global", &[], &[]);
     short.state = "2 of 3 tasks running; demo_web.x rejected: not ready".into();
-    let before = live(&[
-        (web, Spec::Service(short)),
-        (old, Spec::SwarmNode(member)),
-    ]);
+    let before = live(&[(web, Spec::Service(short)), (old, Spec::SwarmNode(member))]);
     let after = desired(&[(web, Spec::Service(service("global", &[], &[])))]);
     let changes = diff(&after, None, &before);
     assert_eq!(change(&changes, old).action, Action::Delete);
