@@ -18,7 +18,9 @@ pub struct Alb {
 
 impl Alb {
     pub fn start(id: &str, dir: &Path, moto: &Moto, keys: &Path) -> Alb {
-        let child = Command::new(venv().join("bin/python"))
+        let mut cmd = Command::new(venv().join("bin/python"));
+        let child = moto
+            .direct_env(&mut cmd)
             .arg(world("alb/alb.py"))
             .args(["--id", id])
             .arg("--dir")
@@ -27,10 +29,6 @@ impl Alb {
             .arg(keys)
             .arg("--health")
             .arg(&moto.target_health)
-            .env("AWS_ENDPOINT_URL", &moto.direct)
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.with_extension("log")).unwrap())
             .spawn()

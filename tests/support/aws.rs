@@ -26,6 +26,16 @@ pub struct Moto {
 }
 
 impl Moto {
+    /// The environment of the world's own parts (the ALB data plane, ECR's front, the metadata
+    /// service, the reaper): moto directly, not through the proxy, whose refusals and request
+    /// log are the tool's.
+    pub fn direct_env<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        cmd.env("AWS_ENDPOINT_URL", &self.direct)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+    }
+
     pub fn start(dir: &Path) -> Moto {
         Moto::start_with(dir, &[])
     }

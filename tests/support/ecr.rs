@@ -20,11 +20,7 @@ impl EcrWorld {
         let images = testbed(&["images"]);
         let images = Path::new(images.trim());
         let aws_env = |cmd: &mut Command| {
-            cmd.env("AWS_ENDPOINT_URL", &moto.direct)
-                .env("AWS_DEFAULT_REGION", "us-east-1")
-                .env("AWS_ACCESS_KEY_ID", "testing")
-                .env("AWS_SECRET_ACCESS_KEY", "testing")
-                .stdout(Stdio::null());
+            moto.direct_env(cmd).stdout(Stdio::null());
         };
         let mut front = Command::new(venv().join("bin/python"));
         front

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::alb::Alb;
+use super::aws::Moto;
 use super::ecr::EcrWorld;
 use super::project::Project;
 use super::traffic;
@@ -51,15 +52,12 @@ pub struct Testbed {
 struct Reaper(std::process::Child);
 
 impl Reaper {
-    fn start(id: &'static str, dir: &Path, moto: &str) -> Reaper {
-        let child = Command::new(venv().join("bin/python"))
+    fn start(id: &'static str, dir: &Path, moto: &Moto) -> Reaper {
+        let mut cmd = Command::new(venv().join("bin/python"));
+        let child = moto
+            .direct_env(&mut cmd)
             .arg(world("nodes/reaper.py"))
             .args([id, dir.to_str().unwrap()])
-            .env("AWS_ENDPOINT_URL", moto)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -99,7 +97,7 @@ impl Testbed {
 
     /// Powers off the nodes of instances `p`'s stack terminates, as EC2 does.
     pub fn reap_terminated(&mut self, p: &Project) {
-        self.reaper = Some(Reaper::start(self.id, &self.dir, &p.moto.direct));
+        self.reaper = Some(Reaper::start(self.id, &self.dir, &p.moto));
     }
 
     /// Starts the ALB data plane for the load balancer `p`'s stack creates.
