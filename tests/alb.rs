@@ -190,8 +190,8 @@ services:
     healthcheck:
       test: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:3000/health"]
       interval: 1s
-      timeout: 1s
-      retries: 2
+      timeout: 5s
+      retries: 3
     deploy:
       replicas: 2
       update_config: { order: stop-first, delay: 2s, failure_action: rollback }

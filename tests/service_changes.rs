@@ -202,7 +202,7 @@ const ROWS: &[Row] = &[
         edits: &[(
             "compose.yml",
             "    networks: [back, front]\n",
-            "    healthcheck:\n      test: [\"CMD-SHELL\", \"wget -q -O /dev/null http://127.0.0.1:3001/health\"]\n      interval: 2s\n      timeout: 1s\n      start_period: 1s\n    networks: [back, front]\n",
+            "    healthcheck:\n      test: [\"CMD-SHELL\", \"wget -q -O /dev/null http://127.0.0.1:3001/health\"]\n      interval: 2s\n      timeout: 5s\n      start_period: 1s\n    networks: [back, front]\n",
         )],
         expect: UPDATE,
     },

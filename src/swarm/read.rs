@@ -1,5 +1,7 @@
 //! Reading the Swarm through one manager, and telling a lost quorum from a Swarm not there yet.
 
+use std::time::{Duration, Instant};
+
 use super::docker::{self, Member};
 use super::error::{SwarmError, docker_error, why_silent};
 use super::node::Node;
@@ -25,12 +27,44 @@ fn quorum_lost(members: &[Member]) -> Option<(usize, usize, Vec<&Member>)> {
     })
 }
 
+/// How long a member may stay `unknown` before it is read as it is. Docker marks every member
+/// `unknown` when a manager starts or leadership moves, until the member's next heartbeat
+/// (every 5 s by default), and turns it `down` if none comes within its grace period
+/// (<https://docs.docker.com/engine/swarm/how-swarm-mode-works/nodes/>).
+const UNKNOWN_SETTLES: Duration = Duration::from_secs(30);
+
+/// How often a Swarm with `unknown` members is read again.
+const UNKNOWN_POLL: Duration = Duration::from_secs(2);
+
 impl Swarm<'_> {
     /// The Swarm as one reachable manager sees it: `Ok(None)` if no manager is in a Swarm
     /// (there is none yet); an error if managers exist in the state but none answers, naming
     /// why (SSH, Docker not installed, not allowed, down). A manager whose Docker does not
-    /// answer is never read as "no Swarm".
+    /// answer is never read as "no Swarm". While a member is `unknown` (a manager's Docker just
+    /// restarted), it is read again every 2 s for up to 30 s: a plan never replaces a member
+    /// for a state Docker has not settled yet.
     pub async fn read(&self, managers: &[Node]) -> Result<Option<(Node, SwarmView)>, SwarmError> {
+        let started = Instant::now();
+        loop {
+            let read = self.read_once(managers).await?;
+            let unknown: Vec<&str> = read
+                .iter()
+                .flat_map(|(_, view)| &view.members)
+                .filter(|m| m.state == "unknown")
+                .map(|m| m.hostname.as_str())
+                .collect();
+            if unknown.is_empty() || started.elapsed() >= UNKNOWN_SETTLES {
+                return Ok(read);
+            }
+            tracing::info!(
+                "waiting for Docker to hear from {} (state `unknown` since a manager restarted)",
+                unknown.join(", ")
+            );
+            tokio::time::sleep(UNKNOWN_POLL).await;
+        }
+    }
+
+    async fn read_once(&self, managers: &[Node]) -> Result<Option<(Node, SwarmView)>, SwarmError> {
         let mut last_error = None;
         // Managers that answer but have no leader, and the others with why.
         let (mut leaderless, mut silent) = (0, Vec::new());
