@@ -55,6 +55,14 @@ fn services_roll_without_dropping_a_request_roll_back_and_rotate_secrets() {
     }
     let plan = p.infra(&["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "a clean plan after apply:\n{}", plan.all());
+    // The health check as Docker holds it: checked every second while a task
+    // starts, every 5 s once it runs.
+    let manager = bed.node_of(&p.id_of("node.manager[0]"));
+    let health = bed.sh(
+        manager,
+        "docker service inspect sandbox_web --format '{{with .Spec.TaskTemplate.ContainerSpec.Healthcheck}}{{.StartInterval}} {{.StartPeriod}} {{.Interval}} {{.Timeout}} {{.Retries}}{{end}}'",
+    );
+    assert_eq!(health, "1s 3s 5s 5s 3");
     let status = p.ok(&["status"]);
     assert!(
         status.stdout.contains("sandbox_web") && status.stdout.contains("3/3"),
@@ -150,7 +158,6 @@ fn services_roll_without_dropping_a_request_roll_back_and_rotate_secrets() {
     for t in targets(bed.id, nodes) {
         serves(t, &format!("demo v2 secret-sha256={}", sha(GREETING_V2)));
     }
-    let manager = bed.node_of(&p.id_of("node.manager[0]"));
     let secrets = bed.sh(manager, "docker secret ls --format '{{.Name}}'");
     assert_eq!(
         secrets.lines().count(),

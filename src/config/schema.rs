@@ -123,6 +123,10 @@ pub struct ServiceHealthFile {
     pub retries: Option<Spanned<i64>>,
     #[schemars(with = "Option<String>")]
     pub start_period: Option<Spanned<String>>,
+    /// Time between checks during `start_period` (Docker Engine 25 and later): a new task is
+    /// found healthy quickly while `interval` keeps a running one cheap.
+    #[schemars(with = "Option<String>")]
+    pub start_interval: Option<Spanned<String>>,
 }
 
 /// Rolling updates (also used for rollbacks).

@@ -173,6 +173,8 @@ pub struct ServiceHealth {
     pub timeout: String,
     pub retries: u32,
     pub start_period: String,
+    /// Docker's `--health-start-interval` (Engine 25+); None leaves Docker's default (5 s).
+    pub start_interval: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]

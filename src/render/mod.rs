@@ -52,11 +52,17 @@ mod tests {
     use super::*;
 
     fn stack(registry: bool) -> Stack {
+        stack_with(if registry {
+            "[registry]\nrepositories = [\"web\"]\ncredentials_refresh = \"30m\"\n"
+        } else {
+            ""
+        })
+    }
+
+    fn stack_with(more: &str) -> Stack {
         let read = |_: &std::path::Path| Ok("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB test".into());
-        let mut text = "[network]\ncidr = \"10.0.0.0/16\"\n[[network.subnets]]\nzone = \"us-east-1a\"\ncidr = \"10.0.1.0/24\"\n[[network.subnets]]\nzone = \"us-east-1b\"\ncidr = \"10.0.2.0/24\"\n[nodes]\npublic_key_file = \"k.pub\"\n[nodes.managers]\ncount = 1\n[load_balancer]\ncertificate_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/x\"\ntarget_port = 80\n[ssh]\njump_host = \"b.example.com\"\n".to_string();
-        if registry {
-            text += "[registry]\nrepositories = [\"web\"]\ncredentials_refresh = \"30m\"\n";
-        }
+        let text = "[network]\ncidr = \"10.0.0.0/16\"\n[[network.subnets]]\nzone = \"us-east-1a\"\ncidr = \"10.0.1.0/24\"\n[[network.subnets]]\nzone = \"us-east-1b\"\ncidr = \"10.0.2.0/24\"\n[nodes]\npublic_key_file = \"k.pub\"\n[nodes.managers]\ncount = 1\n[load_balancer]\ncertificate_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/x\"\ntarget_port = 80\n[ssh]\njump_host = \"b.example.com\"\n".to_string()
+            + more;
         crate::config::parse("stacks/demo.toml", &text, &Default::default(), &read)
             .unwrap()
             .stack
@@ -72,6 +78,23 @@ mod tests {
             crate::model::resources::sha256_hex(&script),
             "1ff54d368de1e5c144ab1140d8a0d9663be7377c6c9ac053473d08306b204749"
         );
+    }
+
+    /// A health check's `start_interval` reaches the compose file only when the stack sets it
+    /// (Docker Engine 25+ knows it).
+    #[test]
+    fn the_start_interval_is_rendered_only_when_set() {
+        let service = "[services.web]\nimage = \"web:1\"\nport = 80\n[services.web.health_check]\ncommand = \"true\"\n";
+        let plain = services_compose(&stack_with(service)).unwrap();
+        assert!(
+            plain.contains("start_period: 0s") && !plain.contains("start_interval"),
+            "{plain}"
+        );
+        let fast = stack_with(&format!(
+            "{service}start_period = \"3s\"\nstart_interval = \"500ms\"\n"
+        ));
+        let fast = services_compose(&fast).unwrap();
+        assert!(fast.contains("      start_interval: 500ms\n"), "{fast}");
     }
 
     /// Valid `sh` for each role, with and without a registry; the refresher only on managers.

@@ -173,6 +173,11 @@ impl<'a> Validator<'a> {
                 .and_then(|r| self.int(r, "retries", 1..=100))
                 .unwrap_or(3) as u32,
             start_period: d(self, &h.start_period, "0s"),
+            start_interval: h
+                .start_interval
+                .as_ref()
+                .and_then(|d| self.duration(d))
+                .map(go_duration),
         }
     }
 
