@@ -27,10 +27,11 @@ fn quorum_lost(members: &[Member]) -> Option<(usize, usize, Vec<&Member>)> {
     })
 }
 
-/// How long a member may stay `unknown` before it is read as it is. Docker marks every member
-/// `unknown` when a manager starts or leadership moves, until the member's next heartbeat
-/// (every 5 s by default), and turns it `down` if none comes within its grace period
-/// (<https://docs.docker.com/engine/swarm/how-swarm-mode-works/nodes/>).
+/// How long a member may stay `unknown` before it is read as it is. A manager's dispatcher, when
+/// it starts (Docker started, or leadership moved), marks every member that is not `down`
+/// `unknown` ("Node moved to \"unknown\" state due to leadership change in cluster") until the
+/// member's next heartbeat (every 5 s by default), and `down` if none comes in time (swarmkit,
+/// `manager/dispatcher/dispatcher.go`, `markNodesUnknown`).
 const UNKNOWN_SETTLES: Duration = Duration::from_secs(30);
 
 /// How often a Swarm with `unknown` members is read again.
