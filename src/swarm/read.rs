@@ -42,7 +42,7 @@ impl Swarm<'_> {
     /// (there is none yet); an error if managers exist in the state but none answers, naming
     /// why (SSH, Docker not installed, not allowed, down). A manager whose Docker does not
     /// answer is never read as "no Swarm". While a member is `unknown` (a manager's Docker just
-    /// restarted), it is read again every 2 s for up to 30 s: a plan never replaces a member
+    /// started, or leadership moved), it is read again every 2 s for up to 30 s: a plan never replaces a member
     /// for a state Docker has not settled yet.
     pub async fn read(&self, managers: &[Node]) -> Result<Option<(Node, SwarmView)>, SwarmError> {
         let started = Instant::now();
@@ -58,7 +58,7 @@ impl Swarm<'_> {
                 return Ok(read);
             }
             tracing::info!(
-                "waiting for Docker to hear from {} (state `unknown` since a manager restarted)",
+                "waiting for Docker to hear from {} (`unknown` since a manager started or leadership moved)",
                 unknown.join(", ")
             );
             tokio::time::sleep(UNKNOWN_POLL).await;
