@@ -436,10 +436,12 @@ fn the_aws_proxy_refuses_what_aws_refuses_where_moto_does_not() {
     eprintln!("{text}");
 }
 
-/// `[registry]` and `[nodes] iam_policies`: the nodes' role (least privilege: a registry token,
-/// pulls from the stack's repositories only) and its instance profile, every node launched with
-/// it and IMDSv2 at the hop limit asked; the repositories with their settings, their URIs in
-/// `infra output`; a repository holding images is kept when removed, until `force_delete`.
+/// `[registry]`, `[logging]` and `[nodes] iam_policies`: the nodes' role (least privilege: a
+/// registry token, pulls from the stack's repositories only, writes to the stack's log group
+/// only) and its instance profile, every node launched with it and IMDSv2 at the hop limit
+/// asked; the repositories with their settings, their URIs in `infra output`; a repository
+/// holding images is kept when removed, until `force_delete`; the log group, its retention
+/// changed in place, gone with the stack.
 #[test]
 fn the_nodes_role_and_the_registry_are_plan_objects() {
     let mut p = Project::new("reg", 2);
@@ -466,10 +468,16 @@ fn the_nodes_role_and_the_registry_are_plan_objects() {
     p.replacements[0].1 = p.replacements[0]
         .1
         .replace("arn:aws:iam::123456789012:policy/nope", &mine);
-    p.extra = "\n[registry]\nrepositories = [\"web\", \"team/worker\"]\nkeep_images = 30\n".into();
+    let logging = "[logging]\ndriver = \"awslogs\"\nretention_days = 14\n";
+    p.extra = format!(
+        "\n[registry]\nrepositories = [\"web\", \"team/worker\"]\nkeep_images = 30\n{logging}"
+    );
     p.write_stack(2);
     let run = p.ok(&["apply", "--auto-approve"]);
-    assert!(run.stdout.contains("Resources: 20 added"), "{}", run.stdout);
+    assert!(run.stdout.contains("Resources: 21 added"), "{}", run.stdout);
+    let group = p.aws(&["log-group", "/infra/reg"]);
+    assert_eq!(group["retention"], 14, "{group}");
+    assert_eq!(group["tags"]["infra:address"], "logs.group", "{group}");
 
     let id = p.aws(&["identity", "reg"]);
     let role = &id["role"];
@@ -487,6 +495,13 @@ fn the_nodes_role_and_the_registry_are_plan_objects() {
             "arn:aws:ecr:us-east-1:123456789012:repository/web",
             "arn:aws:ecr:us-east-1:123456789012:repository/team/worker"
         ])
+    );
+    assert_eq!(
+        (&statements[2]["Action"], &statements[2]["Resource"]),
+        (
+            &serde_json::json!(["logs:CreateLogStream", "logs:PutLogEvents"]),
+            &serde_json::json!("arn:aws:logs:us-east-1:123456789012:log-group:/infra/reg:*")
+        )
     );
     assert_eq!(role["attached"], serde_json::json!([mine]));
     assert_eq!(
@@ -532,9 +547,17 @@ fn the_nodes_role_and_the_registry_are_plan_objects() {
 
     // A repository that holds an image is kept when it leaves the list…
     p.aws(&["put-image", "web", "1.0"]);
-    p.extra = "\n[registry]\nrepositories = [\"team/worker\"]\nkeep_images = 30\n".into();
+    let logging = logging.replace("14", "30");
+    p.extra =
+        format!("\n[registry]\nrepositories = [\"team/worker\"]\nkeep_images = 30\n{logging}");
     p.write_stack(2);
     let kept = p.ok(&["apply", "--auto-approve"]);
+    assert!(
+        kept.stdout.contains("retention_days = 14 -> 30"),
+        "{}",
+        kept.stdout
+    );
+    assert_eq!(p.aws(&["log-group", "/infra/reg"])["retention"], 30);
     assert!(
         kept.all().contains(
             "ecr.repository.web is kept: it holds 1 image(s). To delete them with it, set `force_delete = true`"
@@ -544,7 +567,9 @@ fn the_nodes_role_and_the_registry_are_plan_objects() {
     );
     assert!(p.aws(&["identity", "reg"])["repositories"]["web"].is_object());
     // …and goes, images and all, once `force_delete` was applied.
-    p.extra = "\n[registry]\nrepositories = [\"web\", \"team/worker\"]\nkeep_images = 30\nforce_delete = true\n".into();
+    p.extra = format!(
+        "\n[registry]\nrepositories = [\"web\", \"team/worker\"]\nkeep_images = 30\nforce_delete = true\n{logging}"
+    );
     p.write_stack(2);
     let forced = p.ok(&["apply", "--auto-approve"]);
     assert!(
@@ -556,4 +581,5 @@ fn the_nodes_role_and_the_registry_are_plan_objects() {
     let id = p.aws(&["identity", "reg"]);
     assert!(id["role"].is_null() && id["profile"].is_null(), "{id}");
     assert_eq!(id["repositories"], serde_json::json!({}), "{id}");
+    assert!(p.aws(&["log-group", "/infra/reg"]).is_null());
 }

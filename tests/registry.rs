@@ -38,10 +38,10 @@ fn registry_sandbox() -> (Project, Testbed) {
         &["--ecr-token-seconds", &TOKEN_SECONDS.to_string()],
     );
     let (p, bed) = sandbox_in(p, "66", 4, &[], Image::Docker, Registry::Ecr);
-    // Renewed every minute: the tokens here last 90 s.
+    // Renewed every minute: the tokens here last 90 s. The services log to CloudWatch Logs.
     let stack = std::fs::read_to_string(p.stack_file()).unwrap().replace(
         "repositories = [\"infra-demo\"]\n",
-        "repositories = [\"infra-demo\"]\ncredentials_refresh = \"1m\"\n",
+        "repositories = [\"infra-demo\"]\ncredentials_refresh = \"1m\"\n\n[logging]\ndriver = \"awslogs\"\nretention_days = 7\n",
     );
     std::fs::write(p.stack_file(), stack).unwrap();
     (p, bed)
@@ -138,6 +138,8 @@ fn ecr_images_keep_pulling_after_the_token_expires() {
         running()
     );
 
+    outputs.extend(logs_in_cloudwatch(&p, &bed, manager));
+
     // Past the lifetime of every token the deploy stored: the leader renewed them.
     std::thread::sleep(Duration::from_secs(TOKEN_SECONDS + 10));
     let renewed = bed.sh(manager, "cat /var/log/infra-registry-credentials.log");
@@ -226,4 +228,84 @@ fn ecr_images_keep_pulling_after_the_token_expires() {
             assert!(!out.contains(s.as_str()), "an issued secret in output {n}");
         }
     }
+}
+
+/// With `[logging] driver = "awslogs"`: the stack's log group (tagged, its retention set), each
+/// task's lines in its own stream, written by Docker with the node's role (the world refuses
+/// a role whose policy does not allow it), and `infra logs` reading them back as Docker would
+/// print them, each line naming its node and task. Checked with boto3 and the node's docker.
+fn logs_in_cloudwatch(p: &Project, bed: &Testbed, manager: usize) -> Vec<String> {
+    let started = "demo v1 serving on port(s) 3000";
+    let mut group = serde_json::Value::Null;
+    eventually(
+        "3 tasks' lines in CloudWatch",
+        Duration::from_secs(60),
+        || {
+            group = p.aws(&["log-group", "/infra/sandbox"]);
+            group["events"]
+                .as_array()
+                .is_some_and(|e| e.iter().filter(|e| e["message"] == started).count() == 3)
+        },
+    );
+    assert_eq!(group["retention"], 7, "{group}");
+    assert_eq!(group["tags"]["infra:stack"], "sandbox", "{group}");
+    // A line only CloudWatch has (Docker's own reader shows the nodes' local copies): infra
+    // reads the lines where they outlive their nodes.
+    let stream = group["events"][0]["stream"].as_str().unwrap().to_string();
+    p.aws(&[
+        "put-log-line",
+        "/infra/sandbox",
+        &stream,
+        "only in cloudwatch",
+    ]);
+    let own = bed.sh(manager, "docker service logs sandbox_web 2>&1; true");
+    assert!(!own.contains("only in cloudwatch"), "{own}");
+    let group = p.aws(&["log-group", "/infra/sandbox"]);
+
+    let logs = p.ok(&["logs", "web"]);
+    assert!(
+        logs.stdout.contains("only in cloudwatch"),
+        "{}",
+        logs.stdout
+    );
+    let tasks = docker(
+        bed,
+        manager,
+        "service ps sandbox_web --no-trunc --format '{{.ID}} {{.Node}}'",
+    );
+    let mut printed = Vec::new();
+    for line in logs.stdout.lines() {
+        let (head, message) = line.split_once(" | ").unwrap_or_else(|| panic!("{line}"));
+        let words: Vec<&str> = head.split_whitespace().collect();
+        let [_, node, task] = words[..] else {
+            panic!("{line}")
+        };
+        let id = task.rsplit('.').next().unwrap();
+        let host = tasks
+            .lines()
+            .find(|l| l.starts_with(id))
+            .and_then(|l| l.split_once(' '))
+            .map(|(_, h)| h.to_string())
+            .unwrap_or_else(|| panic!("no task {id}: {tasks}"));
+        let node_host = bed.sh(bed.node_of(&p.id_of(node)), "hostname");
+        assert_eq!(host, node_host, "{line}");
+        printed.push((id.to_string(), message.to_string()));
+    }
+    let mut stored: Vec<(String, String)> = group["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let stream = e["stream"].as_str().unwrap();
+            let id = stream.rsplit('.').next().unwrap();
+            (
+                id[..12].to_string(),
+                e["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    printed.sort();
+    stored.sort();
+    assert_eq!(printed, stored, "infra logs and CloudWatch Logs differ");
+    vec![logs.all()]
 }

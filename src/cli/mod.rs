@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions; each command parses and calls one operation.
 
 mod apply;
+mod day2;
 mod plan;
 mod simple;
 
@@ -80,6 +81,14 @@ pub enum Command {
     Status(simple::StatusArgs),
     /// A shell on a node (`worker[1]` or an instance id), or one command after `--`.
     Ssh(simple::SshArgs),
+    /// A service's logs from every task, interleaved by time, each line naming its node and task.
+    Logs(day2::LogsArgs),
+    /// Each service now: image and digest, tasks and their nodes, last update, ports, target health.
+    Details(day2::DetailsArgs),
+    /// Run a command in a running task of a service (`docker exec` on its node).
+    Exec(day2::ExecArgs),
+    /// Check the live cluster for the pitfalls of Swarm on AWS; exit 1 when one is found.
+    Doctor(day2::DoctorArgs),
     /// Release a lock left behind by a run that crashed.
     ForceUnlock(simple::UnlockArgs),
     /// Manage the state: move it between a local file and S3.
@@ -146,6 +155,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, OpsError> {
         Command::State(command) => simple::state(&ctx, command).await,
         Command::Status(args) => simple::status(&ctx, args).await,
         Command::Ssh(args) => simple::ssh(&ctx, args).await,
+        Command::Logs(args) => day2::logs(&ctx, args).await,
+        Command::Details(args) => day2::details(&ctx, args).await,
+        Command::Exec(args) => day2::exec(&ctx, args).await,
+        Command::Doctor(args) => day2::doctor(&ctx, args).await,
         Command::Schema | Command::Init { .. } | Command::Completions { .. } => {
             unreachable!("handled before the workspace is needed")
         }

@@ -40,6 +40,24 @@ impl Cloud {
         }
     }
 
+    /// The load balancer's idle timeout in seconds (`idle_timeout.timeout_seconds`, 60 unless
+    /// set: https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html).
+    pub async fn idle_timeout(&self, load_balancer_arn: &str) -> Result<u64, CloudError> {
+        let out = self
+            .elb
+            .describe_load_balancer_attributes()
+            .load_balancer_arn(load_balancer_arn)
+            .send()
+            .await
+            .map_err(fail("lb", "elbv2:DescribeLoadBalancerAttributes"))?;
+        Ok(out
+            .attributes()
+            .iter()
+            .find(|a| a.key() == Some("idle_timeout.timeout_seconds"))
+            .and_then(|a| a.value()?.parse().ok())
+            .unwrap_or(60))
+    }
+
     /// Whether ELB knows this security policy.
     pub async fn ssl_policy_exists(&self, name: &str) -> Result<bool, CloudError> {
         match self.elb.describe_ssl_policies().names(name).send().await {

@@ -6,11 +6,13 @@ mod ec2;
 mod ecr;
 mod elb;
 mod iam;
+mod logs;
 mod read;
 mod ssm;
 
 pub use account::CertificateFacts;
 pub use ecr::RepositoryImages;
+pub use logs::LogEventRecord;
 pub use read::Named;
 pub use ssm::read_source;
 
@@ -36,6 +38,7 @@ pub struct Cloud {
     pub(crate) ecr: aws_sdk_ecr::Client,
     pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
     pub(crate) iam: aws_sdk_iam::Client,
+    pub(crate) logs: aws_sdk_cloudwatchlogs::Client,
     pub(crate) ssm: aws_sdk_ssm::Client,
     pub(crate) sts: aws_sdk_sts::Client,
     pub(crate) stack: String,
@@ -322,6 +325,9 @@ impl Cloud {
         let iam = aws_sdk_iam::config::Builder::from(&conf)
             .interceptor(call_log.clone())
             .build();
+        let logs = aws_sdk_cloudwatchlogs::config::Builder::from(&conf)
+            .interceptor(call_log.clone())
+            .build();
         let ssm = aws_sdk_ssm::config::Builder::from(&conf)
             .interceptor(call_log.clone())
             .build();
@@ -334,6 +340,7 @@ impl Cloud {
             ecr: aws_sdk_ecr::Client::from_conf(ecr),
             elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(elb),
             iam: aws_sdk_iam::Client::from_conf(iam),
+            logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs),
             ssm: aws_sdk_ssm::Client::from_conf(ssm),
             sts: aws_sdk_sts::Client::from_conf(sts),
             stack: stack.to_string(),
@@ -504,6 +511,7 @@ impl Cloud {
             (Place::Ssm, Spec::Secret(s)) => self.put_secret_spec(address, s).await,
             (Place::Iam, _) => self.create_iam(address, spec, ids).await,
             (Place::Ecr, Spec::Repository(r)) => self.create_repository(address, r).await,
+            (Place::Logs, Spec::LogGroup(g)) => self.create_log_group(address, g).await,
             (Place::Elbv2, _) => self.create_elb(address, spec, ids).await,
             (Place::Ec2, _) => self.create_ec2(address, spec, ids).await,
             _ => Err(not_ours(address, spec)),
@@ -528,6 +536,7 @@ impl Cloud {
                 };
                 self.set_repository(address, r, before).await
             }
+            (Place::Logs, Spec::LogGroup(g)) => self.set_retention(address, g).await,
             (Place::Elbv2, _) => self.update_elb(address, id, after, ids).await,
             (Place::Ec2, _) => self.update_ec2(address, id, before, after, ids).await,
             _ => Err(not_ours(address, after)),
@@ -543,6 +552,7 @@ impl Cloud {
             }
             (Place::Iam, _) => self.delete_iam(address, spec).await,
             (Place::Ecr, Spec::Repository(r)) => self.delete_repository(address, r).await,
+            (Place::Logs, Spec::LogGroup(g)) => self.delete_log_group(address, g).await,
             (Place::Elbv2, _) => self.delete_elb(address, id, spec).await,
             (Place::Ec2, _) => self.delete_ec2(address, id, spec).await,
             _ => Err(not_ours(address, spec)),

@@ -54,6 +54,30 @@ pub struct Project {
     pub(super) volumes: Map<String, Value>,
 }
 
+impl Project {
+    /// Sends the logs of every service that sets no `logging` of its own to CloudWatch Logs:
+    /// Docker's `awslogs` driver, into `group` in `region`, a stream per container named after
+    /// it (`<stack>_<service>.<slot>.<task id>`, the driver's `tag`), which `infra logs` reads.
+    /// https://docs.docker.com/engine/logging/drivers/awslogs/
+    pub fn log_to_cloudwatch(&mut self, group: &str, region: &str) {
+        let logging = serde_json::json!({
+            "driver": "awslogs",
+            "options": {
+                "awslogs-group": group,
+                "awslogs-region": region,
+                "tag": "{{.Name}}",
+            }
+        });
+        for s in &mut self.services {
+            if let Value::Object(definition) = &mut s.definition
+                && !definition.contains_key("logging")
+            {
+                definition.insert("logging".into(), logging.clone());
+            }
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     Network,

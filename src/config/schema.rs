@@ -38,6 +38,10 @@ pub struct StackFile {
     /// may pull from them, and `{{ registry }}` names the registry in image references.
     #[schemars(with = "Option<RegistryFile>")]
     pub registry: Option<Spanned<RegistryFile>>,
+    /// Where the services' logs go: `driver = "awslogs"` sends them to CloudWatch Logs, into a
+    /// log group the stack owns (`/infra/<stack>`); `infra logs` reads them there.
+    #[schemars(with = "Option<LoggingFile>")]
+    pub logging: Option<Spanned<LoggingFile>>,
     /// Secrets the services use, by name: where each value comes from (never the value).
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, SecretFile>")]
@@ -275,6 +279,20 @@ pub struct NodesFile {
     pub managers: Spanned<PoolFile>,
     #[schemars(with = "Option<PoolFile>")]
     pub workers: Option<Spanned<PoolFile>>,
+}
+
+/// `[logging]`: where the services' logs go.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingFile {
+    /// `awslogs`: CloudWatch Logs, a stream per task in the stack's log group. (Without
+    /// `[logging]`, Docker keeps the logs on each node.)
+    #[schemars(with = "String")]
+    pub driver: Spanned<String>,
+    /// How many days CloudWatch keeps the lines: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365,
+    /// 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653. Default: 30.
+    #[schemars(with = "Option<i64>")]
+    pub retention_days: Option<Spanned<i64>>,
 }
 
 /// `[registry]`: the stack's repositories in Amazon ECR.

@@ -558,3 +558,36 @@ fn the_registry_variable_is_infra_s_own() {
         "{err}"
     );
 }
+
+#[test]
+fn logging_takes_awslogs_and_cloudwatch_s_retention_periods() {
+    let text = edited(
+        "target_port = 8080",
+        "target_port = 8080\n[logging]\ndriver = \"awslogs\"",
+    );
+    let stack = load(&text).unwrap().stack;
+    assert_eq!(
+        stack.logging,
+        Some(crate::model::Logging { retention_days: 30 })
+    );
+    assert!(stack.nodes_need_role());
+    assert_eq!(stack.log_group(), "/infra/test");
+    let e = first_error(&edited(
+        "target_port = 8080",
+        "target_port = 8080\n[logging]\ndriver = \"awslogs\"\nretention_days = 8",
+    ));
+    let shown = e.to_string();
+    assert!(
+        shown.contains("CloudWatch Logs does not keep lines for 8 days"),
+        "{shown}"
+    );
+    let e = first_error(&edited(
+        "target_port = 8080",
+        "target_port = 8080\n[logging]\ndriver = \"syslog\"",
+    ));
+    assert!(
+        e.to_string()
+            .contains("logging driver \"syslog\" is not one infra runs"),
+        "{e}"
+    );
+}

@@ -82,6 +82,7 @@ kinds! {
     IamRole(IamRoleSpec),
     InstanceProfile(InstanceProfileSpec),
     Repository(RepositorySpec),
+    LogGroup(LogGroupSpec),
     Instance(InstanceSpec),
     LoadBalancer(LoadBalancerSpec),
     TargetGroup(TargetGroupSpec),

@@ -22,9 +22,19 @@ pub struct Stack {
     pub apps: Apps,
     /// `[registry]`: the stack's image repositories in ECR.
     pub registry: Option<Registry>,
+    /// `[logging]`: the services' logs go to the stack's log group in CloudWatch Logs.
+    pub logging: Option<Logging>,
     /// The nodes' identity: the IAM policies attached to their role, and how far metadata
     /// answers reach.
     pub node_access: NodeAccess,
+}
+
+/// `[logging] driver = "awslogs"`: every service's logs go to CloudWatch Logs, into the stack's
+/// log group ([`Stack::log_group`]), a stream per task; the nodes' role may write there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Logging {
+    /// How long CloudWatch keeps the lines, in days (one of the values it takes).
+    pub retention_days: u32,
 }
 
 /// `[registry]`: private repositories in the account's ECR registry that the stack owns and
@@ -64,9 +74,16 @@ impl Default for NodeAccess {
 
 impl Stack {
     /// Whether the nodes need an IAM identity: a feature gives them rights (pulling from the
-    /// stack's repositories), or the user attaches policies.
+    /// stack's repositories, writing its log group), or the user attaches policies.
     pub fn nodes_need_role(&self) -> bool {
-        self.registry.is_some() || !self.node_access.iam_policies.is_empty()
+        self.registry.is_some()
+            || self.logging.is_some()
+            || !self.node_access.iam_policies.is_empty()
+    }
+
+    /// The stack's log group in CloudWatch Logs: `/infra/<stack>`.
+    pub fn log_group(&self) -> String {
+        format!("/infra/{}", self.name)
     }
 }
 

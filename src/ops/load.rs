@@ -75,7 +75,10 @@ pub(super) async fn load_with_services(ctx: &Context) -> Result<Input> {
     let (loaded, source) = load(ctx).await?;
     let mut stack = loaded.stack;
     let project = if stack.swarm {
-        let project = compose_project(&stack, &ctx.workspace.stack_dir())?;
+        let mut project = compose_project(&stack, &ctx.workspace.stack_dir())?;
+        if stack.logging.is_some() {
+            project.log_to_cloudwatch(&stack.log_group(), &region(ctx, &stack).await?);
+        }
         for w in &project.warnings {
             eprintln!("warning: {w}");
         }
@@ -170,6 +173,15 @@ async fn registry_host(ctx: &Context, source: &str) -> Result<Option<String>> {
     let cloud =
         crate::cloud::Cloud::connect(&ctx.workspace.stack_name, region, ctx.calls.clone()).await?;
     Ok(Some(super::context::account(ctx, &cloud).await?.registry()))
+}
+
+/// The stack's region: its own, or the AWS chain's.
+async fn region(ctx: &Context, stack: &Stack) -> Result<String> {
+    if let Some(region) = &stack.region {
+        return Ok(region.clone());
+    }
+    let cloud = crate::cloud::Cloud::connect(&stack.name, None, ctx.calls.clone()).await?;
+    Ok(super::context::account(ctx, &cloud).await?.region)
 }
 
 pub fn read_stack_file(ctx: &Context) -> Result<String> {

@@ -58,15 +58,28 @@ pub async fn ssh(ctx: &Context, node: &str, command: &[String]) -> Result<()> {
         &state.host_keys,
     )
     .map_err(|e| OpsError::Usage(e.to_string()))?;
+    Err(run_ssh(&ssh, &target.instance_id, &[], command))
+}
+
+/// Replaces this process with `ssh` to `instance_id` through the stack's ssh config (pinned
+/// host keys, jump host), with `flags` (`-t`) and the remote `command` (words the remote shell
+/// reads: quote them); returns only the error of starting it.
+pub(super) fn run_ssh(
+    ssh: &Ssh,
+    instance_id: &str,
+    flags: &[&str],
+    command: &[String],
+) -> OpsError {
     let err = std::process::Command::new("ssh")
         .arg("-F")
         .arg(ssh.config_path())
-        .arg(&target.instance_id)
+        .args(flags)
+        .arg(instance_id)
         .args(command)
         .exec();
-    Err(OpsError::Io {
+    OpsError::Io {
         what: "cannot run",
         path: "ssh".into(),
         source: err,
-    })
+    }
 }

@@ -723,13 +723,14 @@ fn bare_inputs(bastion: Option<&str>) -> Inputs {
     }
 }
 
-/// A stack with `[registry]` and policies of the user's: the nodes' role and instance profile,
-/// the repositories, every node launched with the profile; the policies as documents.
+/// A stack with `[registry]`, `[logging]` and policies of the user's: the nodes' role and
+/// instance profile, the repositories, the log group, every node launched with the profile; the
+/// policies as documents.
 #[test]
 fn the_nodes_identity_and_the_registry_are_plan_objects() {
     let read = |_: &std::path::Path| Ok("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB test".to_string());
     let text = format!(
-        "{STACK}\n[registry]\nrepositories = [\"web\", \"team/worker\"]\nkeep_images = 30\n"
+        "{STACK}\n[registry]\nrepositories = [\"web\", \"team/worker\"]\nkeep_images = 30\n[logging]\ndriver = \"awslogs\"\nretention_days = 14\n"
     )
     .replace(
         "[nodes.managers]",
@@ -776,6 +777,9 @@ fn the_nodes_identity_and_the_registry_are_plan_objects() {
     );
     assert!(
         matches!(find("ecr.repository.team/worker"), Spec::Repository(r) if r.keep_images == 30 && r.scan_on_push && !r.immutable_tags)
+    );
+    assert!(
+        matches!(find("logs.group"), Spec::LogGroup(g) if g.name == "/infra/demo" && g.retention_days == 14)
     );
     for r in &desired {
         if let Spec::Instance(i) = &r.spec {

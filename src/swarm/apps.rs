@@ -63,7 +63,7 @@ impl Swarm<'_> {
 
     /// A session to a manager that answers. One out of SSH reach is tried again for a while (a
     /// bastion created in this apply may still be starting its sshd).
-    async fn manager(&self, managers: &[Node]) -> Result<NodeSession, SwarmError> {
+    pub async fn manager(&self, managers: &[Node]) -> Result<NodeSession, SwarmError> {
         let deadline = Instant::now() + MANAGER_WAIT;
         loop {
             match self.find_manager(managers, &Address::new("")).await? {

@@ -8,6 +8,8 @@
 //! - `read` and `observe`: the Swarm read through one manager, then in the model's terms;
 //! - `members`, `tokens`, `recover`: joining, updating, removing; join tokens; a lost quorum;
 //! - `apps`: secrets, networks, configs and services deployed and watched;
+//! - `tasks`: the day-2 reads (a service's logs and tasks, the services with their tasks, a
+//!   node's facts for the doctor);
 //! - `error`: what can go wrong, with what to do next.
 
 mod apps;
@@ -20,6 +22,7 @@ mod read;
 mod recover;
 mod session;
 pub mod ssh;
+mod tasks;
 mod tokens;
 
 use std::path::PathBuf;
@@ -27,6 +30,7 @@ use std::path::PathBuf;
 pub use error::SwarmError;
 pub use node::{Deregistration, Node, managers, nodes};
 pub use ssh::{NodeHost, Ssh, SshError};
+pub use tasks::{LogEvent, TaskOnNode, addresses_by_hostname};
 
 use crate::model::SshSettings;
 

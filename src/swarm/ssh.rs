@@ -368,6 +368,49 @@ impl NodeSession {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Runs `script` with `sh -c` on the node like [`NodeSession::run`], handing each line of
+    /// its stdout to `on_line` as it arrives (for output that never ends, such as
+    /// `docker service logs --follow`: drop the future to stop).
+    pub async fn stream(
+        &self,
+        step: &str,
+        script: &str,
+        mut on_line: impl FnMut(String),
+    ) -> Result<(), SshError> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+        let fail = |detail: String| SshError::Session {
+            node: self.node.address.clone(),
+            step: step.to_string(),
+            detail,
+        };
+        tracing::debug!(target: "infra::ssh", "ssh {}: {step}", self.node.address);
+        let mut cmd = self.session.command("sh");
+        cmd.arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().await.map_err(|e| fail(error_chain(&e)))?;
+        let stdout = child.stdout().take().expect("stdout is piped");
+        let mut stderr = child.stderr().take().expect("stderr is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        while let Some(line) = lines.next_line().await.map_err(|e| fail(e.to_string()))? {
+            on_line(line);
+        }
+        let mut err = String::new();
+        let _ = stderr.read_to_string(&mut err).await;
+        let status = child.wait().await.map_err(|e| fail(error_chain(&e)))?;
+        if !status.success() {
+            return Err(SshError::Command {
+                node: self.node.address.clone(),
+                step: step.to_string(),
+                code: status.code().unwrap_or(-1),
+                stderr: err.trim().to_string(),
+            });
+        }
+        Ok(())
+    }
+
     pub async fn close(self) {
         let _ = self.session.close().await;
     }

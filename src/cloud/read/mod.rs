@@ -104,14 +104,16 @@ macro_rules! all_pages {
 mod ec2;
 mod elb;
 
-/// What the stack may own that no tag filter finds (IAM and ECR have none on their reads): read
-/// by name when the stack file or the state names it.
+/// What the stack may own that no tag filter finds (IAM, ECR and CloudWatch Logs have none on
+/// their reads): read by name when the stack file or the state names it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Named {
     /// The nodes' role and instance profile (`infra-<stack>-nodes`).
     pub node_role: bool,
     /// Repository names.
     pub repositories: std::collections::BTreeSet<String>,
+    /// The log group's name (`/infra/<stack>`).
+    pub log_group: Option<String>,
 }
 
 impl Named {
@@ -123,6 +125,7 @@ impl Named {
                 .and_then(|s| s.registry.as_ref())
                 .map(|r| r.repositories.iter().cloned().collect())
                 .unwrap_or_default(),
+            log_group: stack.filter(|s| s.logging.is_some()).map(Stack::log_group),
         };
         for spec in known {
             match spec {
@@ -130,6 +133,7 @@ impl Named {
                 Spec::Repository(r) => {
                     named.repositories.insert(r.name.clone());
                 }
+                Spec::LogGroup(g) => named.log_group = Some(g.name.clone()),
                 _ => {}
             }
         }
@@ -146,11 +150,12 @@ impl Cloud {
                 false => Ok(Live::new()),
             }
         };
-        let (ec2, elb, iam, ecr) = tokio::try_join!(
+        let (ec2, elb, iam, ecr, logs) = tokio::try_join!(
             self.read_ec2(),
             self.read_elb(),
             iam,
-            self.read_ecr(&named.repositories)
+            self.read_ecr(&named.repositories),
+            self.read_logs(named.log_group.as_deref())
         )?;
         let mut names = Addresses::default();
         for (address, o) in &iam {
@@ -160,6 +165,7 @@ impl Cloud {
         let mut live = Live::new();
         live.extend(iam);
         live.extend(ecr);
+        live.extend(logs);
         ec2.observe(&names, &mut live);
         elb.observe(&mut names, &mut live);
         Ok(live)

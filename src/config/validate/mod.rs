@@ -6,6 +6,7 @@
 
 mod apps;
 mod load_balancer;
+mod logging;
 mod network;
 mod nodes;
 mod registry;
@@ -132,6 +133,7 @@ impl<'a> Validator<'a> {
             .as_ref()
             .and_then(|b| self.bastion(&f, b, managers.as_ref()?));
         let registry = f.registry.as_ref().and_then(|r| self.registry(r));
+        let logging = f.logging.as_ref().and_then(|l| self.logging(l));
         let node_access = self.node_access(nodes);
         let apps = self.apps(&f, read_file);
         if let (Some(lb), true) = (&load_balancer, swarm) {
@@ -158,6 +160,7 @@ impl<'a> Validator<'a> {
             swarm,
             apps: apps.expect("no errors"),
             registry,
+            logging,
             node_access,
         };
         Ok(Loaded {

@@ -11,6 +11,7 @@ mod apps;
 mod groups;
 mod identity;
 mod load_balancer;
+mod logs;
 mod network;
 mod nodes;
 mod registry;
@@ -19,6 +20,7 @@ pub use apps::*;
 pub use groups::*;
 pub use identity::*;
 pub use load_balancer::*;
+pub use logs::*;
 pub use network::*;
 pub use nodes::*;
 pub use registry::*;
@@ -40,6 +42,8 @@ pub enum Place {
     Iam,
     /// Amazon Elastic Container Registry (the stack's image repositories).
     Ecr,
+    /// Amazon CloudWatch Logs (the services' log group).
+    Logs,
     /// The Swarm on the nodes, reached over SSH through a manager.
     Swarm,
 }

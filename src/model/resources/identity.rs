@@ -1,5 +1,6 @@
-//! The nodes' identity (`iam.role.nodes`, `iam.instance_profile.nodes`) and the stack's image
-//! repositories (`ecr.repository.<name>`), with the policy documents they carry.
+//! The nodes' identity (`iam.role.nodes`, `iam.instance_profile.nodes`), the stack's image
+//! repositories (`ecr.repository.<name>`) and its log group (`logs.group`), with the policy
+//! documents they carry.
 
 use serde_json::json;
 
@@ -29,6 +30,14 @@ impl Account {
         format!("{}.dkr.ecr.{}.{suffix}", self.id, self.region)
     }
 
+    /// A log group's ARN: `arn:aws:logs:us-east-1:123456789012:log-group:/infra/sandbox`.
+    pub fn log_group_arn(&self, name: &str) -> String {
+        format!(
+            "arn:{}:logs:{}:{}:log-group:{name}",
+            self.partition, self.region, self.id
+        )
+    }
+
     /// A repository's ARN: `arn:aws:ecr:us-east-1:123456789012:repository/web`.
     pub fn repository_arn(&self, name: &str) -> String {
         format!(
@@ -45,6 +54,7 @@ pub fn repository_address(name: &str) -> Address {
 
 pub const ROLE: &str = "iam.role.nodes";
 pub const INSTANCE_PROFILE: &str = "iam.instance_profile.nodes";
+pub const LOG_GROUP: &str = "logs.group";
 
 /// Who may assume the nodes' role: EC2, on the instances' behalf.
 /// https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_switch-role-ec2.html
@@ -68,37 +78,50 @@ pub fn trust_policy() -> String {
 /// `BatchGetImage` on each repository the images are pulled from: the stack's own.
 /// https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-policy-examples.html
 /// https://docs.aws.amazon.com/AmazonECR/latest/userguide/security-iam-awsmanpol.html
+///
+/// Docker's `awslogs` driver (the daemon, with the node's role) takes `logs:CreateLogStream` and
+/// `logs:PutLogEvents` on the group it writes to, the stack's; it never creates the group.
+/// https://docs.docker.com/engine/logging/drivers/awslogs/#credentials
 pub fn node_policy(stack: &Stack, account: Option<&Account>) -> String {
-    let (Some(registry), Some(account)) = (&stack.registry, account) else {
+    let Some(account) = account else {
         return String::new();
     };
-    let repositories: Vec<String> = registry
-        .repositories
-        .iter()
-        .map(|r| account.repository_arn(r))
-        .collect();
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "RegistryToken",
-                "Effect": "Allow",
-                "Action": "ecr:GetAuthorizationToken",
-                "Resource": "*"
-            },
-            {
-                "Sid": "PullStackImages",
-                "Effect": "Allow",
-                "Action": [
-                    "ecr:BatchCheckLayerAvailability",
-                    "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer"
-                ],
-                "Resource": repositories
-            }
-        ]
-    })
-    .to_string()
+    let mut statements = Vec::new();
+    if let Some(registry) = &stack.registry {
+        let repositories: Vec<String> = registry
+            .repositories
+            .iter()
+            .map(|r| account.repository_arn(r))
+            .collect();
+        statements.push(json!({
+            "Sid": "RegistryToken",
+            "Effect": "Allow",
+            "Action": "ecr:GetAuthorizationToken",
+            "Resource": "*"
+        }));
+        statements.push(json!({
+            "Sid": "PullStackImages",
+            "Effect": "Allow",
+            "Action": [
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:BatchGetImage",
+                "ecr:GetDownloadUrlForLayer"
+            ],
+            "Resource": repositories
+        }));
+    }
+    if stack.logging.is_some() {
+        statements.push(json!({
+            "Sid": "WriteStackLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": format!("{}:*", account.log_group_arn(&stack.log_group()))
+        }));
+    }
+    if statements.is_empty() {
+        return String::new();
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements }).to_string()
 }
 
 /// A repository's lifecycle policy: expire all but the newest `keep` images, tagged or not.
@@ -139,6 +162,15 @@ pub(super) fn expand(stack: &Stack, account: Option<&Account>, out: &mut Vec<Res
             Spec::InstanceProfile(InstanceProfileSpec {
                 name: Names::node_role(&stack.name),
                 role: addr(ROLE),
+            }),
+        );
+    }
+    if let Some(logging) = &stack.logging {
+        add(
+            addr(LOG_GROUP),
+            Spec::LogGroup(LogGroupSpec {
+                name: stack.log_group(),
+                retention_days: logging.retention_days,
             }),
         );
     }

@@ -16,7 +16,7 @@ use super::*;
 pub use apps::*;
 pub use groups::ESP;
 pub use identity::{
-    Account, INSTANCE_PROFILE, ROLE, lifecycle_policy, node_policy, repository_address,
+    Account, INSTANCE_PROFILE, LOG_GROUP, ROLE, lifecycle_policy, node_policy, repository_address,
     trust_policy,
 };
 pub use load_balancer::{fit_targets, target_group_address, targets_address};

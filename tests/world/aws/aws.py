@@ -6,6 +6,7 @@ Usage: aws.py COMMAND [ARGS]; prints JSON. AWS_ENDPOINT_URL etc. come from the e
 import datetime
 import json
 import sys
+import time
 
 import boto3
 
@@ -232,6 +233,27 @@ def main():
                "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}
         arn = boto3.client("iam").create_policy(PolicyName=args[0], PolicyDocument=json.dumps(doc))["Policy"]["Arn"]
         result = {"arn": arn}
+    elif cmd == "log-group":  # name → its retention, tags and every line: {stream, message}
+        logs = boto3.client("logs")
+        groups = [g for g in logs.describe_log_groups(logGroupNamePrefix=args[0])["logGroups"]
+                  if g["logGroupName"] == args[0]]
+        if not groups:
+            result = None
+        else:
+            events = [e for page in logs.get_paginator("filter_log_events").paginate(logGroupName=args[0])
+                      for e in page["events"]]
+            result = {"retention": groups[0].get("retentionInDays"),
+                      "tags": logs.list_tags_log_group(logGroupName=args[0])["tags"],
+                      "events": [{"stream": e["logStreamName"], "message": e["message"]} for e in events]}
+    elif cmd == "put-log-line":  # group stream message: one line written now (the stream made if new)
+        logs = boto3.client("logs")
+        try:
+            logs.create_log_stream(logGroupName=args[0], logStreamName=args[1])
+        except logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        logs.put_log_events(logGroupName=args[0], logStreamName=args[1],
+                            logEvents=[{"timestamp": int(time.time() * 1000), "message": args[2]}])
+        result = {}
     elif cmd == "remove-profile":  # stack address → the instance's profile disassociated
         ec2 = boto3.client("ec2")
         instance = instance_id(args[0], args[1])
@@ -246,12 +268,16 @@ def main():
         result = {}
     elif cmd == "put-image":  # repository tag [manifest] → an image pushed there
         result = put_image(*args)
-    elif cmd == "revoke":  # stack group-name protocol port cidr
-        stack, name, proto, port, cidr = args
+    elif cmd == "revoke":  # stack group-name protocol port source (a CIDR, or "self": the group)
+        stack, name, proto, port, source = args
         f = [{"Name": "tag:infra:stack", "Values": [stack]}, {"Name": "group-name", "Values": [name]}]
         gid = ec2.describe_security_groups(Filters=f)["SecurityGroups"][0]["GroupId"]
-        ec2.revoke_security_group_ingress(GroupId=gid, IpPermissions=[
-            {"IpProtocol": proto, "FromPort": int(port), "ToPort": int(port), "IpRanges": [{"CidrIp": cidr}]}])
+        rule = {"IpProtocol": proto, "FromPort": int(port), "ToPort": int(port)}
+        if source == "self":
+            rule["UserIdGroupPairs"] = [{"GroupId": gid}]
+        else:
+            rule["IpRanges"] = [{"CidrIp": source}]
+        ec2.revoke_security_group_ingress(GroupId=gid, IpPermissions=[rule])
         result = {"revoked": gid}
     elif cmd == "terminate":  # stack address
         iid = instance_id(*args)

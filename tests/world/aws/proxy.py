@@ -19,7 +19,8 @@ the proxy makes it as strict. Every test's AWS traffic goes through one.
   ClientToken; EC2 refuses an instance profile that does not exist, has no role, or got its role
   less than --profile-delay seconds ago, and gives it to every instance of a launch; ECR's
   GetAuthorizationToken issues registry tokens of the world's own, valid --ecr-token-seconds,
-  to callers whose policies allow it (see tests/world/ecr).
+  to callers whose policies allow it (see tests/world/ecr); an instance role writes to
+  CloudWatch Logs only where its policies allow it.
 
 Every request is logged as one line `<service>:<Operation> <outcome>` to --log, which tests
 count to choose kill points. Outcomes: ok, dropped, throttled, error, refused (a strictness rule).
@@ -31,6 +32,7 @@ usage: proxy.py --port P --target URL --log FILE [--target-health FILE]
 --ops limits the faults (not the latency) to those operations, e.g. RunInstances,CreateTags.
 """
 import argparse
+import fnmatch
 import json
 import os
 import random
@@ -366,7 +368,9 @@ def profile_on_every_instance(call, answer):
 # are written to --world/ecr-tokens (sha256 of the token -> expiry), where the registry's front
 # (tests/world/ecr/front.py) checks them; the callers known from --world/instance-credentials are
 # instance roles (tests/world/nodes/imds.py), whose policies are read from IAM.
-def role_allows(call, role, action):
+def role_allows(call, role, action, resource=None):
+    """Whether one of the role's policies allows `action` (on `resource`, an ARN, when given:
+    IAM's wildcards `*` and `?` in a statement's Resource)."""
     iam = aws(call, "iam")
     documents = [iam.get_role_policy(RoleName=role, PolicyName=p)["PolicyDocument"]
                  for p in iam.list_role_policies(RoleName=role)["PolicyNames"]]
@@ -380,10 +384,42 @@ def role_allows(call, role, action):
         for st in statements if isinstance(statements, list) else [statements]:
             actions = st.get("Action", [])
             actions = actions if isinstance(actions, list) else [actions]
+            resources = st.get("Resource", [])
+            resources = resources if isinstance(resources, list) else [resources]
             if st.get("Effect") == "Allow" and any(
-                    a == "*" or a == action or (a.endswith("*") and action.startswith(a[:-1])) for a in actions):
+                    a == "*" or a == action or (a.endswith("*") and action.startswith(a[:-1])) for a in actions) \
+                    and (resource is None or any(fnmatch.fnmatchcase(resource, r) for r in resources)):
                 return True
     return False
+
+
+def instance_caller(call):
+    """{instance, role} when the caller signs with an instance role's keys (imds.py), else None."""
+    known = os.path.join(ARGS.world, "instance-credentials", call.key) if ARGS.world else None
+    if not known or not os.path.exists(known):
+        return None
+    with open(known) as f:
+        return json.load(f)
+
+
+def denied(who, action, resource):
+    return ("AccessDeniedException",
+            f"User: arn:aws:sts::123456789012:assumed-role/{who['role']}/{who['instance']} is not authorized "
+            f"to perform: {action} on resource: {resource} because no identity-based policy allows the "
+            f"{action} action")
+
+
+# Rule 10, the nodes' writes to CloudWatch Logs (Docker's awslogs driver signs with the instance's
+# role): allowed only when the role's policies allow the action on the log stream's ARN, else
+# AccessDeniedException, as IAM decides. moto lets anyone write anywhere.
+def logs_write_allowed(call):
+    who = instance_caller(call)
+    if not who:
+        return None
+    action = f"logs:{call.op}"
+    resource = (f"arn:aws:logs:{call.region}:123456789012:log-group:{call.get('logGroupName', '')}"
+                f":log-stream:{call.get('logStreamName', '')}")
+    return None if role_allows(call, who["role"], action, resource) else denied(who, action, resource)
 
 
 def authorization_token(call):
@@ -391,16 +427,10 @@ def authorization_token(call):
     import base64
     import hashlib
     import secrets
-    known = os.path.join(ARGS.world, "instance-credentials", call.key) if ARGS.world else None
-    if known and os.path.exists(known):
-        with open(known) as f:
-            who = json.load(f)
-        if not role_allows(call, who["role"], "ecr:GetAuthorizationToken"):
-            return 400, "application/x-amz-json-1.1", json.dumps({
-                "__type": "AccessDeniedException",
-                "message": f"User: arn:aws:sts::123456789012:assumed-role/{who['role']}/{who['instance']} "
-                           "is not authorized to perform: ecr:GetAuthorizationToken on resource: * because "
-                           "no identity-based policy allows the ecr:GetAuthorizationToken action"})
+    who = instance_caller(call)
+    if who and not role_allows(call, who["role"], "ecr:GetAuthorizationToken"):
+        code, message = denied(who, "ecr:GetAuthorizationToken", "*")
+        return 400, "application/x-amz-json-1.1", json.dumps({"__type": code, "message": message})
     token = secrets.token_urlsafe(48)
     expires = time.time() + ARGS.ecr_token_seconds
     if ARGS.world:
@@ -423,6 +453,8 @@ RULES = {
     ("ec2", "DetachInternetGateway"): gateway_has_public_addresses,
     ("ssm", "PutParameter"): parameter_too_large,
     ("elasticloadbalancing", "CreateLoadBalancer"): load_balancer_without_gateway,
+    ("logs", "CreateLogStream"): logs_write_allowed,
+    ("logs", "PutLogEvents"): logs_write_allowed,
 }
 
 # Rule 4, eventual consistency (EC2 API reference, "Eventual consistency in the Amazon EC2 API";

@@ -1,4 +1,5 @@
-"""Amazon ECR's endpoints for a testbed's nodes (test infrastructure), as strict as ECR's.
+"""Amazon ECR's endpoints (and CloudWatch Logs') for a testbed's nodes (test infrastructure), as
+strict as ECR's.
 
 moto has ECR's API but no registry behind it, and a token that never works. This is the data
 plane the nodes reach, over HTTPS at 10.77.ID.1:443 (the nodes' /etc/hosts points ECR's names
@@ -7,6 +8,8 @@ AMIs trust the CAs of AWS's endpoints):
 
 - api.ecr.REGION.amazonaws.com: the ECR API, passed to the AWS proxy (tests/world/aws/proxy.py),
   which issues registry tokens of the world's own from GetAuthorizationToken (rule 9).
+- logs.REGION.amazonaws.com: CloudWatch Logs, passed to the AWS proxy the same way: Docker's
+  awslogs driver writes the services' lines there with the instance's role (rule 10).
 - ACCOUNT.dkr.ecr.REGION.amazonaws.com: the registry (ECR user guide, "Private registry
   authentication"): Basic auth as user `AWS` with a token the proxy issued and that has not
   expired (the proxy writes them to WORLD/ecr-tokens), else 401 (none, or unknown) or 403 ("Your
@@ -35,13 +38,15 @@ ARGS = None
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 API = f"api.ecr.{REGION}.amazonaws.com"
+LOGS = f"logs.{REGION}.amazonaws.com"
 REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
               "proxy-authorization", "proxy-authenticate", "host"}
 
 
 def certificate(ca_cert, ca_key, out):
-    """A certificate for ECR's names, signed by the world's CA; returns (cert, key) paths."""
+    """A certificate for ECR's and CloudWatch Logs' names, signed by the world's CA; returns (cert,
+    key) paths."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -59,7 +64,7 @@ def certificate(ca_cert, ca_key, out):
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=7))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(REGISTRY), x509.DNSName(API)]),
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in (REGISTRY, API, LOGS)]),
                            critical=False)
             .sign(ca_private, hashes.SHA256()))
     cert_path, key_path = os.path.join(out, "ecr.crt"), os.path.join(out, "ecr.key")
@@ -96,7 +101,7 @@ class Handler(BaseHTTPRequestHandler):
         host = (self.headers.get("Host") or "").split(":")[0]
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
-        if host == API:
+        if host in (API, LOGS):
             return self.relay(ARGS.aws, body)
         if host != REGISTRY:
             return self.plain(404, "no such endpoint")
