@@ -169,7 +169,7 @@ fn a_rich_compose_file_deploys_rolls_its_config_and_removes_what_left_the_file()
     );
     let hostname = bed.sh(manager, "hostname");
     assert_eq!(
-        docker(&bed, manager, &format!("exec {task} hostname")),
+        docker(&bed, manager, &format!("exec {task} cat /etc/hostname")),
         format!("web-{hostname}")
     );
     for t in targets(bed.id, nodes) {

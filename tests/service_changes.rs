@@ -11,6 +11,8 @@
 //! - A service Docker could not update (a bind mount missing on the nodes): apply fails, the
 //!   next plan shows it with Docker's reason (exit 2), and once the cause is fixed apply tries
 //!   it again and converges.
+//! - A service that never converges (no node may run its task): apply exits 1 once
+//!   `converge_timeout` has passed, naming it (`stack deploy` alone exits 0, docker/cli#6752).
 //!
 //! Moto plays AWS, testbed nodes play the instances. Needs root.
 
@@ -455,4 +457,35 @@ fn every_change_is_planned_as_docker_makes_it_and_leaves_an_empty_plan() {
     let run = p.ok(&["apply", "--auto-approve"]);
     assert!(run.stdout.contains("swarm.service.app"), "{}", run.stdout);
     assert_clean(&p, "the paused service was tried again");
+
+    // A service that never converges (no node may run its task) fails the apply once
+    // converge_timeout has passed, naming it and what Docker says; gone, the stack is clean.
+    let stack = std::fs::read_to_string(p.stack_file()).unwrap();
+    std::fs::write(
+        p.stack_file(),
+        stack.replace("converge_timeout = \"3m\"", "converge_timeout = \"20s\""),
+    )
+    .unwrap();
+    let stuck = "services:\n  stuck:\n    image: registry.test:5000/infra-demo:v1\n    deploy:\n      placement:\n        constraints: [\"node.labels.nowhere == true\"]\n";
+    edit(&dir, "compose.yml", "services:\n", stuck);
+    let run = p.infra(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("swarm.service.stuck")
+            && run
+                .stderr
+                .contains("did not converge within 20s (0 of 1 tasks running)"),
+        "{}",
+        run.stderr
+    );
+    let plan = p.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        plan.code,
+        2,
+        "a service short of tasks is a change:\n{}",
+        plan.all()
+    );
+    edit(&dir, "compose.yml", stuck, "services:\n");
+    p.ok(&["apply", "--auto-approve"]);
+    assert_clean(&p, "the service that never converged removed");
 }

@@ -460,7 +460,7 @@ fn path_with_infra() -> String {
     )
 }
 
-/// `infra doctor`: clean on the sandbox, then it finds a Swarm port closed behind infra's back.
+/// `infra doctor`: clean on the sandbox, then it finds the faults planted behind infra's back.
 fn doctor(p: &support::Project, bed: &support::Testbed, manager: usize) -> Vec<String> {
     let clean = p.infra(&["doctor"]);
     assert_eq!(clean.code, 0, "{}", clean.all());
@@ -472,6 +472,8 @@ fn doctor(p: &support::Project, bed: &support::Testbed, manager: usize) -> Vec<S
         "{}",
         clean.stdout
     );
+    // Planted behind infra's back: a Swarm port closed in the nodes' group, and a service that
+    // says (as a compose file's deploy.labels would) it closes idle connections after 5 s.
     p.aws(&[
         "revoke",
         "sandbox",
@@ -480,19 +482,30 @@ fn doctor(p: &support::Project, bed: &support::Testbed, manager: usize) -> Vec<S
         "7946",
         "self",
     ]);
+    bed.sh(
+        manager,
+        "docker service update --detach --label-add infra.keep-alive=5s sandbox_web >/dev/null",
+    );
     let found = p.infra(&["doctor", "--json"]);
     assert_eq!(found.code, 1, "{}", found.all());
     let doc: serde_json::Value = serde_json::from_str(&found.stdout).unwrap();
-    let failed: Vec<&serde_json::Value> = doc["findings"]
+    let failed: Vec<(&str, &str)> = doc["findings"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|f| f["level"] == "fail")
+        .map(|f| (f["check"].as_str().unwrap(), f["detail"].as_str().unwrap()))
         .collect();
-    assert_eq!(failed.len(), 1, "{doc:#}");
-    assert_eq!(failed[0]["check"], "swarm ports");
+    assert_eq!(failed.len(), 2, "{doc:#}");
     assert!(
-        failed[0]["detail"].as_str().unwrap().contains("7946/udp"),
+        failed[0].0 == "swarm ports" && failed[0].1.contains("7946/udp"),
+        "{doc:#}"
+    );
+    assert!(
+        failed[1].0 == "keep-alive"
+            && failed[1]
+                .1
+                .starts_with("sandbox_web keeps idle connections 5 s, the load balancer 60 s"),
         "{doc:#}"
     );
     vec![clean.all(), found.all()]

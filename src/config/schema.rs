@@ -106,6 +106,12 @@ pub struct ServiceFile {
     /// How long a task may take to stop before it is killed, e.g. `10s`.
     #[schemars(with = "Option<String>")]
     pub stop_grace_period: Option<Spanned<String>>,
+    /// How long the service's HTTP server keeps an idle connection open (its keep-alive
+    /// timeout), e.g. `75s`, when you know it: `infra doctor` checks it is longer than the load
+    /// balancer's idle timeout. Kept as the service label `infra.keep-alive` (the label a
+    /// compose file sets under `deploy.labels`).
+    #[schemars(with = "Option<String>")]
+    pub keep_alive: Option<Spanned<String>>,
     #[schemars(with = "Option<ServiceHealthFile>")]
     pub health_check: Option<Spanned<ServiceHealthFile>>,
     #[schemars(with = "Option<UpdateFile>")]

@@ -179,6 +179,8 @@ pub struct Service {
     pub env: BTreeMap<String, String>,
     pub secrets: Vec<String>,
     pub stop_grace_period: Option<String>,
+    /// The HTTP keep-alive timeout the user says the service has (`keep_alive`), a Go duration.
+    pub keep_alive: Option<String>,
     pub health_check: Option<ServiceHealth>,
     pub update: UpdatePolicy,
 }

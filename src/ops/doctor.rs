@@ -11,7 +11,7 @@ use super::reach::{Reached, reach};
 use super::{Context, Result};
 use crate::model::resources::ESP;
 use crate::model::{Address, Live, Rule, Source, Spec};
-use crate::swarm::docker::{Member, NetworkInfo, NodeFacts};
+use crate::swarm::docker::{Member, NetworkInfo, NodeFacts, ServiceInfo};
 
 pub struct DoctorOptions {
     pub json: bool,
@@ -63,9 +63,9 @@ const READ_AT_ONCE: usize = 8;
 pub async fn doctor(ctx: &Context, opts: DoctorOptions) -> Result<bool> {
     let reached = reach(ctx).await?;
     let mut findings = vec![swarm_ports(&reached.live)];
-    findings.extend(swarm_and_nodes(ctx, &reached).await);
+    let services = swarm_and_nodes(ctx, &reached, &mut findings).await;
     findings.push(metadata_hop_limit(&reached));
-    findings.extend(load_balancer(&reached).await?);
+    findings.extend(load_balancer(&reached, &services).await?);
     let healthy = findings.iter().all(|f| f.level != Level::Fail);
     if opts.json {
         let doc = serde_json::json!({
@@ -100,15 +100,18 @@ pub async fn doctor(ctx: &Context, opts: DoctorOptions) -> Result<bool> {
 }
 
 /// The Swarm's members and each node's own facts: engine versions, clocks, disks, the overlay
-/// MTU against the nodes' interfaces.
-async fn swarm_and_nodes(ctx: &Context, reached: &Reached) -> Vec<Finding> {
+/// MTU against the nodes' interfaces. Returns the stack's services, for the checks after.
+async fn swarm_and_nodes(
+    ctx: &Context,
+    reached: &Reached,
+    findings: &mut Vec<Finding>,
+) -> Vec<ServiceInfo> {
     let outside = reached.outside();
     let swarm = reached.swarm(ctx, &outside);
-    let mut findings = Vec::new();
-    let networks = match swarm.services_and_tasks(&reached.managers()).await {
+    let (networks, services) = match swarm.services_and_tasks(&reached.managers()).await {
         Ok((view, _)) => {
             findings.push(members(&view.members, reached));
-            view.networks
+            (view.networks, view.services)
         }
         Err(e) => {
             findings.push(Finding::bad(
@@ -117,7 +120,7 @@ async fn swarm_and_nodes(ctx: &Context, reached: &Reached) -> Vec<Finding> {
                 format!("the Swarm could not be read: {e}"),
                 "see `infra status`; `infra apply` rebuilds what is missing".into(),
             ));
-            Vec::new()
+            (Vec::new(), Vec::new())
         }
     };
     let read: Vec<_> = futures::stream::iter(&reached.nodes)
@@ -150,7 +153,7 @@ async fn swarm_and_nodes(ctx: &Context, reached: &Reached) -> Vec<Finding> {
         findings.push(disks(&facts));
         findings.push(overlay_mtu(&networks, &facts));
     }
-    findings
+    services
 }
 
 /// Every node a ready, active member.
@@ -404,7 +407,7 @@ fn metadata_hop_limit(reached: &Reached) -> Finding {
 }
 
 /// The HTTPS listener's certificate, and the idle timeout the services' keep-alive must exceed.
-async fn load_balancer(reached: &Reached) -> Result<Vec<Finding>> {
+async fn load_balancer(reached: &Reached, services: &[ServiceInfo]) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
     let lb = &reached.stack.load_balancer;
     if !lb.certificate_arn.is_empty() {
@@ -418,12 +421,62 @@ async fn load_balancer(reached: &Reached) -> Result<Vec<Finding>> {
         .and_then(|o| o.outputs.get("arn"))
     {
         let idle = reached.cloud.idle_timeout(arn).await?;
-        findings.push(Finding::ok(
-            "idle timeout",
-            format!("{idle} s: each service's HTTP keep-alive timeout must be longer, or the load balancer reuses connections the service closes (502s)"),
-        ));
+        findings.push(keep_alive(services, idle));
     }
     Ok(findings)
+}
+
+/// The label that says a service's HTTP keep-alive timeout (`keep_alive`, or a compose file's
+/// `deploy.labels`).
+pub const LABEL_KEEP_ALIVE: &str = "infra.keep-alive";
+
+/// Each service's keep-alive, where known, against the load balancer's idle timeout: a service
+/// that closes an idle connection first may close one the load balancer just sent a request on
+/// (a 502). https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout
+fn keep_alive(services: &[ServiceInfo], idle: u64) -> Finding {
+    let check = "keep-alive";
+    let known: Vec<(&str, Option<std::time::Duration>)> = services
+        .iter()
+        .filter_map(|s| {
+            let label = s.labels.get(LABEL_KEEP_ALIVE)?;
+            Some((s.name.as_str(), humantime::parse_duration(label).ok()))
+        })
+        .collect();
+    if known.is_empty() {
+        return Finding::ok(
+            check,
+            format!(
+                "the load balancer keeps idle connections {idle} s; no service says its keep-alive (`keep_alive`): each must be longer"
+            ),
+        );
+    }
+    let short: Vec<String> = known
+        .iter()
+        .filter(|(_, d)| d.is_none_or(|d| d.as_secs() <= idle))
+        .map(|(name, d)| match d {
+            Some(d) => format!("{name} keeps idle connections {} s", d.as_secs()),
+            None => format!("{name}'s {LABEL_KEEP_ALIVE} is not a duration"),
+        })
+        .collect();
+    if short.is_empty() {
+        return Finding::ok(
+            check,
+            format!(
+                "every service that says it keeps idle connections longer than the load balancer's {idle} s"
+            ),
+        );
+    }
+    Finding::bad(
+        check,
+        Level::Fail,
+        format!(
+            "{}, the load balancer {idle} s: the service may close a connection the load balancer is about to reuse (a 502)",
+            short.join(", ")
+        ),
+        format!(
+            "make the server's keep-alive timeout longer than {idle} s (Node.js: server.keepAliveTimeout; gunicorn: --keep-alive), then set keep_alive"
+        ),
+    )
 }
 
 fn certificate(arn: &str, cert: Option<&crate::cloud::CertificateFacts>, now: i64) -> Finding {
@@ -570,6 +623,43 @@ mod tests {
             f.detail
         );
         assert_eq!(swarm_ports(&Live::new()).level, Level::Fail);
+    }
+
+    #[test]
+    fn a_keep_alive_shorter_than_the_idle_timeout_fails() {
+        let service = |name: &str, label: Option<&str>| ServiceInfo {
+            id: name.into(),
+            name: name.into(),
+            image: "web:1".into(),
+            mode: "global".into(),
+            ports: vec![],
+            secrets: vec![],
+            configs: vec![],
+            networks: vec![],
+            labels: label
+                .map(|l| BTreeMap::from([(LABEL_KEEP_ALIVE.to_string(), l.to_string())]))
+                .unwrap_or_default(),
+            replicas: "1/1".into(),
+            update_state: String::new(),
+            update_message: String::new(),
+            tasks: vec![],
+        };
+        assert_eq!(keep_alive(&[service("s_web", None)], 60).level, Level::Ok);
+        assert_eq!(
+            keep_alive(&[service("s_web", Some("75s"))], 60).level,
+            Level::Ok
+        );
+        let f = keep_alive(
+            &[service("s_web", Some("5s")), service("s_api", Some("2m"))],
+            60,
+        );
+        assert_eq!(f.level, Level::Fail);
+        assert!(
+            f.detail
+                .starts_with("s_web keeps idle connections 5 s, the load balancer 60 s"),
+            "{}",
+            f.detail
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use super::nodes::{CloudOutside, swarm_ops, with_image_users};
 use super::{Context, OpsError, Result};
 use crate::cloud::{Cloud, Named};
 use crate::model::{Live, SshSettings, Stack};
+use crate::state::State;
 use crate::swarm::{Node, Swarm};
 
 pub(super) struct Reached {
@@ -20,14 +21,20 @@ pub(super) struct Reached {
     pub host_keys: Vec<String>,
 }
 
-/// Reads the stack file, the state (an error before the first apply) and what AWS holds.
-pub(super) async fn reach(ctx: &Context) -> Result<Reached> {
+/// The stack file and its state; an error before the first apply.
+pub(super) async fn applied(ctx: &Context) -> Result<(Stack, State)> {
     let (loaded, _) = load(ctx).await?;
     let stack = loaded.stack;
     let backend = super::backend(ctx, &stack.state, stack.region.as_deref()).await?;
     let state = backend.load().await?.ok_or_else(|| {
         OpsError::Usage(format!("stack {} has no state: apply it first", stack.name))
     })?;
+    Ok((stack, state))
+}
+
+/// Reads the stack file, the state (an error before the first apply) and what AWS holds.
+pub(super) async fn reach(ctx: &Context) -> Result<Reached> {
+    let (stack, state) = applied(ctx).await?;
     let cloud = Cloud::connect(&stack.name, stack.region.as_deref(), ctx.calls.clone()).await?;
     let named = Named::of(Some(&stack), state.resources.values().map(|r| &r.spec));
     let live = cloud.read_live(&named).await?;

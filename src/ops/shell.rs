@@ -3,20 +3,15 @@
 
 use std::os::unix::process::CommandExt;
 
-use super::load::load;
 use super::nodes::with_image_users;
+use super::reach::applied;
 use super::{Context, OpsError, Result};
 use crate::cloud::Cloud;
 use crate::swarm::{Ssh, nodes};
 
 /// `worker[1]`, `node.worker[1]`, `bastion[0]` or an instance id.
 pub async fn ssh(ctx: &Context, node: &str, command: &[String]) -> Result<()> {
-    let (loaded, _) = load(ctx).await?;
-    let stack = loaded.stack;
-    let backend = super::backend(ctx, &stack.state, stack.region.as_deref()).await?;
-    let state = backend.load().await?.ok_or_else(|| {
-        OpsError::Usage(format!("stack {} has no state: apply it first", stack.name))
-    })?;
+    let (stack, state) = applied(ctx).await?;
     let cloud = Cloud::connect(&stack.name, stack.region.as_deref(), ctx.calls.clone()).await?;
     let settings = with_image_users(
         &cloud,

@@ -97,6 +97,20 @@ mod tests {
         assert!(fast.contains("      start_interval: 500ms\n"), "{fast}");
     }
 
+    /// `keep_alive` becomes the service label the doctor reads, only when set.
+    #[test]
+    fn the_keep_alive_is_a_service_label() {
+        let service = "[services.web]\nimage = \"web:1\"\nport = 80\n";
+        let plain = services_compose(&stack_with(service)).unwrap();
+        assert!(!plain.contains("labels"), "{plain}");
+        let known =
+            services_compose(&stack_with(&format!("{service}keep_alive = \"75s\"\n"))).unwrap();
+        assert!(
+            known.contains("      labels:\n        infra.keep-alive: \"75s\"\n"),
+            "{known}"
+        );
+    }
+
     /// Valid `sh` for each role, with and without a registry; the refresher only on managers.
     #[test]
     fn user_data_is_a_valid_script_and_only_managers_renew_pull_credentials() {

@@ -324,46 +324,30 @@ impl NodeSession {
         script: &str,
         input: Option<&str>,
     ) -> Result<String, SshError> {
-        let fail = |detail: String| SshError::Session {
-            node: self.node.address.clone(),
-            step: step.to_string(),
-            detail,
-        };
-        tracing::debug!(target: "infra::ssh", "ssh {}: {step}", self.node.address);
-        let mut cmd = self.session.command("sh");
-        cmd.arg("-c")
-            .arg(script)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd.stdin(if input.is_some() {
+        let stdin = if input.is_some() {
             Stdio::piped()
         } else {
             Stdio::null()
-        });
-        let mut child = cmd.spawn().await.map_err(|e| fail(error_chain(&e)))?;
+        };
+        let mut child = self.spawn(step, script, stdin).await?;
         if let Some(input) = input {
             let mut stdin = child.stdin().take().expect("stdin is piped");
             stdin
                 .write_all(input.as_bytes())
                 .await
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(|e| self.broken(step, e.to_string()))?;
             drop(stdin);
         }
         let out = child
             .wait_with_output()
             .await
-            .map_err(|e| fail(error_chain(&e)))?;
+            .map_err(|e| self.broken(step, error_chain(&e)))?;
         if !out.status.success() {
             let stdout = String::from_utf8_lossy(&out.stdout);
             if let Some(user) = login_as(&stdout) {
                 return Err(auth_refused(&self.node, stdout.trim(), Some(user)));
             }
-            return Err(SshError::Command {
-                node: self.node.address.clone(),
-                step: step.to_string(),
-                code: out.status.code().unwrap_or(-1),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
+            return Err(self.failed(step, out.status, &String::from_utf8_lossy(&out.stderr)));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -378,37 +362,65 @@ impl NodeSession {
         mut on_line: impl FnMut(String),
     ) -> Result<(), SshError> {
         use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-        let fail = |detail: String| SshError::Session {
-            node: self.node.address.clone(),
-            step: step.to_string(),
-            detail,
-        };
-        tracing::debug!(target: "infra::ssh", "ssh {}: {step}", self.node.address);
-        let mut cmd = self.session.command("sh");
-        cmd.arg("-c")
-            .arg(script)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().await.map_err(|e| fail(error_chain(&e)))?;
+        let mut child = self.spawn(step, script, Stdio::null()).await?;
         let stdout = child.stdout().take().expect("stdout is piped");
         let mut stderr = child.stderr().take().expect("stderr is piped");
         let mut lines = BufReader::new(stdout).lines();
-        while let Some(line) = lines.next_line().await.map_err(|e| fail(e.to_string()))? {
+        while let Some(line) = lines
+            .next_line()
+            .await
+            .map_err(|e| self.broken(step, e.to_string()))?
+        {
             on_line(line);
         }
         let mut err = String::new();
         let _ = stderr.read_to_string(&mut err).await;
-        let status = child.wait().await.map_err(|e| fail(error_chain(&e)))?;
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| self.broken(step, error_chain(&e)))?;
         if !status.success() {
-            return Err(SshError::Command {
-                node: self.node.address.clone(),
-                step: step.to_string(),
-                code: status.code().unwrap_or(-1),
-                stderr: err.trim().to_string(),
-            });
+            return Err(self.failed(step, status, &err));
         }
         Ok(())
+    }
+
+    /// `sh -c script` started on the node, its stdout and stderr piped.
+    async fn spawn(
+        &self,
+        step: &str,
+        script: &str,
+        stdin: Stdio,
+    ) -> Result<openssh::Child<&Session>, SshError> {
+        tracing::debug!(target: "infra::ssh", "ssh {}: {step}", self.node.address);
+        let mut cmd = self.session.command("sh");
+        cmd.arg("-c")
+            .arg(script)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn()
+            .await
+            .map_err(|e| self.broken(step, error_chain(&e)))
+    }
+
+    /// The session failed during `step`.
+    fn broken(&self, step: &str, detail: String) -> SshError {
+        SshError::Session {
+            node: self.node.address.clone(),
+            step: step.to_string(),
+            detail,
+        }
+    }
+
+    /// The command of `step` exited with `status`.
+    fn failed(&self, step: &str, status: std::process::ExitStatus, stderr: &str) -> SshError {
+        SshError::Command {
+            node: self.node.address.clone(),
+            step: step.to_string(),
+            code: status.code().unwrap_or(-1),
+            stderr: stderr.trim().to_string(),
+        }
     }
 
     pub async fn close(self) {

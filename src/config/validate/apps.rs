@@ -126,6 +126,11 @@ impl<'a> Validator<'a> {
             .as_ref()
             .and_then(|d| self.duration(d))
             .map(go_duration);
+        let keep_alive = f
+            .keep_alive
+            .as_ref()
+            .and_then(|d| self.duration(d))
+            .map(go_duration);
         let health_check = f
             .health_check
             .as_ref()
@@ -151,6 +156,7 @@ impl<'a> Validator<'a> {
             env,
             secrets: texts(&f.secrets),
             stop_grace_period,
+            keep_alive,
             health_check,
             update,
         })
