@@ -286,6 +286,10 @@ fn pull_request_merge_and_nightly_drive_the_swarm_through_a_bastion() {
     assert_eq!((code, out.lines().count()), (0, 3), "{out}");
     let (code, out) = pipeline.run(&apply_job, "infra ssh bastion[0] -- hostname");
     assert_eq!(code, 0, "{out}");
+    // So does `infra exec`, into a running task on whichever node runs it.
+    let (code, out) = pipeline.run(&apply_job, "infra exec web -- cat /version");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("demo v1"), "{out}");
     // The runner cannot reach a node directly: only the bastion answers it.
     let direct = pipeline.run(
         &apply_job,

@@ -307,5 +307,33 @@ fn logs_in_cloudwatch(p: &Project, bed: &Testbed, manager: usize) -> Vec<String>
     printed.sort();
     stored.sort();
     assert_eq!(printed, stored, "infra logs and CloudWatch Logs differ");
-    vec![logs.all()]
+
+    // No manager answers (its sshd stopped: a manager lost): the same lines, from CloudWatch
+    // alone, their nodes unknown.
+    bed.run("sshd-stop", &[&manager.to_string()]);
+    let blind = p.infra(&["logs", "web"]);
+    bed.run("sshd-start", &[&manager.to_string()]);
+    assert_eq!(blind.code, 0, "{}", blind.all());
+    assert!(
+        blind
+            .stderr
+            .contains("warning: no Swarm manager answers (node.manager[0] (no SSH) unreachable): the lines' nodes are shown as -"),
+        "{}",
+        blind.stderr
+    );
+    let unnamed = |out: &str, keep_node: bool| -> Vec<String> {
+        out.lines()
+            .map(|l| {
+                let (head, message) = l.split_once(" | ").unwrap_or_else(|| panic!("{l}"));
+                let words: Vec<&str> = head.split_whitespace().collect();
+                let node = if keep_node { words[1] } else { "-" };
+                format!("{} {node} {} | {message}", words[0], words[2])
+            })
+            .collect()
+    };
+    let seen = unnamed(&blind.stdout, true);
+    for line in unnamed(&logs.stdout, false) {
+        assert!(seen.contains(&line), "{line} missing:\n{}", blind.stdout);
+    }
+    vec![logs.all(), blind.all()]
 }

@@ -472,7 +472,8 @@ fn doctor(p: &support::Project, bed: &support::Testbed, manager: usize) -> Vec<S
         "{}",
         clean.stdout
     );
-    // Planted behind infra's back: a Swarm port closed in the nodes' group, and a service that
+    // Planted behind infra's back: a Swarm port closed in the nodes' group, a worker whose
+    // operator upgraded Docker by hand (apt, from the next Debian suite), and a service that
     // says (as a compose file's deploy.labels would) it closes idle connections after 5 s.
     p.aws(&[
         "revoke",
@@ -482,6 +483,19 @@ fn doctor(p: &support::Project, bed: &support::Testbed, manager: usize) -> Vec<S
         "7946",
         "self",
     ]);
+    let worker = bed.node_of(&p.id_of("node.worker[1]"));
+    let upgraded = bed.run("docker-upgrade", &[&worker.to_string()]);
+    let upgraded = upgraded.trim();
+    assert_ne!(upgraded, engine, "the next suite's Engine differs");
+    // The restarted engine rejoins; doctor's member check must not be what fails.
+    let ready = support::healthy(1, 2);
+    for _ in 0..60 {
+        if support::members(p, bed) == ready {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    assert_eq!(support::members(p, bed), ready);
     bed.sh(
         manager,
         "docker service update --detach --label-add infra.keep-alive=5s sandbox_web >/dev/null",
@@ -496,14 +510,19 @@ fn doctor(p: &support::Project, bed: &support::Testbed, manager: usize) -> Vec<S
         .filter(|f| f["level"] == "fail")
         .map(|f| (f["check"].as_str().unwrap(), f["detail"].as_str().unwrap()))
         .collect();
-    assert_eq!(failed.len(), 2, "{doc:#}");
+    assert_eq!(failed.len(), 3, "{doc:#}");
     assert!(
         failed[0].0 == "swarm ports" && failed[0].1.contains("7946/udp"),
         "{doc:#}"
     );
+    let odd = format!("node.worker[1] runs {upgraded} (the others {engine})");
     assert!(
-        failed[1].0 == "keep-alive"
-            && failed[1]
+        failed[1].0 == "docker engine" && failed[1].1 == odd,
+        "{odd}\n{doc:#}"
+    );
+    assert!(
+        failed[2].0 == "keep-alive"
+            && failed[2]
                 .1
                 .starts_with("sandbox_web keeps idle connections 5 s, the load balancer 60 s"),
         "{doc:#}"

@@ -37,12 +37,25 @@ pub async fn logs(ctx: &Context, opts: LogsOptions) -> Result<()> {
     let reached = reach(ctx).await?;
     let outside = reached.outside();
     let swarm = reached.swarm(ctx, &outside);
-    let session = swarm.manager(&reached.managers()).await?;
-    let result = match reached.stack.logging {
-        Some(_) => from_cloudwatch(&reached, &swarm, &session, &opts).await,
-        None => from_docker(&reached, &swarm, &session, &opts).await,
+    if reached.stack.logging.is_none() {
+        let session = swarm.manager(&reached.managers()).await?;
+        let result = from_docker(&reached, &swarm, &session, &opts).await;
+        session.close().await;
+        return result;
+    }
+    // CloudWatch holds the lines whether or not the Swarm answers (when it does not is when
+    // they are needed most); a manager only names the nodes the tasks ran on.
+    let session = match swarm.manager_now(&reached.managers()).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("warning: {e}: the lines' nodes are shown as -");
+            None
+        }
     };
-    session.close().await;
+    let result = from_cloudwatch(&reached, &swarm, session.as_ref(), &opts).await;
+    if let Some(s) = session {
+        s.close().await;
+    }
     result
 }
 
@@ -52,6 +65,19 @@ async fn printer(reached: &Reached, swarm: &Swarm<'_>, session: &NodeSession) ->
         &members,
         &reached.nodes,
     )))
+}
+
+/// The node (hostname) each of the service's tasks runs or ran on, by task id; none without a
+/// manager.
+async fn task_hosts(
+    swarm: &Swarm<'_>,
+    session: Option<&NodeSession>,
+    service: &str,
+) -> Result<BTreeMap<String, String>> {
+    match session {
+        Some(s) => Ok(swarm.task_hosts(s, service).await?),
+        None => Ok(BTreeMap::new()),
+    }
 }
 
 /// `docker service logs` on the manager, as it streams.
@@ -99,14 +125,18 @@ async fn from_docker(
 }
 
 /// FilterLogEvents on the stack's log group, the service's streams (named after its
-/// containers: `<service>.<slot>.<task id>`); while following, again every 2 s.
+/// containers: `<service>.<slot>.<task id>`); while following, again every 2 s. Without a
+/// manager, the same lines with `-` for their nodes.
 async fn from_cloudwatch(
     reached: &Reached,
     swarm: &Swarm<'_>,
-    session: &NodeSession,
+    session: Option<&NodeSession>,
     opts: &LogsOptions,
 ) -> Result<()> {
-    let printer = printer(reached, swarm, session).await?;
+    let printer = match session {
+        Some(s) => printer(reached, swarm, s).await?,
+        None => Printer::new(BTreeMap::new()),
+    };
     let service = reached.service_name(&opts.service);
     let group = reached.stack.log_group();
     let prefix = format!("{service}.");
@@ -114,7 +144,7 @@ async fn from_cloudwatch(
         Some(since) => Some(since_millis(since, Utc::now())?),
         None => None,
     };
-    let mut hosts = swarm.task_hosts(session, &service).await?;
+    let mut hosts = task_hosts(swarm, session, &service).await?;
     // The lines printed at the newest timestamp so far: the next poll starts there again.
     let mut printed: HashMap<String, i64> = HashMap::new();
     let mut first = true;
@@ -136,9 +166,9 @@ async fn from_cloudwatch(
                     .is_none_or(|t| l.task_id.starts_with(t.as_str()))
             })
             .collect();
-        if lines.iter().any(|l| l.hostname.is_empty()) {
+        if session.is_some() && lines.iter().any(|l| l.hostname.is_empty()) {
             // A task newer than the list: read it again, once.
-            hosts = swarm.task_hosts(session, &service).await?;
+            hosts = task_hosts(swarm, session, &service).await?;
             for l in &mut lines {
                 l.hostname = hosts.get(&l.task_id).cloned().unwrap_or_default();
             }

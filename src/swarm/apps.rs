@@ -79,6 +79,16 @@ impl Swarm<'_> {
         }
     }
 
+    /// A session to a manager that answers now, without waiting for one out of SSH reach: for
+    /// reads that have another source and ask the Swarm only to name things (`infra logs` from
+    /// CloudWatch Logs).
+    pub async fn manager_now(&self, managers: &[Node]) -> Result<NodeSession, SwarmError> {
+        match self.find_manager(managers, &Address::new("")).await? {
+            (Some((_, s)), _) => Ok(s),
+            (None, silent) => Err(no_manager(&silent)),
+        }
+    }
+
     /// Runs one command on a manager that answers; returns what it printed.
     async fn on_manager(
         &self,
