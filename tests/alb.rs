@@ -7,7 +7,8 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::traffic::Traffic;
+use serde_json::json;
+use support::traffic::{LoadBalancer, Traffic};
 use support::{Project, Testbed, sandbox};
 
 /// Waits (bounded) until `check` holds.
@@ -120,6 +121,192 @@ fn https_through_the_load_balancer_with_its_certificate_redirect_and_forwarding_
     );
     assert!(r.body.contains("x-forwarded-proto: https\n"), "{}", r.body);
     assert!(r.body.contains("x-forwarded-port: 443\n"), "{}", r.body);
+
+    listener_rules_as_an_alb_evaluates_them(&p, &lb);
+}
+
+/// `SERVICE.OPERATION(**args)` with boto3, as a user's script would call it.
+fn call(p: &Project, service: &str, operation: &str, args: serde_json::Value) -> serde_json::Value {
+    p.aws(&["call", service, operation, &args.to_string()])
+}
+
+fn elbv2(p: &Project, operation: &str, args: serde_json::Value) -> serde_json::Value {
+    call(p, "elbv2", operation, args)
+}
+
+/// The data plane follows whatever listener rules moto holds (added here with boto3): in
+/// priority order, the first match wins; host names case-insensitive with wildcards, paths
+/// case-sensitive; fixed responses; a forward to a second target group, health-checked at its
+/// own timings; the certificate chosen by SNI; the default action when no rule matches.
+fn listener_rules_as_an_alb_evaluates_them(p: &Project, lb: &LoadBalancer) {
+    let found = elbv2(p, "describe_load_balancers", json!({}));
+    let balancer = &found["LoadBalancers"][0];
+    let listeners = elbv2(
+        p,
+        "describe_listeners",
+        json!({"LoadBalancerArn": balancer["LoadBalancerArn"]}),
+    );
+    let https = listeners["Listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["Port"] == 443)
+        .unwrap()["ListenerArn"]
+        .clone();
+    // A group whose targets' port answers nothing: what it serves is the ALB's 503.
+    let dead = elbv2(
+        p,
+        "create_target_group",
+        json!({"Name": "dead", "Protocol": "HTTP", "Port": 3999, "VpcId": balancer["VpcId"],
+               "HealthCheckIntervalSeconds": 5, "HealthyThresholdCount": 2, "UnhealthyThresholdCount": 2}),
+    )["TargetGroups"][0]["TargetGroupArn"]
+        .clone();
+    let worker = p.id_of("node.worker[0]");
+    elbv2(
+        p,
+        "register_targets",
+        json!({"TargetGroupArn": dead, "Targets": [{"Id": worker}]}),
+    );
+    let fixed = |body: &str| {
+        json!([{"Type": "fixed-response", "FixedResponseConfig":
+                {"StatusCode": "200", "ContentType": "text/plain", "MessageBody": body}}])
+    };
+    // Created out of priority order: the order is the priorities', not the calls'.
+    for (priority, conditions, actions) in [
+        (
+            20,
+            json!([{"Field": "host-header", "Values": ["*.example.test"]},
+                   {"Field": "path-pattern", "Values": ["/v?/*"]}]),
+            fixed("versioned"),
+        ),
+        (
+            10,
+            json!([{"Field": "host-header", "Values": ["API.example.test"]}]),
+            fixed("api"),
+        ),
+        (
+            30,
+            json!([{"Field": "path-pattern", "Values": ["/dead/*"]}]),
+            json!([{"Type": "forward", "TargetGroupArn": dead}]),
+        ),
+    ] {
+        elbv2(
+            p,
+            "create_rule",
+            json!({"ListenerArn": https, "Priority": priority, "Conditions": conditions, "Actions": actions}),
+        );
+    }
+    // A second certificate on the listener, for *.example.test, from another CA: SNI picks it.
+    let names = p.aws(&["import-cert", p.keys().to_str().unwrap(), "*.example.test"]);
+    elbv2(
+        p,
+        "add_listener_certificates",
+        json!({"ListenerArn": https, "Certificates": [{"CertificateArn": names["arn"]}]}),
+    );
+    let ca = std::path::PathBuf::from(names["ca"].as_str().unwrap());
+    let at = |host: &str| LoadBalancer::new(host, lb.addr, &ca);
+    let answer = |host: &str, path: &str| {
+        at(host)
+            .get(path, &[])
+            .map(|r| (r.status, r.body))
+            .unwrap_or_else(|e| (0, e))
+    };
+    wait_until("the rules are served", Duration::from_secs(20), || {
+        answer("api.example.test", "/") == (200, "api".into())
+    });
+    // Both rules 10 and 20 match; 10 wins. Host names ignore case, paths do not.
+    assert_eq!(answer("API.EXAMPLE.TEST", "/v1/x"), (200, "api".into()));
+    assert_eq!(
+        answer("www.example.test", "/v1/x"),
+        (200, "versioned".into())
+    );
+    let default = answer("www.example.test", "/V1/x");
+    assert_eq!(default.0, 404, "no rule: the demo's own 404 {default:?}");
+    // The forward to a group with no healthy target: fails open to them all, none answers.
+    assert_eq!(answer("www.example.test", "/dead/x").0, 503);
+    // Its target checked at its own timings, and failing: unhealthy after 2 checks 5 s apart.
+    wait_until(
+        "the dead group's target is unhealthy",
+        Duration::from_secs(20),
+        || p.aws(&["target-health", dead.as_str().unwrap()])[&worker]["state"] == "unhealthy",
+    );
+    // The default certificate still answers for the load balancer's own name.
+    assert_eq!(lb.get("/", &[]).unwrap().status, 200);
+
+    // A fixed 404 as the default action: a host no rule names gets it.
+    elbv2(
+        p,
+        "modify_listener",
+        json!({"ListenerArn": https, "DefaultActions": [{"Type": "fixed-response",
+               "FixedResponseConfig": {"StatusCode": "404", "ContentType": "text/plain", "MessageBody": "no route"}}]}),
+    );
+    wait_until(
+        "the default action is a fixed 404",
+        Duration::from_secs(20),
+        || answer("www.example.test", "/") == (404, "no route".into()),
+    );
+    assert_eq!(answer("api.example.test", "/"), (200, "api".into()));
+
+    // A certificate ACM issues once its DNS validation record is in Route 53, served by SNI
+    // with the key the world's ACM kept, verified by the world's ACM CA.
+    let shop = "shop.example.test";
+    let arn = call(
+        p,
+        "acm",
+        "request_certificate",
+        json!({"DomainName": shop, "ValidationMethod": "DNS"}),
+    )["CertificateArn"]
+        .clone();
+    let record = call(
+        p,
+        "acm",
+        "describe_certificate",
+        json!({"CertificateArn": arn}),
+    )["Certificate"]["DomainValidationOptions"][0]["ResourceRecord"]
+        .clone();
+    let zone = call(
+        p,
+        "route53",
+        "create_hosted_zone",
+        json!({"Name": "example.test", "CallerReference": "alb"}),
+    )["HostedZone"]["Id"]
+        .clone();
+    call(
+        p,
+        "route53",
+        "change_resource_record_sets",
+        json!({"HostedZoneId": zone, "ChangeBatch": {"Changes": [{"Action": "UPSERT",
+               "ResourceRecordSet": {"Name": record["Name"], "Type": "CNAME", "TTL": 300,
+                                     "ResourceRecords": [{"Value": record["Value"]}]}}]}}),
+    );
+    wait_until(
+        "ACM issues the certificate",
+        Duration::from_secs(30),
+        || {
+            call(
+                p,
+                "acm",
+                "describe_certificate",
+                json!({"CertificateArn": arn}),
+            )["Certificate"]["Status"]
+                == "ISSUED"
+        },
+    );
+    elbv2(
+        p,
+        "add_listener_certificates",
+        json!({"ListenerArn": https, "Certificates": [{"CertificateArn": arn}]}),
+    );
+    let acm_ca = p.moto.world.join("acm/ca.crt");
+    wait_until(
+        "the issued certificate is served",
+        Duration::from_secs(20),
+        || {
+            LoadBalancer::new(shop, lb.addr, &acm_ca)
+                .get("/", &[])
+                .is_ok_and(|r| r.status == 404 && r.body == "no route")
+        },
+    );
 }
 
 #[test]

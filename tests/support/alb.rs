@@ -27,6 +27,9 @@ impl Alb {
             .arg(dir)
             .arg("--keys")
             .arg(keys)
+            // The keys of the certificates the world's ACM issued (tests/world/aws/proxy.py).
+            .arg("--keys")
+            .arg(moto.world.join("acm"))
             .arg("--health")
             .arg(&moto.target_health)
             .stdout(Stdio::null())

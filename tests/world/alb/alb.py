@@ -1,21 +1,29 @@
 """The Application Load Balancer's data plane, which moto does not have (test infrastructure).
 
 It reads what the stack created in moto with the AWS API, like any client — the load balancer,
-its listeners, their certificate (ACM) and TLS policy (DescribeSSLPolicies), the target groups
-with their health checks and deregistration delay, the registered targets and their instances'
-private addresses — and runs HAProxy (Debian's package) as that load balancer, in a network
+its listeners and their rules, their certificates (ACM) and TLS policy (DescribeSSLPolicies),
+the target groups with their health checks and deregistration delay, the registered targets and
+their instances' private addresses — and runs HAProxy (Debian's package) as that load balancer, in a network
 namespace of its own on the testbed's bridge (10.77.ID.2, from where the targets' VPC addresses
 route). Every second it reads again and reconfigures HAProxy when something changed (a reload:
 requests in flight finish, health is kept).
 
 What it does as an ALB does:
-- HTTP:80 with a redirect action answers 301 to https://host:443/path?query; HTTPS:443
-  terminates TLS with the imported certificate (ACM never returns a private key: the harness
-  that imported it keeps the key in --keys, named after the certificate's id) and the
-  protocol versions of the listener's policy; requests get X-Forwarded-For (appended),
+- Each listener's rules in priority order, the first that matches answering, else the default
+  action: conditions host-header (case-insensitive, without the port, `*` and `?` wildcards),
+  path-pattern (case-sensitive, the path without the query) and http-request-method, each
+  matching any of its values, all of a rule's conditions needed; actions forward (to the
+  heaviest group of a weighted forward), fixed-response and redirect (#{protocol}, #{host},
+  #{port}, #{path}, #{query}; "?query" only when there is one). A condition or action it does
+  not emulate is said on stderr, and its rule never matches.
+- HTTPS terminates TLS with the listener's certificates, the default one first and the others
+  (AddListenerCertificates) chosen by SNI (ACM never returns a private key: the harness that
+  imported a certificate, or the world's ACM that issued it, keeps the key in a --keys
+  directory, named after the certificate's id), at the protocol versions of the listener's
+  policy; requests get X-Forwarded-For (appended),
   X-Forwarded-Proto and X-Forwarded-Port.
 - Health checks with the target group's path, matcher, interval, timeout and thresholds, for the
-  target groups a listener forwards to (the targets of any other are `unused`,
+  target groups a listener or rule forwards to (the targets of any other are `unused`,
   Target.NotInUse). A new target starts unhealthy and needs HealthyThresholdCount passing
   checks; traffic goes only to healthy targets, except when none is healthy: then to all (ALB
   fails open). A weighted forward sends the traffic to its heaviest group.
@@ -28,7 +36,7 @@ What it does as an ALB does:
 Where it is kinder than an ALB: HAProxy starts a check `interval` after the previous one
 finished, not on a fixed clock; one address, no zones, no cross-zone settings.
 
-usage: alb.py --id ID --dir DIR --keys DIR --health FILE   (AWS_* in the environment: moto's)
+usage: alb.py --id ID --dir DIR --keys DIR [--keys DIR…] --health FILE   (AWS_* in the environment: moto's)
 """
 import argparse
 import json
@@ -105,14 +113,22 @@ def read_aws(clients, cache, leaving):
                 instances[i["InstanceId"]] = {"ip": i.get("PrivateIpAddress"), "state": i["State"]["Name"]}
     out = []
     for l in listeners:
-        entry = {"port": l["Port"], "protocol": l["Protocol"], "action": l["DefaultActions"][0],
-                 "forward": forwarded(l["DefaultActions"][0])}
+        rules = elb.describe_rules(ListenerArn=l["ListenerArn"])["Rules"]
+        entry = {"port": l["Port"], "protocol": l["Protocol"], "action": first_action(l["DefaultActions"]),
+                 "rules": sorted((rule(r) for r in rules if not r.get("IsDefault")), key=lambda r: r["priority"])}
+        entry["forward"] = [g for a in [entry["action"]] + [r["action"] for r in entry["rules"]]
+                            for g in forwarded(a)]
         if l["Protocol"] == "HTTPS":
-            arn = l["Certificates"][0]["CertificateArn"]
-            if arn not in cache:
-                cert = acm.get_certificate(CertificateArn=arn)
-                cache[arn] = cert["Certificate"] + "\n" + cert.get("CertificateChain", "")
-            entry["certificate"] = (arn, cache[arn])
+            # The default certificate first (the one for clients whose name none matches), then
+            # the listener's others, chosen by SNI.
+            arns = [l["Certificates"][0]["CertificateArn"]]
+            for c in elb.describe_listener_certificates(ListenerArn=l["ListenerArn"])["Certificates"]:
+                if c["CertificateArn"] not in arns:
+                    arns.append(c["CertificateArn"])
+            for arn in arns:
+                if not cache.get(arn):
+                    cache[arn] = certificate(acm, arn)
+            entry["certificates"] = [(arn, cache[arn]) for arn in arns if cache[arn]]
             policy = l.get("SslPolicy")
             key = ("policy", policy)
             if key not in cache:
@@ -122,6 +138,38 @@ def read_aws(clients, cache, leaving):
         out.append(entry)
     vpc = ec2.describe_vpcs(VpcIds=[lb["VpcId"]])["Vpcs"][0]["CidrBlock"]
     return {"lb": lb["LoadBalancerName"], "vpc": vpc, "listeners": out, "groups": groups, "instances": instances}
+
+
+def certificate(acm, arn):
+    """The certificate and its chain, PEM, as the load balancer gets it from ACM. One ACM issued
+    is the world's (tests/world/aws/proxy.py, rule 11: moto's own copy is not it), in a --keys
+    directory with its CA; None until it is there."""
+    if acm.describe_certificate(CertificateArn=arn)["Certificate"].get("Type") != "AMAZON_ISSUED":
+        cert = acm.get_certificate(CertificateArn=arn)
+        return cert["Certificate"] + "\n" + cert.get("CertificateChain", "")
+    cid = arn.rsplit("/", 1)[-1]
+    for d in ARGS.keys:
+        if os.path.exists(os.path.join(d, f"{cid}.crt")) and os.path.exists(os.path.join(d, "ca.crt")):
+            with open(os.path.join(d, f"{cid}.crt")) as f, open(os.path.join(d, "ca.crt")) as ca:
+                return f.read() + "\n" + ca.read()
+    return None
+
+
+def first_action(actions):
+    """The action that answers: the last in order (authenticate-* actions come before it)."""
+    return sorted(actions, key=lambda a: a.get("Order", 0))[-1]
+
+
+def rule(r):
+    """A listener rule: its priority, its conditions as (field, values), its action."""
+    conditions = []
+    for c in r.get("Conditions", []):
+        field = c["Field"]
+        config = {"host-header": "HostHeaderConfig", "path-pattern": "PathPatternConfig",
+                  "http-request-method": "HttpRequestMethodConfig"}.get(field)
+        values = c.get(config, {}).get("Values") if config else None
+        conditions.append((field, values or c.get("Values", [])))
+    return {"priority": int(r["Priority"]), "conditions": conditions, "action": first_action(r["Actions"])}
 
 
 def forwarded(action):
@@ -135,11 +183,78 @@ def forwarded(action):
 
 
 def attached(model):
-    """The target groups a listener forwards to: the only ones an ALB health-checks."""
+    """The target groups a listener or one of its rules forwards to: the only ones an ALB
+    health-checks."""
     return {arn for l in model["listeners"] for arn, _ in l["forward"]}
 
 
 # HAProxy's configuration for that.
+
+def pattern(value):
+    """An ALB pattern as a regular expression: `*` any characters, `?` exactly one, the rest as
+    it is (in a bracket, escaped for HAProxy's configuration parser where it needs it)."""
+    out = "^"
+    for c in value:
+        if c == "*":
+            out += ".*"
+        elif c == "?":
+            out += "."
+        elif c.isalnum():
+            out += c
+        else:
+            out += "[" + ("\\" + c if c in "\"'# " else c) + "]"
+    return out + "$"
+
+
+def condition(field, values):
+    """One condition of a rule as an anonymous ACL: any of its values matches. Host names are
+    compared without the port and case-insensitively, paths (without the query) case-sensitively,
+    as an ALB does."""
+    if field == "host-header":
+        return "{ req.hdr(host),field(1,:) -m reg -i " + " ".join(pattern(v) for v in values) + " }"
+    if field == "path-pattern":
+        return "{ path -m reg " + " ".join(pattern(v) for v in values) + " }"
+    if field == "http-request-method":
+        return "{ method " + " ".join(values) + " }"
+    print(f"alb: a {field} condition is not emulated: its rule never matches", file=sys.stderr, flush=True)
+    return "{ always_false }"
+
+
+def action(a, listener, model, priority=None):
+    """The HAProxy lines of one action (forward, fixed-response, redirect): a rule's (by its
+    priority), or the listener's default action (None)."""
+    if priority is None:
+        when = "unless { var(txn.rule) -m found }"
+    else:
+        when = f"if {{ var(txn.rule) -m int {priority} }}"
+    if a["Type"] == "forward":
+        # Weighted forwarding: the heaviest group takes the traffic (the others are checked).
+        backend = f"tg_{model['groups'][forwarded(a)[0][0]]['name']}"
+        if priority is None:
+            return [f"    default_backend {backend}"]
+        return [f"    use_backend {backend} {when}"]
+    if a["Type"] == "fixed-response":
+        f = a["FixedResponseConfig"]
+        payload = ""
+        if f.get("MessageBody") is not None:
+            body = f["MessageBody"].replace("\\", "\\\\").replace('"', '\\"')
+            payload = f' content-type "{f.get("ContentType", "text/plain")}" string "{body}"'
+        return [f"    http-request return status {f['StatusCode']}{payload} {when}"]
+    if a["Type"] == "redirect":
+        r = a["RedirectConfig"]
+        port = r.get("Port", "#{port}").replace("#{port}", str(listener["port"]))
+        proto = r.get("Protocol", "#{protocol}").replace("#{protocol}", listener["protocol"]).lower()
+        host = r.get("Host", "#{host}").replace("#{host}", "%[req.hdr(host),field(1,:)]")
+        path = r.get("Path", "/#{path}").replace("#{path}", "%[path,regsub(^/,)]")
+        query = r.get("Query", "#{query}").replace("#{query}", "%[query]")
+        code = r.get("StatusCode", "HTTP_301").split("_")[-1]
+        base = f"{proto}://{host}:{port}{path}"
+        # "?" and the query only when there is one.
+        return [f'    http-request redirect location "{base}?{query}" code {code} {when} {{ query -m reg . }}',
+                f'    http-request redirect location "{base}" code {code} {when}']
+    print(f"alb: a {a['Type']} action is not emulated", file=sys.stderr, flush=True)
+    return [f"    http-request return status 500 {when}"]
+
 
 VERSIONS = {"TLSv1": "TLSv1.0", "TLSv1.1": "TLSv1.1", "TLSv1.2": "TLSv1.2", "TLSv1.3": "TLSv1.3"}
 
@@ -149,7 +264,7 @@ def server_name(instance, port):
 
 
 def render(model, draining):
-    """The HAProxy configuration: one frontend a listener, one backend a target group."""
+    """The HAProxy configuration: one frontend a listener, one backend a target group in use."""
     d = ARGS.dir
     lines = [
         "global",
@@ -168,29 +283,29 @@ def render(model, draining):
         lines.append(f"frontend listener_{l['port']}")
         bind = f"    bind {ADDRESS}:{l['port']}"
         if l["protocol"] == "HTTPS":
-            arn, _ = l["certificate"]
             versions = sorted(VERSIONS[p] for p in l["protocols"]) or ["TLSv1.2", "TLSv1.3"]
-            bind += f" ssl crt {d}/{arn.rsplit('/', 1)[-1]}.pem ssl-min-ver {versions[0]} ssl-max-ver {versions[-1]}"
+            bind += " ssl" + "".join(f" crt {d}/{arn.rsplit('/', 1)[-1]}.pem" for arn, _ in l["certificates"])
+            bind += f" ssl-min-ver {versions[0]} ssl-max-ver {versions[-1]}"
             if versions[0] < "TLSv1.2":
                 bind += " ciphers DEFAULT@SECLEVEL=0"   # OpenSSL 3 refuses TLS 1.0/1.1 otherwise
         lines.append(bind)
-        action = l["action"]
-        if action["Type"] == "redirect":
-            r = action["RedirectConfig"]
-            port = r.get("Port", "#{port}").replace("#{port}", str(l["port"]))
-            proto = r.get("Protocol", "#{protocol}").replace("#{protocol}", l["protocol"]).lower()
-            code = r.get("StatusCode", "HTTP_301").split("_")[-1]
-            lines.append(f'    http-request redirect location "{proto}://%[req.hdr(host),field(1,:)]:{port}%[pathq]" code {code}')
-            continue
         proto = "https" if l["protocol"] == "HTTPS" else "http"
         lines += [
             '    http-request set-header X-Forwarded-For "%[req.fhdr(x-forwarded-for)], %[src]" if { req.hdr(x-forwarded-for) -m found }',
             '    http-request set-header X-Forwarded-For "%[src]" unless { req.hdr(x-forwarded-for) -m found }',
             f"    http-request set-header X-Forwarded-Proto {proto}",
             f"    http-request set-header X-Forwarded-Port {l['port']}",
-            # Weighted forwarding: the heaviest group takes the traffic (the others are checked).
-            f"    default_backend tg_{model['groups'][l['forward'][0][0]]['name']}",
         ]
+        # The rules in priority order, the first that matches wins: it names itself in a variable,
+        # which the actions below test; none matched, the default action answers.
+        for r in l["rules"]:
+            conditions = " ".join(condition(field, values) for field, values in r["conditions"])
+            lines.append(f"    http-request set-var(txn.rule) int({r['priority']}) "
+                         f"if !{{ var(txn.rule) -m found }} {conditions}")
+        actions = [line for r in l["rules"] for line in action(r["action"], l, model, r["priority"])]
+        actions += action(l["action"], l, model)
+        # HAProxy runs every http-request line before it picks a backend: those go last.
+        lines += sorted(actions, key=lambda line: not line.startswith("    http-request"))
     in_use = attached(model)
     for arn, g in model["groups"].items():
         if arn not in in_use:
@@ -360,7 +475,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--id", required=True)
     p.add_argument("--dir", required=True)
-    p.add_argument("--keys", required=True)
+    p.add_argument("--keys", required=True, action="append",
+                   help="a directory of certificates' keys, <certificate id>.key (repeatable)")
     p.add_argument("--health", required=True)
     ARGS = p.parse_args()
     NETNS, ADDRESS = f"tb{ARGS.id}-lb", f"10.77.{ARGS.id}.2"
@@ -390,10 +506,13 @@ def main():
                         draining.pop((arn, instance, port), None)
                 draining = {k: v for k, v in draining.items() if v > now}
                 previous = {arn: g["targets"] for arn, g in model["groups"].items()}
-                for arn, key in [(l["certificate"][0], l["certificate"][1]) for l in model["listeners"]
-                                 if "certificate" in l]:
+                for arn, key in [c for l in model["listeners"] for c in l.get("certificates", [])]:
                     cid = arn.rsplit("/", 1)[-1]
-                    with open(f"{ARGS.keys}/{cid}.key") as f:
+                    found = [k for k in (os.path.join(d, f"{cid}.key") for d in ARGS.keys) if os.path.exists(k)]
+                    if not found:
+                        print(f"alb: no key for certificate {cid}", file=sys.stderr, flush=True)
+                        continue
+                    with open(found[0]) as f:
                         pem = key + "\n" + f.read()
                     path = f"{ARGS.dir}/{cid}.pem"
                     if not os.path.exists(path) or open(path).read() != pem:

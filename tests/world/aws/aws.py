@@ -19,11 +19,11 @@ def tags(obj):
     return {t["Key"]: t["Value"] for t in obj.get("Tags", [])}
 
 
-def import_cert(keys):
-    """A certificate for the load balancer's DNS names, issued by a CA of the harness's own,
-    imported into ACM with its chain. ACM never gives a private key back: it is kept in
-    KEYS/<certificate id>.key for the ALB data plane; the certificate is KEYS/<id>.crt, and the
-    CA that clients trust KEYS/<id>.ca.crt."""
+def import_cert(keys, names=()):
+    """A certificate for `names` (by default the load balancer's DNS names and example.test),
+    issued by a CA of the harness's own, imported into ACM with its chain. ACM never gives a
+    private key back: it is kept in KEYS/<certificate id>.key for the ALB data plane; the
+    certificate is KEYS/<id>.crt, and the CA that clients trust KEYS/<id>.ca.crt."""
     import os
 
     from cryptography import x509
@@ -49,9 +49,9 @@ def import_cert(keys):
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "infra test world CA")])
     ca = issue(ca_name, ca_key, ca_name, ca_key, True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example.test")])
-    cert = issue(name, key, ca_name, ca_key, False,
-                 ("example.test", "*.us-east-1.elb.amazonaws.com", "*.elb.amazonaws.com"))
+    names = names or ("example.test", "*.us-east-1.elb.amazonaws.com", "*.elb.amazonaws.com")
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    cert = issue(name, key, ca_name, ca_key, False, names)
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
                                 serialization.NoEncryption())
     _, _, acm, _ = clients()
@@ -216,11 +216,30 @@ def put_image(repository, tag, manifest=None):
     return {"digest": image["image"]["imageId"]["imageDigest"]}
 
 
+def call(client, operation, arguments):
+    """One call, tried again while what it names is not found yet (AWS is eventually
+    consistent, and so is the world's proxy: an object is unknown for a moment after its
+    create)."""
+    import botocore.exceptions
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            result = getattr(client, operation)(**arguments)
+            result.pop("ResponseMetadata", None)
+            return result
+        except botocore.exceptions.ClientError as e:
+            if not e.response["Error"]["Code"].endswith("NotFound") or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     ec2, elb, _, _ = clients()
-    if cmd == "import-cert":  # keys-directory
-        result = import_cert(args[0])
+    if cmd == "import-cert":  # keys-directory [name…]
+        result = import_cert(args[0], tuple(args[1:]))
+    elif cmd == "call":  # service operation JSON-arguments → the response (as a user's script would call it)
+        result = call(boto3.client(args[0]), args[1], json.loads(args[2]))
     elif cmd == "request-cert":  # domain → a certificate ACM still has to validate
         arn = boto3.client("acm").request_certificate(DomainName=args[0], ValidationMethod="DNS")["CertificateArn"]
         result = {"arn": arn}

@@ -20,7 +20,9 @@ the proxy makes it as strict. Every test's AWS traffic goes through one.
   less than --profile-delay seconds ago, and gives it to every instance of a launch; ECR's
   GetAuthorizationToken issues registry tokens of the world's own, valid --ecr-token-seconds,
   to callers whose policies allow it (see tests/world/ecr); an instance role writes to
-  CloudWatch Logs only where its policies allow it.
+  CloudWatch Logs only where its policies allow it; ACM issues a certificate only once the
+  CNAME records of its DNS validation exist in Route 53, signed by the world's CA, and a
+  listener refuses one not issued yet.
 
 Every request is logged as one line `<service>:<Operation> <outcome>` to --log, which tests
 count to choose kill points. Outcomes: ok, dropped, throttled, error, refused (a strictness rule).
@@ -28,7 +30,7 @@ count to choose kill points. Outcomes: ok, dropped, throttled, error, refused (a
 usage: proxy.py --port P --target URL --log FILE [--target-health FILE]
                 [--throttle R] [--error R] [--drop R] [--latency-ms N] [--seed N] [--ops Op1,Op2]
                 [--no-strict] [--consistency-delay SECONDS] [--profile-delay SECONDS]
-                [--ecr-token-seconds SECONDS] [--world DIR]
+                [--ecr-token-seconds SECONDS] [--acm-issue-seconds SECONDS] [--world DIR]
 --ops limits the faults (not the latency) to those operations, e.g. RunInstances,CreateTags.
 """
 import argparse
@@ -74,7 +76,7 @@ def throttle_response(svc):
         body = ("<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded."
                 "</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>")
         return 503, "text/xml", body
-    if svc in ("ssm",):
+    if svc in JSON_SERVICES:
         return 400, "application/x-amz-json-1.1", '{"__type":"ThrottlingException","message":"Rate exceeded"}'
     body = ("<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message>"
             "</Error><RequestId>fault-proxy</RequestId></ErrorResponse>")
@@ -82,7 +84,7 @@ def throttle_response(svc):
 
 
 def error_response(svc):
-    if svc in ("ssm",):
+    if svc in JSON_SERVICES:
         return 500, "application/x-amz-json-1.1", '{"__type":"InternalServerError","message":"fault proxy"}'
     if svc == "ec2":
         body = ("<Response><Errors><Error><Code>InternalError</Code><Message>fault proxy</Message></Error>"
@@ -94,6 +96,8 @@ def error_response(svc):
 
 
 ELB_XMLNS = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
+# The services whose API speaks JSON (X-Amz-Target), and answers errors in JSON.
+JSON_SERVICES = ("ssm", "logs", "acm", "ecr")
 ElementTree.register_namespace("", ELB_XMLNS)
 
 
@@ -444,6 +448,180 @@ def authorization_token(call):
         "proxyEndpoint": f"https://123456789012.dkr.ecr.{call.region}.amazonaws.com"}]})
 
 
+# Rule 11, ACM's DNS validation (ACM user guide, "DNS validation"; ELB's "HTTPS listeners"): a
+# certificate ACM issues (RequestCertificate) stays PENDING_VALIDATION until, for each of its
+# domains, the CNAME record ACM asks for exists in a public hosted zone of Route 53; then it is
+# ISSUED --acm-issue-seconds after ACM first found them all. The record is ACM's own for an
+# account and a domain (a wildcard shares its base domain's). An issued certificate is the
+# world's: signed by the world's ACM CA (--world/acm/ca.crt, made once), its key kept in
+# --world/acm/<id>.key for the ALB data plane (an ALB gets it from ACM; nobody else does). Until
+# then GetCertificate answers RequestInProgressException and a listener refuses it
+# (CertificateNotFound). moto: one record for every domain of every certificate, ISSUED 60 s
+# after the request whatever DNS holds, and a listener takes a pending certificate.
+# VALIDATED: certificate ARN -> when ACM first found its records.
+VALIDATED = {}
+
+
+def token(*parts, letters=False):
+    import hashlib
+    digest = hashlib.sha256(":".join(parts).encode()).hexdigest()
+    return "".join(chr(ord("a") + int(c, 16) % 26) for c in digest[:10]) if letters else digest[:32]
+
+
+def validation_record(account, domain):
+    """The CNAME ACM asks for to validate `domain` in `account`: (name, value), both absolute."""
+    base = domain[2:] if domain.startswith("*.") else domain
+    base = base.lower().rstrip(".")
+    return (f"_{token(account, base, 'name')}.{base}.",
+            f"_{token(account, base, 'value')}.{token(account, base, letters=True)}.acm-validations.aws.")
+
+
+def dns_holds(call, name, value):
+    """Whether a public hosted zone of Route 53 holds the CNAME name -> value."""
+    r53 = aws(call, "route53")
+    for zone in r53.list_hosted_zones()["HostedZones"]:
+        zone_name = zone["Name"].lower()
+        if zone.get("Config", {}).get("PrivateZone") or not ("." + name).endswith("." + zone_name):
+            continue
+        found = r53.list_resource_record_sets(HostedZoneId=zone["Id"], StartRecordName=name,
+                                              StartRecordType="CNAME", MaxItems="1")["ResourceRecordSets"]
+        for record in found:
+            if record["Name"].lower().rstrip(".") == name.rstrip(".") and record["Type"] == "CNAME" and any(
+                    v["Value"].lower().rstrip(".") == value.rstrip(".") for v in record.get("ResourceRecords", [])):
+                return True
+    return False
+
+
+def acm_path(arn, ext):
+    return os.path.join(ARGS.world, "acm", f"{arn.rsplit('/', 1)[-1]}.{ext}")
+
+
+def acm_validation(call, arn):
+    """A certificate ACM issues, as ACM has it: {status, domains: [(domain, record, done)]}; None
+    for one it does not issue (imported) or moto does not know."""
+    try:
+        cert = aws(call, "acm").describe_certificate(CertificateArn=arn)["Certificate"]
+    except ClientError:
+        return None
+    if cert.get("Type") != "AMAZON_ISSUED":
+        return None
+    account = arn.split(":")[4]
+    domains = list(dict.fromkeys([cert["DomainName"]] + cert.get("SubjectAlternativeNames", [])))
+    with LOCK:
+        since = VALIDATED.get(arn)
+    checked = []
+    for d in domains:
+        record = validation_record(account, d)
+        checked.append((d, record, since is not None or dns_holds(call, *record)))
+    if since is None and all(done for _, _, done in checked):
+        with LOCK:
+            since = VALIDATED.setdefault(arn, time.monotonic())
+    issued = since is not None and time.monotonic() - since >= ARGS.acm_issue_seconds
+    if issued and ARGS.world and not os.path.exists(acm_path(arn, "crt")):
+        issue_certificate(arn, domains)
+    return {"status": "ISSUED" if issued else "PENDING_VALIDATION", "domains": checked}
+
+
+def world_ca():
+    """The world's ACM CA (certificate, key), made once per world."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+    crt, key = os.path.join(ARGS.world, "acm", "ca.crt"), os.path.join(ARGS.world, "acm", "ca.key")
+    if not os.path.exists(crt):
+        import datetime
+        os.makedirs(os.path.dirname(crt), exist_ok=True)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "infra test world ACM CA")])
+        ca = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(ca_key.public_key())
+              .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+              .not_valid_after(now + datetime.timedelta(days=3650))
+              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+              .sign(ca_key, hashes.SHA256()))
+        with open(key, "wb") as f:
+            f.write(ca_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                         serialization.NoEncryption()))
+        os.chmod(key, 0o600)
+        with open(crt, "wb") as f:
+            f.write(ca.public_bytes(serialization.Encoding.PEM))
+    with open(crt, "rb") as f, open(key, "rb") as k:
+        return (x509.load_pem_x509_certificate(f.read()),
+                serialization.load_pem_private_key(k.read(), password=None))
+
+
+def issue_certificate(arn, domains):
+    """The certificate ACM issues: for the domains, 395 days (ACM's 13 months), by the world's
+    ACM CA; its key beside it for the data plane."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+    with LOCK:
+        ca, ca_key = world_ca()
+        now = datetime.datetime.now(datetime.timezone.utc)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domains[0])]))
+                .issuer_name(ca.subject).public_key(key.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now)
+                .not_valid_after(now + datetime.timedelta(days=395))
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(d) for d in domains]), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        with open(acm_path(arn, "key"), "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                      serialization.NoEncryption()))
+        os.chmod(acm_path(arn, "key"), 0o600)
+        with open(acm_path(arn, "crt") + ".new", "wb") as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+        os.replace(acm_path(arn, "crt") + ".new", acm_path(arn, "crt"))
+
+
+def certificate_pending(call):
+    """Rule 11: a listener refuses a certificate ACM has not issued; GetCertificate gives none."""
+    if call.svc == "acm":
+        v = acm_validation(call, call.get("CertificateArn", ""))
+        if v and v["status"] != "ISSUED":
+            return ("RequestInProgressException",
+                    f"Certificate '{call.get('CertificateArn')}' is still being issued: it is {v['status']}")
+        return None
+    for arn in call.listed(r"Certificates\.member\.\d+\.CertificateArn"):
+        v = acm_validation(call, arn)
+        if v and v["status"] != "ISSUED":
+            return "CertificateNotFound", f"Certificate '{arn}' not found"
+    return None
+
+
+def acm_answer(call, data):
+    """Rule 11: DescribeCertificate and GetCertificate as ACM answers them."""
+    if call.op not in ("DescribeCertificate", "GetCertificate"):
+        return data
+    arn = call.get("CertificateArn", "")
+    v = acm_validation(call, arn)
+    if not v:
+        return data
+    answer = json.loads(data)
+    if call.op == "GetCertificate":  # issued (certificate_pending refused it otherwise)
+        with open(acm_path(arn, "crt")) as f, open(os.path.join(ARGS.world, "acm", "ca.crt")) as ca:
+            return json.dumps({"Certificate": f.read(), "CertificateChain": ca.read()}).encode()
+    cert = answer["Certificate"]
+    cert["Status"] = v["status"]
+    cert["DomainValidationOptions"] = [
+        {"DomainName": d, "ValidationDomain": d, "ValidationMethod": "DNS",
+         "ValidationStatus": "SUCCESS" if v["status"] == "ISSUED" else "PENDING_VALIDATION",
+         "ResourceRecord": {"Name": name, "Type": "CNAME", "Value": value}}
+        for d, (name, value), _ in v["domains"]]
+    if v["status"] == "ISSUED" and ARGS.world:
+        from cryptography import x509
+        with open(acm_path(arn, "crt"), "rb") as f:
+            issued = x509.load_pem_x509_certificate(f.read())
+        cert.update(NotBefore=issued.not_valid_before_utc.timestamp(), NotAfter=issued.not_valid_after_utc.timestamp(),
+                    Serial=format(issued.serial_number, "x"), Issuer=issued.issuer.rfc4514_string())
+    return json.dumps(answer).encode()
+
+
 RULES = {
     ("ec2", "RunInstances"): profile_not_usable,
     ("ec2", "AssociateIamInstanceProfile"): profile_not_usable,
@@ -455,6 +633,10 @@ RULES = {
     ("elasticloadbalancing", "CreateLoadBalancer"): load_balancer_without_gateway,
     ("logs", "CreateLogStream"): logs_write_allowed,
     ("logs", "PutLogEvents"): logs_write_allowed,
+    ("acm", "GetCertificate"): certificate_pending,
+    ("elasticloadbalancing", "CreateListener"): certificate_pending,
+    ("elasticloadbalancing", "ModifyListener"): certificate_pending,
+    ("elasticloadbalancing", "AddListenerCertificates"): certificate_pending,
 }
 
 # Rule 4, eventual consistency (EC2 API reference, "Eventual consistency in the Amazon EC2 API";
@@ -585,12 +767,14 @@ def strict_forward(call, forward):
         remember_profile(call, data)
         profile_on_every_instance(call, data)
         data = hide_created(call, data)
+        if call.svc == "acm":
+            data = acm_answer(call, data)
     return status, headers, data
 
 
 def refusal_response(svc, code, message):
-    """AWS's error answer, shaped as the faults' are."""
-    if svc == "ssm":
+    """AWS's error answer, shaped as the faults' are: JSON for the services that speak JSON."""
+    if svc in JSON_SERVICES:
         return 400, "application/x-amz-json-1.1", json.dumps({"__type": code, "message": message})
     if svc == "ec2":
         return 400, "text/xml", (f"<Response><Errors><Error><Code>{code}</Code><Message>{escape(message)}"
@@ -701,7 +885,10 @@ def main():
                    help="seconds before EC2 can use an instance profile that just got its role")
     p.add_argument("--ecr-token-seconds", type=float, default=12 * 3600,
                    help="how long a registry token of GetAuthorizationToken is valid")
-    p.add_argument("--world", help="the test world's shared directory (registry tokens, instance credentials)")
+    p.add_argument("--acm-issue-seconds", type=float, default=5.0,
+                   help="how long ACM takes to issue a certificate once its DNS records exist")
+    p.add_argument("--world", help="the test world's shared directory (registry tokens, instance credentials, "
+                                    "certificates ACM issued)")
     ARGS = p.parse_args()
     ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler).serve_forever()
 

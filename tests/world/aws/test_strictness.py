@@ -307,9 +307,62 @@ def rule9_registry_tokens(strict, lax):
     return "a token of the world's own, valid 12 h, for the account's registry"
 
 
+def rule11_certificates_after_dns_validation(strict, lax):
+    from cryptography import x509
+    config = Config(retries={"total_max_attempts": 1})
+    acm, r53 = (boto3.client(s, endpoint_url=strict.endpoint, config=config) for s in ("acm", "route53"))
+    moto_acm = boto3.client("acm", endpoint_url=lax.endpoint, config=config)
+    record = lambda client, arn: client.describe_certificate(CertificateArn=arn)["Certificate"][
+        "DomainValidationOptions"][0]["ResourceRecord"]
+    one, two = (moto_acm.request_certificate(DomainName=d, ValidationMethod="DNS")["CertificateArn"]
+                for d in ("one.example.test", "two.example.test"))
+    assert record(moto_acm, one)["Value"] == record(moto_acm, two)["Value"]  # moto: one record for all
+
+    domains = ["app.example.test", "*.app.example.test", "api.example.test"]
+    arn = acm.request_certificate(DomainName=domains[0], SubjectAlternativeNames=domains,
+                                  ValidationMethod="DNS")["CertificateArn"]
+    status = lambda: acm.describe_certificate(CertificateArn=arn)["Certificate"]["Status"]
+    options = acm.describe_certificate(CertificateArn=arn)["Certificate"]["DomainValidationOptions"]
+    records = {o["DomainName"]: o["ResourceRecord"] for o in options}
+    assert records[domains[0]] == records[domains[1]] != records[domains[2]], records  # a wildcard shares its base's
+    assert status() == "PENDING_VALIDATION"
+    refused("RequestInProgressException", acm.get_certificate, CertificateArn=arn)
+    _, subnets, _ = network(strict)
+    lb = load_balancer(strict, "acm-pending", subnets)
+    listener = dict(LoadBalancerArn=lb, Protocol="HTTPS", Certificates=[{"CertificateArn": arn}],
+                    DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}])
+    refused("CertificateNotFound", strict.elb.create_listener, Port=443, **listener)
+    lax.elb.create_listener(Port=8443, **listener)  # moto takes a pending certificate
+
+    # One record of two in the zone: still pending, however long; both: issued a moment later.
+    zone = r53.create_hosted_zone(Name="example.test", CallerReference="rule11")["HostedZone"]["Id"]
+
+    def add(domain):
+        r = records[domain]
+        r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "UPSERT",
+            "ResourceRecordSet": {"Name": r["Name"], "Type": "CNAME", "TTL": 300,
+                                  "ResourceRecords": [{"Value": r["Value"]}]}}]})
+    add(domains[0])
+    assert status() == "PENDING_VALIDATION"
+    time.sleep(DELAY + 0.5)
+    assert status() == "PENDING_VALIDATION"
+    add(domains[2])
+    assert status() == "PENDING_VALIDATION"  # found, issued after --acm-issue-seconds
+    time.sleep(DELAY + 0.5)
+    assert status() == "ISSUED"
+    got = acm.get_certificate(CertificateArn=arn)
+    cert, ca = (x509.load_pem_x509_certificate(got[k].encode()) for k in ("Certificate", "CertificateChain"))
+    cert.verify_directly_issued_by(ca)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert sorted(names) == sorted(domains), names
+    strict.elb.create_listener(Port=443, **listener)
+    return "pending until its CNAMEs are in Route 53, then issued by the world's CA; listeners refuse it before"
+
+
 RULES = [rule1_security_group_in_use, rule2_subnet_in_use, rule3_gateway_with_public_addresses,
          rule4_eventual_consistency, rule5_client_token, rule6_parameter_size,
-         rule7_load_balancer_without_gateway, rule8_instance_profiles, rule9_registry_tokens]
+         rule7_load_balancer_without_gateway, rule8_instance_profiles, rule9_registry_tokens,
+         rule11_certificates_after_dns_validation]
 
 
 def main():
@@ -334,7 +387,8 @@ def main():
                              "--target", moto, "--log", log, *flags], port)
                 return Aws(url, log)
 
-            strict = proxy("strict", "--consistency-delay", str(DELAY), "--profile-delay", str(DELAY))
+            strict = proxy("strict", "--consistency-delay", str(DELAY), "--profile-delay", str(DELAY),
+                           "--acm-issue-seconds", str(DELAY), "--world", f"{tmp}/world")
             lax = proxy("lax", "--no-strict")
             failed = 0
             for rule in RULES:
