@@ -122,7 +122,7 @@ fn https_through_the_load_balancer_with_its_certificate_redirect_and_forwarding_
     assert!(r.body.contains("x-forwarded-proto: https\n"), "{}", r.body);
     assert!(r.body.contains("x-forwarded-port: 443\n"), "{}", r.body);
 
-    listener_rules_as_an_alb_evaluates_them(&p, &lb);
+    listener_rules_as_an_alb_evaluates_them(&p, &bed, &lb);
 }
 
 /// `SERVICE.OPERATION(**args)` with boto3, as a user's script would call it.
@@ -138,7 +138,7 @@ fn elbv2(p: &Project, operation: &str, args: serde_json::Value) -> serde_json::V
 /// priority order, the first match wins; host names case-insensitive with wildcards, paths
 /// case-sensitive; fixed responses; a forward to a second target group, health-checked at its
 /// own timings; the certificate chosen by SNI; the default action when no rule matches.
-fn listener_rules_as_an_alb_evaluates_them(p: &Project, lb: &LoadBalancer) {
+fn listener_rules_as_an_alb_evaluates_them(p: &Project, bed: &Testbed, lb: &LoadBalancer) {
     let found = elbv2(p, "describe_load_balancers", json!({}));
     let balancer = &found["LoadBalancers"][0];
     let listeners = elbv2(
@@ -297,16 +297,65 @@ fn listener_rules_as_an_alb_evaluates_them(p: &Project, lb: &LoadBalancer) {
         "add_listener_certificates",
         json!({"ListenerArn": https, "Certificates": [{"CertificateArn": arn}]}),
     );
+    // Its name an alias of the load balancer in the zone: the world's DNS answers with the
+    // load balancer's address, where the issued certificate is served by SNI.
+    call(
+        p,
+        "route53",
+        "change_resource_record_sets",
+        json!({"HostedZoneId": zone, "ChangeBatch": {"Changes": [{"Action": "UPSERT",
+               "ResourceRecordSet": {"Name": shop, "Type": "A", "AliasTarget": {
+                   "HostedZoneId": balancer["CanonicalHostedZoneId"],
+                   "DNSName": balancer["DNSName"], "EvaluateTargetHealth": false}}}]}}),
+    );
+    let mut address = String::new();
+    wait_until(
+        "the DNS answers for the alias",
+        Duration::from_secs(20),
+        || {
+            address = dig(bed, shop);
+            !address.is_empty()
+        },
+    );
+    assert_eq!(address, lb.addr.to_string());
+    assert_eq!(dig(bed, &lb.host), address, "the load balancer's own name");
+    // The nodes resolve through it (169.254.169.253), and so do their containers.
+    let node = support::manager_node(p, bed);
+    let resolved = bed.sh(node, &format!("getent hosts {shop}"));
+    assert_eq!(
+        resolved.split_whitespace().next(),
+        Some(address.as_str()),
+        "{resolved}"
+    );
+    let in_task = bed.sh(
+        node,
+        &format!("docker exec $(docker ps -q --filter label=com.docker.swarm.service.name=sandbox_web | head -1) busybox nslookup {shop}"),
+    );
+    assert!(
+        in_task.contains(&format!("Address: {address}")),
+        "{in_task}"
+    );
     let acm_ca = p.moto.world.join("acm/ca.crt");
     wait_until(
         "the issued certificate is served",
         Duration::from_secs(20),
         || {
-            LoadBalancer::new(shop, lb.addr, &acm_ca)
+            LoadBalancer::new(shop, address.parse().unwrap(), &acm_ca)
                 .get("/", &[])
                 .is_ok_and(|r| r.status == 404 && r.body == "no route")
         },
     );
+}
+
+/// `dig +short @10.77.ID.3 NAME A` from this machine: the addresses the testbed's DNS gives.
+fn dig(bed: &Testbed, name: &str) -> String {
+    let out = Command::new("dig")
+        .args(["+short", "+time=2", "+tries=1"])
+        .arg(format!("@10.77.{}.3", bed.id))
+        .args([name, "A"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use super::alb::Alb;
 use super::aws::Moto;
+use super::dns::Dns;
 use super::ecr::EcrWorld;
 use super::project::Project;
 use super::traffic;
@@ -42,6 +43,7 @@ pub struct Testbed {
     pub id: &'static str,
     pub dir: PathBuf,
     alb: Option<Alb>,
+    dns: Option<Dns>,
     ecr: Option<EcrWorld>,
     reaper: Option<Reaper>,
 }
@@ -90,6 +92,7 @@ impl Testbed {
             id,
             dir,
             alb: None,
+            dns: None,
             ecr: None,
             reaper: None,
         }
@@ -104,6 +107,11 @@ impl Testbed {
     pub fn serve_load_balancer(&mut self, p: &Project) {
         let dir = self.dir.join("alb");
         self.alb = Some(Alb::start(self.id, &dir, &p.moto, &p.keys()));
+    }
+
+    /// Starts the testbed's DNS (10.77.ID.3, 169.254.169.253 for the nodes) for `p`'s moto.
+    pub fn serve_dns(&mut self, p: &Project) {
+        self.dns = Some(Dns::start(self.id, &self.dir, &p.moto));
     }
 
     /// Starts ECR's registry front and the instance metadata service for `p`'s moto.
@@ -173,6 +181,7 @@ impl Testbed {
 impl Drop for Testbed {
     fn drop(&mut self) {
         drop(self.alb.take());
+        drop(self.dns.take());
         drop(self.ecr.take());
         drop(self.reaper.take());
         testbed(&["down", self.id, self.dir.to_str().unwrap()]);

@@ -69,6 +69,7 @@ pub fn sandbox_in(
     std::fs::write(p.stack_file(), stack).unwrap();
     let mut bed = Testbed::up_with(id, p.dir.path().join(".sandbox/testbed"), nodes, image);
     bed.serve_load_balancer(&p);
+    bed.serve_dns(&p);
     if registry == Registry::Ecr {
         bed.serve_registry(&p);
     }

@@ -3,10 +3,11 @@
 It reads what the stack created in moto with the AWS API, like any client — the load balancer,
 its listeners and their rules, their certificates (ACM) and TLS policy (DescribeSSLPolicies),
 the target groups with their health checks and deregistration delay, the registered targets and
-their instances' private addresses — and runs HAProxy (Debian's package) as that load balancer, in a network
-namespace of its own on the testbed's bridge (10.77.ID.2, from where the targets' VPC addresses
-route). Every second it reads again and reconfigures HAProxy when something changed (a reload:
-requests in flight finish, health is kept).
+their instances' private addresses — and runs HAProxy (Debian's package) as that load
+balancer, in a network namespace of its own on the testbed's bridge (10.77.ID.2, from where the
+targets' VPC addresses route). Every second it reads again (a listener's rules and certificates
+every 3 s) and reconfigures HAProxy when something changed (a reload: requests in flight
+finish, health is kept).
 
 What it does as an ALB does:
 - Each listener's rules in priority order, the first that matches answering, else the default
@@ -113,7 +114,7 @@ def read_aws(clients, cache, leaving):
                 instances[i["InstanceId"]] = {"ip": i.get("PrivateIpAddress"), "state": i["State"]["Name"]}
     out = []
     for l in listeners:
-        rules = elb.describe_rules(ListenerArn=l["ListenerArn"])["Rules"]
+        rules, extra_certificates = listener_details(elb, l, cache)
         entry = {"port": l["Port"], "protocol": l["Protocol"], "action": first_action(l["DefaultActions"]),
                  "rules": sorted((rule(r) for r in rules if not r.get("IsDefault")), key=lambda r: r["priority"])}
         entry["forward"] = [g for a in [entry["action"]] + [r["action"] for r in entry["rules"]]
@@ -122,9 +123,7 @@ def read_aws(clients, cache, leaving):
             # The default certificate first (the one for clients whose name none matches), then
             # the listener's others, chosen by SNI.
             arns = [l["Certificates"][0]["CertificateArn"]]
-            for c in elb.describe_listener_certificates(ListenerArn=l["ListenerArn"])["Certificates"]:
-                if c["CertificateArn"] not in arns:
-                    arns.append(c["CertificateArn"])
+            arns += [arn for arn in extra_certificates if arn not in arns]
             for arn in arns:
                 if not cache.get(arn):
                     cache[arn] = certificate(acm, arn)
@@ -138,6 +137,24 @@ def read_aws(clients, cache, leaving):
         out.append(entry)
     vpc = ec2.describe_vpcs(VpcIds=[lb["VpcId"]])["Vpcs"][0]["CidrBlock"]
     return {"lb": lb["LoadBalancerName"], "vpc": vpc, "listeners": out, "groups": groups, "instances": instances}
+
+
+# How often a listener's rules and certificates are read again: a change takes effect within
+# this long, as an ALB's within seconds. (Read every second, they cost the other tests' CPU.)
+DETAILS_SECONDS = 3
+
+
+def listener_details(elb, listener, cache):
+    """A listener's rules and the ARNs of its certificates, read at most every few seconds."""
+    key = ("details", listener["ListenerArn"])
+    at, details = cache.get(key, (0, None))
+    if time.monotonic() - at >= DETAILS_SECONDS:
+        arn = listener["ListenerArn"]
+        certificates = [] if listener["Protocol"] != "HTTPS" else [
+            c["CertificateArn"] for c in elb.describe_listener_certificates(ListenerArn=arn)["Certificates"]]
+        details = (elb.describe_rules(ListenerArn=arn)["Rules"], certificates)
+        cache[key] = (time.monotonic(), details)
+    return details
 
 
 def certificate(acm, arn):

@@ -25,7 +25,6 @@ usage: imds.py --netns /var/run/netns/tbID-md --map TESTBED_DIR/map --world DIR
        (AWS_* of moto in the environment)
 """
 import argparse
-import ctypes
 import json
 import os
 import secrets
@@ -36,6 +35,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
+
+from netns import made_in
 
 ARGS = None
 LOCK = threading.Lock()
@@ -170,21 +171,6 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(404, "Not Found")
 
 
-def listening_in(netns, address):
-    """A server whose socket lives in network namespace `netns` (setns(2) there and back)."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    clone_newnet = 0x40000000
-    with open("/proc/self/ns/net") as home, open(netns) as there:
-        if libc.setns(there.fileno(), clone_newnet) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {netns}")
-        try:
-            server = ThreadingHTTPServer(address, Handler)
-        finally:
-            if libc.setns(home.fileno(), clone_newnet) != 0:
-                raise OSError(ctypes.get_errno(), "setns back")
-    return server
-
-
 def main():
     global ARGS
     p = argparse.ArgumentParser()
@@ -192,7 +178,7 @@ def main():
     p.add_argument("--map", required=True)
     p.add_argument("--world", required=True)
     ARGS = p.parse_args()
-    listening_in(ARGS.netns, ("169.254.169.254", 80)).serve_forever()
+    made_in(ARGS.netns, lambda: ThreadingHTTPServer(("169.254.169.254", 80), Handler)).serve_forever()
 
 
 if __name__ == "__main__":
