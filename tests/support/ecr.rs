@@ -4,59 +4,49 @@
 //! the project's moto. `Testbed::serve_registry` starts them.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
 use super::aws::Moto;
 use super::nodes::testbed;
-use super::world::{venv, world};
+use super::world::WorldService;
 
 /// The registry's front and the metadata service of one testbed. Stopped on drop.
 pub struct EcrWorld {
-    children: Vec<Child>,
+    _services: [WorldService; 2],
 }
 
 impl EcrWorld {
     pub fn start(id: &str, dir: &Path, moto: &Moto) -> EcrWorld {
         let images = testbed(&["images"]);
         let images = Path::new(images.trim());
-        let aws_env = |cmd: &mut Command| {
-            moto.direct_env(cmd).stdout(Stdio::null());
-        };
-        let mut front = Command::new(venv().join("bin/python"));
-        front
-            .arg(world("ecr/front.py"))
-            .args(["--id", id, "--aws", &moto.endpoint])
-            .arg("--world")
-            .arg(&moto.world)
-            .arg("--ca-cert")
-            .arg(images.join("world-ca.crt"))
-            .arg("--ca-key")
-            .arg(images.join("world-ca.key"))
-            .stderr(std::fs::File::create(dir.join("ecr-front.log")).unwrap());
-        aws_env(&mut front);
-        let mut imds = Command::new(venv().join("bin/python"));
-        imds.arg(world("nodes/imds.py"))
-            .arg("--netns")
-            .arg(format!("/var/run/netns/tb{id}-md"))
-            .arg("--map")
-            .arg(dir.join("map"))
-            .arg("--world")
-            .arg(&moto.world)
-            .stderr(std::fs::File::create(dir.join("imds.log")).unwrap());
-        aws_env(&mut imds);
-        let children = vec![
-            front.spawn().expect("start the ECR front"),
-            imds.spawn().expect("start the metadata service"),
+        let world = moto.world.as_os_str();
+        let (ca_cert, ca_key) = (images.join("world-ca.crt"), images.join("world-ca.key"));
+        let front = [
+            "--id".as_ref(),
+            id.as_ref(),
+            "--aws".as_ref(),
+            moto.endpoint.as_ref(),
+            "--world".as_ref(),
+            world,
+            "--ca-cert".as_ref(),
+            ca_cert.as_os_str(),
+            "--ca-key".as_ref(),
+            ca_key.as_os_str(),
         ];
-        EcrWorld { children }
-    }
-}
-
-impl Drop for EcrWorld {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
+        let netns = format!("/var/run/netns/tb{id}-md");
+        let map = dir.join("map");
+        let imds = [
+            "--netns".as_ref(),
+            netns.as_ref(),
+            "--map".as_ref(),
+            map.as_os_str(),
+            "--world".as_ref(),
+            world,
+        ];
+        EcrWorld {
+            _services: [
+                WorldService::start(moto, "ecr/front.py", front, &dir.join("ecr-front.log")),
+                WorldService::start(moto, "nodes/imds.py", imds, &dir.join("imds.log")),
+            ],
         }
     }
 }

@@ -6,7 +6,6 @@
 //! - `aws`: moto behind the strictness proxy, the fault proxy, the boto3 reader and its dumps
 //! - `alb`: the ALB data plane (tests/world/alb)
 //! - `ecr`: ECR's registry and the instance metadata service, as the nodes reach them
-//! - `dns`: the testbed's DNS, answering from Route 53's zones
 //! - `nodes`: testbeds and their nodes, the Swarm as a manager sees it, what nodes serve
 //! - `project`: a scratch project directory and the `infra` binary run in it
 //! - `sandbox`: the sandbox stack on a testbed, as `scripts/sandbox up` makes it
@@ -17,7 +16,6 @@
 mod alb;
 mod aws;
 mod crash;
-mod dns;
 mod ecr;
 mod nodes;
 mod project;

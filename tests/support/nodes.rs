@@ -2,17 +2,16 @@
 //! testbed per test; the harness's own way into a node (`testbed exec`, not SSH), the Swarm as
 //! the first manager's `docker` sees it, and what the nodes serve.
 
+use std::ffi::OsStr;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use super::alb::Alb;
-use super::aws::Moto;
-use super::dns::Dns;
 use super::ecr::EcrWorld;
 use super::project::Project;
 use super::traffic;
-use super::world::{venv, world};
+use super::world::{WorldService, world};
 
 /// Runs tests/world/nodes/testbed (needs root); returns what it printed.
 pub fn testbed(args: &[&str]) -> String {
@@ -43,36 +42,9 @@ pub struct Testbed {
     pub id: &'static str,
     pub dir: PathBuf,
     alb: Option<Alb>,
-    dns: Option<Dns>,
+    dns: Option<WorldService>,
     ecr: Option<EcrWorld>,
-    reaper: Option<Reaper>,
-}
-
-/// Powers a node off within seconds of its instance's termination, as EC2 stops a terminated
-/// instance: nothing may rely on a terminated node still answering. The world's reaper
-/// (tests/world/nodes/reaper.py) looks at moto directly every 5 s; stopped on drop.
-struct Reaper(std::process::Child);
-
-impl Reaper {
-    fn start(id: &'static str, dir: &Path, moto: &Moto) -> Reaper {
-        let mut cmd = Command::new(venv().join("bin/python"));
-        let child = moto
-            .direct_env(&mut cmd)
-            .arg(world("nodes/reaper.py"))
-            .args([id, dir.to_str().unwrap()])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("the reaper starts");
-        Reaper(child)
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    reaper: Option<WorldService>,
 }
 
 impl Testbed {
@@ -98,9 +70,13 @@ impl Testbed {
         }
     }
 
-    /// Powers off the nodes of instances `p`'s stack terminates, as EC2 does.
+    /// Powers off the nodes of instances `p`'s stack terminates within seconds, as EC2 stops a
+    /// terminated instance: nothing may rely on a terminated node still answering. The world's
+    /// reaper (tests/world/nodes/reaper.py) looks at moto directly every 5 s.
     pub fn reap_terminated(&mut self, p: &Project) {
-        self.reaper = Some(Reaper::start(self.id, &self.dir, &p.moto));
+        let args = [OsStr::new(self.id), self.dir.as_os_str()];
+        let log = self.dir.join("reaper.log");
+        self.reaper = Some(WorldService::start(&p.moto, "nodes/reaper.py", args, &log));
     }
 
     /// Starts the ALB data plane for the load balancer `p`'s stack creates.
@@ -109,9 +85,19 @@ impl Testbed {
         self.alb = Some(Alb::start(self.id, &dir, &p.moto, &p.keys()));
     }
 
-    /// Starts the testbed's DNS (10.77.ID.3, 169.254.169.253 for the nodes) for `p`'s moto.
+    /// Starts the testbed's DNS (tests/world/nodes/resolver.py: what the internet's DNS and the
+    /// Amazon-provided resolver answer for the names moto's Route 53 holds, at 10.77.ID.3 and
+    /// 169.254.169.253 for the nodes) for `p`'s moto.
     pub fn serve_dns(&mut self, p: &Project) {
-        self.dns = Some(Dns::start(self.id, &self.dir, &p.moto));
+        let netns = format!("/var/run/netns/tb{}-md", self.id);
+        let args = ["--netns", &netns, "--id", self.id];
+        let log = self.dir.join("dns.log");
+        self.dns = Some(WorldService::start(
+            &p.moto,
+            "nodes/resolver.py",
+            args,
+            &log,
+        ));
     }
 
     /// Starts ECR's registry front and the instance metadata service for `p`'s moto.
